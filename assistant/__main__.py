@@ -1,0 +1,5 @@
+"""``python -m assistant`` runs the same command as the ``assistant`` script."""
+
+from assistant.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""The ``assistant`` command: global options, sub-command groups, and error handling.
+
+Start-up time matters (people run this in loops and scripts): this module imports
+only typer and our own light modules. Anything heavy (pydantic, loguru, rich, the
+LLM SDKs) is imported inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from assistant import __version__
+from assistant_monitoring.cli import config_cmd, monitor
+from assistant_monitoring.cli.state import current_state, reset_state
+
+_EPILOG = (
+    "Exit codes: 0 ok; 1 the command found a problem or failed unexpectedly; "
+    "2 invalid usage or settings; 3 a check could not run; 130 interrupted (Ctrl-C); "
+    "143 terminated (SIGTERM)."
+)
+
+app = typer.Typer(
+    name="assistant",
+    help="A command-line AI assistant, and the toolkit that watches it.",
+    epilog=_EPILOG,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,  # locals can hold API keys
+    add_completion=False,
+)
+app.add_typer(monitor.app, name="monitor")
+app.add_typer(config_cmd.app, name="config")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"assistant {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        "-e",
+        help="Profile: development, staging, production or test "
+        "(default: ASSISTANT_ENV, else development).",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colors (NO_COLOR works too)."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """A command-line AI assistant, and the toolkit that watches it.
+
+    Settings come from .env.<profile> and the environment; see `assistant config show`.
+    """
+    reset_state(profile=profile, debug=debug, no_color=no_color)
+
+
+def _report(message: str, *, color: bool) -> None:
+    prefix = "\x1b[31merror:\x1b[0m" if color else "error:"
+    sys.stderr.write(f"{prefix} {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: run the app, turn errors into one line and an exit code."""
+    from assistant_monitoring.errors import EXIT_FAILURE, MonitoringError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="assistant", standalone_mode=True)
+    except MonitoringError as error:
+        state = current_state()
+        if state.debug:
+            import traceback
+
+            traceback.print_exc()
+        _report(str(error), color=state.color is not False and sys.stderr.isatty())
+        state.close()
+        sys.exit(error.exit_code)
+    except Exception as error:  # the last line of defence: one line, not a traceback
+        state = current_state()
+        if state.debug or "--debug" in args:
+            raise
+        _report(
+            f"unexpected {type(error).__name__}: {error} (run with --debug for the traceback)",
+            color=state.color is not False and sys.stderr.isatty(),
+        )
+        state.close()
+        sys.exit(EXIT_FAILURE)
+    finally:
+        current_state().close()

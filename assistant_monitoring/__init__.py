@@ -1,0 +1,54 @@
+"""The observability toolkit for the assistant: settings, logging, metrics, health.
+
+Public names are re-exported here lazily: ``import assistant_monitoring`` stays
+cheap (the CLI imports it on every start), and a name's module is imported the
+first time the name is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "EXIT_CANNOT_CHECK": "assistant_monitoring.errors",
+    "EXIT_FAILURE": "assistant_monitoring.errors",
+    "EXIT_INTERRUPTED": "assistant_monitoring.errors",
+    "EXIT_OK": "assistant_monitoring.errors",
+    "EXIT_TERMINATED": "assistant_monitoring.errors",
+    "EXIT_USAGE": "assistant_monitoring.errors",
+    "LoadedSettings": "assistant_monitoring.settings",
+    "LogDirectoryError": "assistant_monitoring.errors",
+    "LoggingHandle": "assistant_monitoring.logs",
+    "MonitoringError": "assistant_monitoring.errors",
+    "ProfileError": "assistant_monitoring.errors",
+    "Settings": "assistant_monitoring.settings",
+    "SettingsError": "assistant_monitoring.errors",
+    "UsageError": "assistant_monitoring.errors",
+    "configure_from_settings": "assistant_monitoring.logs",
+    "configure_logging": "assistant_monitoring.logs",
+    "load_settings": "assistant_monitoring.settings",
+    "log_classification": "assistant_monitoring.logs",
+    "log_context": "assistant_monitoring.logs",
+    "log_error": "assistant_monitoring.logs",
+    "log_pipeline_summary": "assistant_monitoring.logs",
+    "read_logs": "assistant_monitoring.logs.reader",
+    "redact_text": "assistant_monitoring.redact",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'assistant_monitoring' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,1 @@
+"""Typer command groups owned by the toolkit: ``monitor`` and ``config``."""

@@ -1,0 +1,86 @@
+"""Errors shown to users, and the exit codes they map to.
+
+Every error here carries a message written for the person at the terminal: what
+failed, why, and how to fix it, in one line. The CLI prints ``str(error)`` and exits
+with ``error.exit_code``; a traceback appears only with ``--debug``.
+
+Exit codes (documented in ``assistant --help`` and the README):
+
+====  =====================================================================
+0     success (``monitor health``: healthy)
+1     the command ran and found a problem, or an unexpected error
+2     invalid usage or invalid settings (nothing was done)
+3     a check could not run (``monitor health`` with unusable settings)
+130   interrupted (Ctrl-C / SIGINT)
+143   terminated (SIGTERM)
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CANNOT_CHECK = 3
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class MonitoringError(Exception):
+    """Base of every error the toolkit shows to users."""
+
+    exit_code: int = EXIT_FAILURE
+
+
+class SettingsError(MonitoringError):
+    """The profile's settings are invalid; ``problems`` lists every bad field.
+
+    Each problem reads ``ENV_NAME: problem (got 'value')`` with secrets masked.
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, problems: list[str], *, profile: str, env_file: str | None) -> None:
+        self.problems = problems
+        self.profile = profile
+        self.env_file = env_file
+        where = f" (from {env_file} and the environment)" if env_file else ""
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(
+            f"Invalid settings for profile '{profile}'{where}: {count} {noun}\n"
+            + "\n".join(f"  {problem}" for problem in problems)
+        )
+
+
+class ProfileError(MonitoringError):
+    """The profile itself cannot be loaded: unknown name, missing or malformed file."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(MonitoringError):
+    """A command-line value is wrong (bad duration, unknown level, ...)."""
+
+    exit_code = EXIT_USAGE
+
+
+class LogDirectoryError(MonitoringError):
+    """The log directory cannot be created or written."""
+
+    exit_code = EXIT_USAGE
+
+
+__all__ = [
+    "EXIT_CANNOT_CHECK",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "LogDirectoryError",
+    "MonitoringError",
+    "ProfileError",
+    "SettingsError",
+    "UsageError",
+]

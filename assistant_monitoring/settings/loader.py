@@ -1,0 +1,267 @@
+"""Choose a profile, layer its values and validate them, remembering where each came from.
+
+Precedence, lowest to highest:
+
+1. defaults: the model's defaults, overridden by the profile's own defaults
+   (:data:`PROFILE_DEFAULTS`: development logs at DEBUG with tracing on, production
+   logs at INFO with metrics on and keeps its data under ``/var/lib/assistant``);
+2. the profile's file, ``.env.<profile>``: looked up in ``ASSISTANT_CONFIG_DIR``,
+   else the current directory; ``ASSISTANT_ENV_FILE`` names a file directly
+   (``none`` means "environment only", for containers);
+3. the process environment.
+
+An empty value (``KEY=``) at any layer means "not set here". The profile is chosen
+by ``--profile/-e``, else ``ASSISTANT_ENV``, else ``development``. When the profile
+was chosen explicitly, its file must exist: deploying ``production`` without
+``.env.production`` is a mistake worth stopping for. The implicit development
+profile runs on its defaults when the file is absent, so a fresh install just works.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from assistant_monitoring.errors import ProfileError, SettingsError
+from assistant_monitoring.redact import register_secret
+from assistant_monitoring.settings.envfile import read_env_file
+from assistant_monitoring.settings.model import (
+    PROFILES,
+    Settings,
+    env_names,
+    is_secret,
+)
+
+DEFAULT_PROFILE = "development"
+SOURCE_DEFAULT = "default"
+SOURCE_PROFILE_DEFAULT = "profile default"
+SOURCE_ENVIRONMENT = "environment"
+SOURCE_DERIVED = "derived (data dir)"
+
+# Per-profile defaults, mirrored (for people to read and edit) by the committed
+# .env.<profile> templates. Keep the two in step.
+PROFILE_DEFAULTS: dict[str, dict[str, str]] = {
+    "development": {
+        "LOG_LEVEL": "DEBUG",
+        "ENABLE_TRACING": "true",
+        "ENABLE_METRICS": "true",
+        "DEBUG_MODE": "true",
+        "LLM_MODEL": "claude-haiku-4-5",
+    },
+    "staging": {
+        "LOG_LEVEL": "INFO",
+        "ENABLE_TRACING": "true",
+        "ENABLE_METRICS": "true",
+        "LLM_MODEL": "claude-sonnet-4-5",
+    },
+    "production": {
+        "LOG_LEVEL": "INFO",
+        "ENABLE_TRACING": "false",
+        "ENABLE_METRICS": "true",
+        "LLM_MODEL": "claude-sonnet-4-5",
+        "ASSISTANT_DATA_DIR": "/var/lib/assistant",
+    },
+    "test": {
+        "LOG_LEVEL": "DEBUG",
+        "ENABLE_METRICS": "true",
+        "LLM_MODEL": "claude-haiku-4-5",
+    },
+}
+
+# Provider-specific key variables, used when LLM_API_KEY is not set.
+_PROVIDER_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+_SETTINGS_PREFIXES = ("LLM_", "DATABASE_", "LOG_", "MONITOR", "ENABLE_", "ASSISTANT_")
+_LOADER_ONLY_ENV = {"ASSISTANT_CONFIG_DIR", "ASSISTANT_ENV_FILE"}
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Validated settings plus what ``config show`` needs to explain them."""
+
+    settings: Settings
+    profile: str
+    env_file: Path | None
+    sources: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_data_dir(profile: str, environ: Mapping[str, str]) -> str:
+    """Where a profile keeps its files when ``ASSISTANT_DATA_DIR`` is not set."""
+    if profile in PROFILE_DEFAULTS and "ASSISTANT_DATA_DIR" in PROFILE_DEFAULTS[profile]:
+        return PROFILE_DEFAULTS[profile]["ASSISTANT_DATA_DIR"]
+    xdg = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return os.path.join(xdg, "assistant", profile)
+
+
+def resolve_profile(explicit: str | None, environ: Mapping[str, str]) -> tuple[str, bool]:
+    """Return ``(profile, chosen_explicitly)``; raise ProfileError for an unknown name."""
+    chosen = explicit or environ.get("ASSISTANT_ENV") or None
+    profile = (chosen or DEFAULT_PROFILE).strip().lower()
+    if profile not in PROFILES:
+        origin = "--profile" if explicit else "ASSISTANT_ENV"
+        raise ProfileError(
+            f"Unknown profile '{chosen}' ({origin}): choose one of {', '.join(PROFILES)}"
+        )
+    return profile, chosen is not None
+
+
+def find_env_file(
+    profile: str, environ: Mapping[str, str], *, explicit: bool
+) -> Path | None:
+    """Locate the profile's ``.env`` file, or None when running on defaults."""
+    named = environ.get("ASSISTANT_ENV_FILE", "").strip()
+    if named.lower() == "none":
+        return None
+    if named:
+        path = Path(os.path.expanduser(named))
+        if not path.exists():
+            raise ProfileError(
+                f"ASSISTANT_ENV_FILE points to {path}, which does not exist: "
+                "fix the path, or set ASSISTANT_ENV_FILE=none to use the environment only"
+            )
+        return path
+    directory = Path(environ.get("ASSISTANT_CONFIG_DIR") or os.getcwd())
+    path = directory / f".env.{profile}"
+    if path.exists():
+        return path
+    if explicit:
+        raise ProfileError(
+            f"Profile '{profile}' needs {path}, which does not exist: copy it from the "
+            "repository's template, set ASSISTANT_CONFIG_DIR to the folder holding it, "
+            "or set ASSISTANT_ENV_FILE=none to use the environment only"
+        )
+    return None
+
+
+def load_settings(
+    profile: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedSettings:
+    """Load and validate the settings of ``profile`` (or the one the environment names).
+
+    Raises :class:`ProfileError` when the profile cannot be loaded and
+    :class:`SettingsError` listing every invalid field at once.
+    """
+    env = os.environ if environ is None else environ
+    name, explicit = resolve_profile(profile, env)
+    env_file = find_env_file(name, env, explicit=explicit)
+    known = env_names()
+
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    warnings: list[str] = []
+
+    for key, value in PROFILE_DEFAULTS[name].items():
+        values[key], sources[key] = value, SOURCE_PROFILE_DEFAULT
+    values["ASSISTANT_DATA_DIR"] = default_data_dir(name, env)
+    sources.setdefault("ASSISTANT_DATA_DIR", SOURCE_DEFAULT)
+
+    if env_file is not None:
+        file_values = read_env_file(env_file)
+        for key, value in file_values.items():
+            if key in known and key != "ASSISTANT_ENV":
+                if value != "":
+                    values[key], sources[key] = value, env_file.name
+            elif key.startswith(_SETTINGS_PREFIXES) and key not in _LOADER_ONLY_ENV:
+                warnings.append(f"{env_file.name}: unknown setting {key} (ignored; a typo?)")
+
+    for key in known:
+        if key == "ASSISTANT_ENV":
+            continue
+        value = env.get(key, "")
+        if value != "":
+            values[key], sources[key] = value, SOURCE_ENVIRONMENT
+
+    provider = values.get("LLM_PROVIDER", "anthropic").strip().lower()
+    fallback = _PROVIDER_KEY_ENV.get(provider)
+    if "LLM_API_KEY" not in values and fallback and env.get(fallback):
+        values["LLM_API_KEY"] = env[fallback]
+        sources["LLM_API_KEY"] = f"{SOURCE_ENVIRONMENT} ({fallback})"
+
+    settings = _validate(name, values, known, env_file)
+    for key in known:
+        if key not in sources:
+            derived = key in {"DATABASE_PATH", "LOG_DIR", "MONITORING_DB_PATH"}
+            sources[key] = SOURCE_DERIVED if derived else SOURCE_DEFAULT
+    sources["ASSISTANT_ENV"] = (
+        "--profile/ASSISTANT_ENV" if explicit else SOURCE_DEFAULT
+    )
+    for secret in (settings.llm.api_key, settings.monitoring.token):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    return LoadedSettings(settings, name, env_file, sources, warnings)
+
+
+def _validate(
+    profile: str,
+    values: dict[str, str],
+    known: dict[str, tuple[str | None, str]],
+    env_file: Path | None,
+) -> Settings:
+    nested: dict[str, Any] = {"ASSISTANT_ENV": profile}
+    for key, value in values.items():
+        group, _field = known[key]
+        if group is None:
+            nested[key] = value
+        else:
+            nested.setdefault(group, {})[key] = value
+    try:
+        return Settings(**nested)
+    except ValidationError as exc:
+        problems = [_describe(error, values) for error in exc.errors()]
+        raise SettingsError(
+            sorted(set(problems)), profile=profile, env_file=str(env_file) if env_file else None
+        ) from None
+
+
+def _describe(error: Any, values: Mapping[str, str]) -> str:
+    env_name = str(error["loc"][-1]) if error["loc"] else "settings"
+    problem = _problem_text(error)
+    raw = values.get(env_name)
+    if raw is None:
+        return f"{env_name}: {problem}"
+    shown = "********" if is_secret(env_name) else raw
+    return f"{env_name}: {problem} (got '{shown}')"
+
+
+def _problem_text(error: Any) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    comparisons = {
+        "less_than_equal": ("<=", "le"),
+        "greater_than_equal": (">=", "ge"),
+        "less_than": ("<", "lt"),
+        "greater_than": (">", "gt"),
+    }
+    if kind in comparisons:
+        symbol, key = comparisons[kind]
+        return f"must be {symbol} {_number(ctx.get(key))}"
+    simple = {
+        "int_parsing": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "float_parsing": "must be a number",
+        "bool_parsing": "must be true or false",
+        "string_too_short": "must not be empty",
+        "path_type": "must be a file system path",
+        "extra_forbidden": "is not a known setting",
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected')}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return str(error["msg"])
+
+
+def _number(value: object) -> object:
+    # "must be <= 2", not "must be <= 2.0".
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

@@ -1,0 +1,232 @@
+"""The settings model: five groups of validated fields, each bound to a flat env name.
+
+Operators write flat names (``LLM_MODEL``, ``DATABASE_BUSY_TIMEOUT``), code reads
+nested groups (``settings.llm.model``). Each field's alias *is* its environment
+variable name, so a validation error points straight at the variable to fix.
+
+Values are layered by :mod:`assistant_monitoring.settings.loader` (defaults, then
+``.env.<profile>``, then the process environment); this module only validates.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROFILES = ("development", "staging", "production", "test")
+Profile = Literal["development", "staging", "production", "test"]
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(value: object) -> object:
+    """Accept ``5242880``, ``5MB``, ``512KiB``, ``1G`` (binary multiples)."""
+    if not isinstance(value, str):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError("must be a size such as 5MB, 512KB or a number of bytes")
+    number, unit = match.groups()
+    multiplier = _SIZE_UNITS[(unit or "").upper()[:1]]
+    return int(float(number) * multiplier)
+
+
+def _expand_path(value: object) -> object:
+    if isinstance(value, str | Path) and str(value):
+        return Path(os.path.expanduser(str(value))).absolute()
+    return value
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
+AbsolutePath = Annotated[Path, BeforeValidator(_expand_path)]
+OptionalPath = Annotated[Path | None, BeforeValidator(_expand_path)]
+
+
+class _Group(BaseModel):
+    # populate_by_name lets code and tests build groups with Python names too.
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", validate_default=True)
+
+
+class DatabaseSettings(_Group):
+    """The assistant's own SQLite database (conversations and messages)."""
+
+    path: OptionalPath = Field(None, alias="DATABASE_PATH")
+    max_connections: int = Field(5, ge=1, le=100, alias="DATABASE_MAX_CONNECTIONS")
+    busy_timeout_ms: int = Field(5000, ge=1000, alias="DATABASE_BUSY_TIMEOUT")
+
+
+class LlmSettings(_Group):
+    """Which model answers, and how the SDK reaches it."""
+
+    provider: Annotated[Literal["anthropic", "openai"], BeforeValidator(_lower)] = Field(
+        "anthropic", alias="LLM_PROVIDER"
+    )
+    model: str = Field("claude-sonnet-4-5", min_length=1, alias="LLM_MODEL")
+    api_key: SecretStr | None = Field(None, alias="LLM_API_KEY")
+    base_url: str | None = Field(None, alias="LLM_BASE_URL")
+    max_tokens: int = Field(4096, ge=1, le=100_000, alias="LLM_MAX_TOKENS")
+    temperature: float = Field(0.7, ge=0, le=2, alias="LLM_TEMPERATURE")
+    timeout_seconds: float = Field(60.0, gt=0, le=3600, alias="LLM_TIMEOUT")
+    max_retries: int = Field(3, ge=0, le=10, alias="LLM_MAX_RETRIES")
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8089")
+        return value.rstrip("/") if value else value
+
+
+class LoggingSettings(_Group):
+    """Console and JSON-lines file logging."""
+
+    level: Annotated[
+        Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"],
+        BeforeValidator(_upper),
+    ] = Field("INFO", alias="LOG_LEVEL")
+    # The terminal gets warnings and errors by default: a CLI that prints its
+    # debug log between the answer's lines is unusable. --debug lowers it to DEBUG.
+    console_level: Annotated[
+        Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"],
+        BeforeValidator(_upper),
+    ] = Field("WARNING", alias="LOG_CONSOLE_LEVEL")
+    dir: OptionalPath = Field(None, alias="LOG_DIR")
+    max_bytes: ByteSize = Field(5 * 1024 * 1024, ge=4096, alias="LOG_MAX_BYTES")
+    max_files: int = Field(5, ge=1, le=1000, alias="LOG_MAX_FILES")
+    log_content: bool = Field(False, alias="LOG_CONTENT")
+
+
+class MonitoringSettings(_Group):
+    """Where metrics are stored and where the monitor listens."""
+
+    db_path: OptionalPath = Field(None, alias="MONITORING_DB_PATH")
+    host: str = Field("127.0.0.1", min_length=1, alias="MONITOR_HOST")
+    port: int = Field(9464, ge=1, le=65535, alias="MONITOR_PORT")
+    token: SecretStr | None = Field(None, alias="MONITOR_TOKEN")
+    retention_days: int = Field(30, ge=1, le=3650, alias="MONITOR_RETENTION_DAYS")
+    flush_interval_seconds: float = Field(5.0, gt=0, le=3600, alias="MONITOR_FLUSH_INTERVAL")
+
+
+class FeatureSettings(_Group):
+    """Feature switches."""
+
+    tracing: bool = Field(False, alias="ENABLE_TRACING")
+    metrics: bool = Field(True, alias="ENABLE_METRICS")
+    flows: bool = Field(False, alias="ENABLE_FLOWS")
+    parallel_classification: bool = Field(True, alias="ENABLE_PARALLEL_CLASSIFICATION")
+    debug_mode: bool = Field(False, alias="DEBUG_MODE")
+
+
+class Settings(BaseSettings):
+    """The effective settings of one profile. Build it with :func:`load_settings`.
+
+    Paths left unset are derived from ``data_dir`` after validation, so every file the
+    product writes lives under one directory unless a path says otherwise.
+    """
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="forbid")
+
+    profile: Profile = Field("development", alias="ASSISTANT_ENV")
+    data_dir: AbsolutePath = Field(alias="ASSISTANT_DATA_DIR")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
+    llm: LlmSettings = Field(default_factory=LlmSettings)  # type: ignore[arg-type]
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)  # type: ignore[arg-type]
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)  # type: ignore[arg-type]
+    features: FeatureSettings = Field(default_factory=FeatureSettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The loader has already layered defaults, .env.<profile> and the environment
+        # (and recorded where each value came from); pydantic-settings validates that.
+        return (init_settings,)
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        if self.database.path is None:
+            self.database.path = self.data_dir / "assistant.db"
+        if self.logging.dir is None:
+            self.logging.dir = self.data_dir / "logs"
+        if self.monitoring.db_path is None:
+            self.monitoring.db_path = self.data_dir / "monitoring.db"
+        return self
+
+    # Typed accessors for the derived paths (never None after validation).
+    @property
+    def database_path(self) -> Path:
+        assert self.database.path is not None
+        return self.database.path
+
+    @property
+    def log_dir(self) -> Path:
+        assert self.logging.dir is not None
+        return self.logging.dir
+
+    @property
+    def monitoring_db_path(self) -> Path:
+        assert self.monitoring.db_path is not None
+        return self.monitoring.db_path
+
+
+GROUPS: dict[str, type[_Group]] = {
+    "database": DatabaseSettings,
+    "llm": LlmSettings,
+    "logging": LoggingSettings,
+    "monitoring": MonitoringSettings,
+    "features": FeatureSettings,
+}
+
+TOP_LEVEL_ENV = {"profile": "ASSISTANT_ENV", "data_dir": "ASSISTANT_DATA_DIR"}
+
+
+def env_names() -> dict[str, tuple[str | None, str]]:
+    """Map every flat env name to ``(group or None, field name)``."""
+    names: dict[str, tuple[str | None, str]] = {
+        env: (None, field) for field, env in TOP_LEVEL_ENV.items()
+    }
+    for group, model in GROUPS.items():
+        for field, info in model.model_fields.items():
+            assert info.alias is not None
+            names[info.alias] = (group, field)
+    return names
+
+
+def is_secret(env_name: str) -> bool:
+    """Whether the variable holds a secret (never printed, masked in errors)."""
+    group_field = env_names().get(env_name)
+    if group_field is None:
+        return env_name.endswith(("_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD"))
+    group, field = group_field
+    if group is None:
+        return False
+    annotation: Any = GROUPS[group].model_fields[field].annotation
+    return "SecretStr" in str(annotation)
