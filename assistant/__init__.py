@@ -1,1 +1,6 @@
-__version__ = "0.1.0"
+"""The command-line AI assistant, instrumented by :mod:`assistant_monitoring`."""
+
+# One version for the distribution; it lives in the toolkit (which we depend on).
+from assistant_monitoring import __version__
+
+__all__ = ["__version__"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from assistant_monitoring.logs.reader import LogEntry, LogQuery
+from assistant_monitoring.logs.writer import rotated_path
 
 _POLL_SECONDS = 0.25
 
@@ -28,6 +29,7 @@ def follow_logs(
     is drained first, then the new one is read from its start: no line is skipped.
     """
     handle: BinaryIO | None = None
+    start_at_end = True  # only the first file is joined at its end
     inode = -1
     carry = b""
     grep = query.grep.lower() if query.grep else None
@@ -39,7 +41,8 @@ def follow_logs(
                 sleep(poll_seconds)
                 continue
             inode = os.fstat(handle.fileno()).st_ino
-            handle.seek(0, os.SEEK_END)
+            if start_at_end:
+                handle.seek(0, os.SEEK_END)
         data = handle.read()
         if data:
             lines = (carry + data).split(b"\n")
@@ -59,13 +62,40 @@ def follow_logs(
             rotated = False  # mid-rotation: the new file appears in a moment
         if rotated:
             handle.close()
-            handle = path.open("rb")
-            inode = os.fstat(handle.fileno()).st_ino
             carry = b""
+            start_at_end = False
+            try:
+                handle = _open_successor(path, inode)
+            except FileNotFoundError:
+                handle = None  # mid-rotation: retry on the next poll, from the start
+                continue
+            inode = os.fstat(handle.fileno()).st_ino
             continue
         sleep(poll_seconds)
     if handle is not None:
         handle.close()
+
+
+def _open_successor(path: Path, inode: int) -> BinaryIO:
+    """Open the file written after ours, from its start.
+
+    Several rotations can happen between two polls: our file may now be ``name.3``,
+    so the next lines are in ``name.2``, not in the live file.
+    """
+    index = 1
+    while True:
+        candidate = rotated_path(path, index)
+        try:
+            if os.stat(candidate).st_ino == inode:
+                successor = path if index == 1 else rotated_path(path, index - 1)
+                try:
+                    return successor.open("rb")
+                except FileNotFoundError:
+                    break
+        except FileNotFoundError:
+            break
+        index += 1
+    return path.open("rb")  # our file is gone (deleted by retention): go live
 
 
 def _parse(line: bytes) -> dict[str, object] | None:

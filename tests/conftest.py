@@ -1,0 +1,85 @@
+"""Shared fixtures: every test runs in its own profile and data directory.
+
+An autouse fixture points the profile at the committed ``.env.test``, the data
+directory at ``tmp_path`` and the working directory at an empty folder, and clears
+every setting the developer's shell may export, so no test reads or writes a real
+user's files or keys.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_SETTING_PREFIXES = ("LLM_", "DATABASE_", "LOG_", "MONITOR", "ENABLE_", "ASSISTANT_")
+_EXTRA_VARS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "DEBUG_MODE", "NO_COLOR")
+
+# Tests that need an external tool skip without it, except under CI, where
+# .ci/run sets ASSISTANT_REQUIRE_TOOLS=1 and a missing tool is a failure.
+REQUIRE_TOOLS = os.environ.get("ASSISTANT_REQUIRE_TOOLS") == "1"
+
+
+def require_tool(name: str) -> str:
+    """The path of ``name``; skip the test when missing locally, fail under CI."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (scripts/test.sh installs it)"
+        if REQUIRE_TOOLS:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def installed_assistant() -> str:
+    """The ``assistant`` console script of the environment running the tests."""
+    candidate = Path(sys.executable).parent / "assistant"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("assistant")
+    if found is None:
+        pytest.fail("the assistant console script is not installed: pip install -e .")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def isolated_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """Use the test profile, with all data under ``tmp_path / 'data'``."""
+    for name in list(os.environ):
+        if name.startswith(_SETTING_PREFIXES) or name in _EXTRA_VARS:
+            monkeypatch.delenv(name, raising=False)
+    data_dir = tmp_path / "data"
+    work_dir = tmp_path / "cwd"
+    work_dir.mkdir()
+    monkeypatch.chdir(work_dir)
+    monkeypatch.setenv("ASSISTANT_ENV", "test")
+    monkeypatch.setenv("ASSISTANT_CONFIG_DIR", str(REPO_ROOT))
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(data_dir))
+    yield data_dir
+    from assistant_monitoring.cli.state import reset_state
+    from assistant_monitoring.redact import clear_registered_secrets
+
+    reset_state()
+    clear_registered_secrets()
+    logger.remove()
+
+
+@pytest.fixture
+def data_dir(isolated_profile: Path) -> Path:
+    """The test's data directory (not created yet)."""
+    return isolated_profile
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    """The current (isolated) environment plus ``overrides``, for child processes."""
+    env = dict(os.environ)
+    env.update(overrides)
+    return env
