@@ -38,7 +38,32 @@ _EXPORTS = {
     "redact_text": "assistant_monitoring.redact",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [  # noqa: RUF022 - kept in step with _EXPORTS by tests/test_exported_members.py
+    "__version__",
+    "EXIT_CANNOT_CHECK",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "LoadedSettings",
+    "LogDirectoryError",
+    "LoggingHandle",
+    "MonitoringError",
+    "ProfileError",
+    "Settings",
+    "SettingsError",
+    "UsageError",
+    "configure_from_settings",
+    "configure_logging",
+    "load_settings",
+    "log_classification",
+    "log_context",
+    "log_error",
+    "log_pipeline_summary",
+    "read_logs",
+    "redact_text",
+]
 
 
 def __getattr__(name: str) -> Any:

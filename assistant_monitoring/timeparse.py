@@ -15,9 +15,7 @@ def parse_duration(text: str, *, option: str = "--period") -> timedelta:
     """``'30m'`` -> 30 minutes. Raises UsageError naming ``option`` on bad input."""
     match = _DURATION.match(text)
     if not match:
-        raise UsageError(
-            f"{option}: expected a duration such as 30s, 15m, 2h or 7d (got '{text}')"
-        )
+        raise UsageError(f"{option}: expected a duration such as 30s, 15m, 2h or 7d (got '{text}')")
     number, unit = match.groups()
     return timedelta(seconds=float(number) * _UNIT_SECONDS[unit.lower()])
 

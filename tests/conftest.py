@@ -49,9 +49,7 @@ def installed_assistant() -> str:
 
 
 @pytest.fixture(autouse=True)
-def isolated_profile(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
+def isolated_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Use the test profile, with all data under ``tmp_path / 'data'``."""
     for name in list(os.environ):
         if name.startswith(_SETTING_PREFIXES) or name in _EXTRA_VARS:

@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from loguru import logger
 from typer.testing import CliRunner
 
 from assistant.cli import app, main
 from assistant_monitoring.logs import configure_logging
-from loguru import logger
 
 runner = CliRunner()
 
@@ -166,10 +166,11 @@ def test_monitor_logs_shows_last_lines(data_dir: Path) -> None:
     write_logs(data_dir)
     result = invoke("--no-color", "monitor", "logs", "-n", "3")
     assert result.exit_code == 0, result.output
-    lines = [l for l in result.output.splitlines() if not l.startswith("    ")]
+    lines = [text for text in result.output.splitlines() if not text.startswith("    ")]
     assert len(lines) == 3
     assert "step 28" in lines[0]
-    assert "ERROR" in lines[2] and "lookup failed" in lines[2]
+    assert "ERROR" in lines[2]
+    assert "lookup failed" in lines[2]
     assert "KeyError: 'missing'" in result.output
 
 
@@ -213,8 +214,7 @@ def test_monitor_logs_counts_bad_lines(data_dir: Path) -> None:
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True)
     (log_dir / "assistant.jsonl").write_text(
-        '{"ts":"2026-11-23T12:00:00.000000Z","level":"INFO","msg":"ok","logger":"t"}\n'
-        "garbage\n"
+        '{"ts":"2026-11-23T12:00:00.000000Z","level":"INFO","msg":"ok","logger":"t"}\ngarbage\n'
     )
     result = invoke("monitor", "logs")
     assert result.exit_code == 0

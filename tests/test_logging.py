@@ -120,7 +120,9 @@ def test_structured_event_helpers(tmp_path: Path) -> None:
         error_type="ProviderUnavailable",
         failed_stage="generate",
     )
-    log_classification(classifier="intent", label="question", confidence=0.93, duration_seconds=0.001)
+    log_classification(
+        classifier="intent", label="question", confidence=0.93, duration_seconds=0.001
+    )
     summary, failed, classification = read_lines(tmp_path / "assistant.jsonl")
     assert summary["event"] == "pipeline_summary"
     assert summary["level"] == "INFO"

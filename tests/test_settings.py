@@ -134,7 +134,7 @@ def test_provider_key_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_profile(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ProfileError, match="Unknown profile 'prod'.*choose one of"):
+    with pytest.raises(ProfileError, match=r"Unknown profile 'prod'.*choose one of"):
         load_settings("prod")
     monkeypatch.setenv("ASSISTANT_ENV", "qa")
     with pytest.raises(ProfileError, match=r"'qa' \(ASSISTANT_ENV\)"):
@@ -174,9 +174,7 @@ def test_named_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         load_settings()
 
 
-def test_malformed_file_is_a_profile_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_malformed_file_is_a_profile_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_env(tmp_path, "test", "LOG_LEVEL=INFO\nthis line is wrong\n")
     monkeypatch.setenv("ASSISTANT_CONFIG_DIR", str(tmp_path))
     with pytest.raises(ProfileError, match=r"\.env\.test:2: expected KEY=VALUE"):
@@ -213,7 +211,7 @@ def test_committed_templates_are_valid_and_secret_free(
             assert value == "", f"{template.name} commits a secret in {name}"
     # The template mirrors the profile's built-in defaults.
     for name, value in PROFILE_DEFAULTS[profile].items():
-        if name in values and values[name]:
+        if values.get(name):
             assert values[name].lower() == value.lower(), (template.name, name)
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path / profile))
     loaded = load_settings(profile)

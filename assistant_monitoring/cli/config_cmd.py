@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from assistant_monitoring.cli.state import current_state
+from assistant_monitoring.cli.state import CliState, current_state
 
 app = typer.Typer(
     help="Show and validate the settings of a profile.",
@@ -76,6 +76,7 @@ def check(
         typer.echo(json.dumps({"valid": False, "problems": problems}, indent=2))
         raise typer.Exit(error.exit_code) from None
     if as_json:
+        _log_outcome(state, loaded.profile, profile)
         document = {
             "valid": True,
             "profile": loaded.profile,
@@ -84,8 +85,28 @@ def check(
         }
         typer.echo(json.dumps(document, indent=2))
         return
+    _log_outcome(state, loaded.profile, profile)
     console = state.console()
     origin = loaded.env_file.name if loaded.env_file else "defaults and environment"
     console.print(f"[green]✓[/green] profile '{loaded.profile}' is valid ({origin})")
     for warning in loaded.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def _log_outcome(state: CliState, profile: str, requested: str | None) -> None:
+    """Record a successful check in the log, when the log directory is usable.
+
+    Only for the global profile (whose log directory this is); a check must report
+    on the settings and never fail because, say, /var/lib/assistant is not writable.
+    """
+    from loguru import logger
+
+    from assistant_monitoring.errors import LogDirectoryError
+
+    if requested is not None and requested != state.profile:
+        return
+    try:
+        state.start()
+    except LogDirectoryError:
+        return
+    logger.info(f"settings valid for profile {profile}")

@@ -15,11 +15,13 @@ from loguru import logger
 
 _log = logger.bind(logger_name="assistant.events")
 
+
 @contextmanager
 def log_context(**context: Any) -> Iterator[None]:
     """Bind ``conversation_id``, ``message_id``... to every line logged inside (async-safe)."""
     with logger.contextualize(**context):
         yield
+
 
 def log_pipeline_summary(
     *,
@@ -46,7 +48,10 @@ def log_pipeline_summary(
     if error_type is not None:
         fields.update(error_type=error_type, failed_stage=failed_stage)
     # depth=1: the line names the caller's module as its logger, not this helper's.
-    logger.opt(depth=1).bind(**fields).log(level, f"pipeline {outcome} in {total_seconds * 1000:.1f}ms ({stages})")
+    logger.opt(depth=1).bind(**fields).log(
+        level, f"pipeline {outcome} in {total_seconds * 1000:.1f}ms ({stages})"
+    )
+
 
 def log_classification(
     *, classifier: str, label: str, confidence: float, duration_seconds: float
@@ -59,6 +64,7 @@ def log_classification(
         confidence=round(confidence, 4),
         duration_ms=round(duration_seconds * 1000, 3),
     ).debug(f"classifier {classifier}: {label} ({confidence:.2f})")
+
 
 def log_error(error: BaseException, *, context: str, **fields: Any) -> None:
     """Log an error with where it happened and its type, traceback included (ERROR)."""

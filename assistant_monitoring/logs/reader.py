@@ -46,9 +46,7 @@ class LogQuery:
         """Whether a parsed entry passes the level, text and conversation filters."""
         if LEVEL_RANK.get(str(entry.get("level", "")).upper(), 0) < LEVEL_RANK[self.min_level]:
             return False
-        if self.conversation is not None and entry.get("conversation_id") != self.conversation:
-            return False
-        return True
+        return self.conversation is None or entry.get("conversation_id") == self.conversation
 
 
 @dataclass

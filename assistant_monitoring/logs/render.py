@@ -17,8 +17,18 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 
 # Fields every line has; the others (ids, event fields) are shown as key=value.
 _STANDARD = frozenset(
-    {"ts", "level", "msg", "logger", "service", "environment", "version", "pid", "exception",
-     "exc_type"}
+    {
+        "ts",
+        "level",
+        "msg",
+        "logger",
+        "service",
+        "environment",
+        "version",
+        "pid",
+        "exception",
+        "exc_type",
+    }
 )
 
 
@@ -33,11 +43,10 @@ def render_entry(entry: dict[str, Any], *, color: bool) -> str:
     level = str(entry.get("level", "?"))
     logger = str(entry.get("logger", ""))
     message = str(entry.get("msg", ""))
-    context = " ".join(
-        f"{key}={value}" for key, value in entry.items() if key not in _STANDARD
-    )
+    context = " ".join(f"{key}={value}" for key, value in entry.items() if key not in _STANDARD)
     if color:
-        line = f"{DIM}{ts}{RESET} {level_color(level)}{level:<8}{RESET} {DIM}{logger}{RESET}  {message}"
+        shown_level = f"{level_color(level)}{level:<8}{RESET}"
+        line = f"{DIM}{ts}{RESET} {shown_level} {DIM}{logger}{RESET}  {message}"
         if context:
             line += f"  {DIM}{context}{RESET}"
     else:

@@ -18,6 +18,7 @@ into loguru so their warnings land in the same files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Mapping
@@ -41,7 +42,6 @@ SERVICE_NAME = "assistant"
 _QUIET_LIBRARIES = ("httpx", "httpcore", "anthropic", "openai", "asyncio", "aiosqlite")
 
 
-
 @dataclass
 class LoggingHandle:
     """What :func:`configure_logging` set up, so callers can close and inspect it."""
@@ -54,10 +54,8 @@ class LoggingHandle:
     def close(self) -> None:
         """Remove our sinks and close the files."""
         for handler_id in self.handler_ids:
-            try:
+            with contextlib.suppress(ValueError):  # already removed by someone else
                 logger.remove(handler_id)
-            except ValueError:
-                pass
         for writer in self.writers:
             writer.close()
         self.handler_ids.clear()
@@ -71,9 +69,9 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.opt(depth=6, exception=record.exc_info).bind(
-            stdlib_logger=record.name
-        ).log(level, record.getMessage())
+        logger.opt(depth=6, exception=record.exc_info).bind(stdlib_logger=record.name).log(
+            level, record.getMessage()
+        )
 
 
 def _empty_format(_record: Any) -> str:
@@ -94,7 +92,8 @@ def render_console_line(record: Mapping[str, Any], *, color: bool) -> str:
     text = record["message"]
     if color:
         name = record["name"]
-        line = f"{DIM}{time_text}{RESET} {level_color(level)}{level:<8}{RESET} {DIM}{name}{RESET} {text}"
+        shown_level = f"{level_color(level)}{level:<8}{RESET}"
+        line = f"{DIM}{time_text}{RESET} {shown_level} {DIM}{name}{RESET} {text}"
         if context:
             line += f" {DIM}{context}{RESET}"
     else:
@@ -105,9 +104,12 @@ def render_console_line(record: Mapping[str, Any], *, color: bool) -> str:
     if exception is not None:
         import traceback
 
-        line += "\n" + "".join(
-            traceback.format_exception(exception.type, exception.value, exception.traceback)
-        ).rstrip()
+        line += (
+            "\n"
+            + "".join(
+                traceback.format_exception(exception.type, exception.value, exception.traceback)
+            ).rstrip()
+        )
     return redact_text(line) + "\n"
 
 
@@ -143,7 +145,9 @@ def configure_logging(
             service=SERVICE_NAME, environment=environment, version=version
         )
         try:
-            main = RotatingFileWriter(log_dir / LOG_FILE_NAME, max_bytes=max_bytes, max_files=max_files)
+            main = RotatingFileWriter(
+                log_dir / LOG_FILE_NAME, max_bytes=max_bytes, max_files=max_files
+            )
             errors = RotatingFileWriter(
                 log_dir / ERROR_FILE_NAME, max_bytes=max_bytes, max_files=max_files
             )

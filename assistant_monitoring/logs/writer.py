@@ -23,6 +23,7 @@ Files: ``name`` (live), ``name.1`` (newest rotated) ... ``name.(max_files-1)``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -113,15 +114,12 @@ class RotatingFileWriter:
         if oldest == 0:
             os.unlink(self.path)
             return
-        try:
+        # Missing files are normal (the first rotations), hence the suppress.
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(rotated_path(self.path, oldest))
-        except FileNotFoundError:
-            pass
         for index in range(oldest - 1, 0, -1):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.rename(rotated_path(self.path, index), rotated_path(self.path, index + 1))
-            except FileNotFoundError:
-                pass
         os.rename(self.path, rotated_path(self.path, 1))
 
     def _report(self, exc: OSError) -> None:

@@ -110,9 +110,7 @@ def resolve_profile(explicit: str | None, environ: Mapping[str, str]) -> tuple[s
     return profile, chosen is not None
 
 
-def find_env_file(
-    profile: str, environ: Mapping[str, str], *, explicit: bool
-) -> Path | None:
+def find_env_file(profile: str, environ: Mapping[str, str], *, explicit: bool) -> Path | None:
     """Locate the profile's ``.env`` file, or None when running on defaults."""
     named = environ.get("ASSISTANT_ENV_FILE", "").strip()
     if named.lower() == "none":
@@ -189,9 +187,7 @@ def load_settings(
         if key not in sources:
             derived = key in {"DATABASE_PATH", "LOG_DIR", "MONITORING_DB_PATH"}
             sources[key] = SOURCE_DERIVED if derived else SOURCE_DEFAULT
-    sources["ASSISTANT_ENV"] = (
-        "--profile/ASSISTANT_ENV" if explicit else SOURCE_DEFAULT
-    )
+    sources["ASSISTANT_ENV"] = "--profile/ASSISTANT_ENV" if explicit else SOURCE_DEFAULT
     for secret in (settings.llm.api_key, settings.monitoring.token):
         if secret is not None:
             register_secret(secret.get_secret_value())

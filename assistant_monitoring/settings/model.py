@@ -151,11 +151,11 @@ class Settings(BaseSettings):
 
     profile: Profile = Field("development", alias="ASSISTANT_ENV")
     data_dir: AbsolutePath = Field(alias="ASSISTANT_DATA_DIR")
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
-    llm: LlmSettings = Field(default_factory=LlmSettings)  # type: ignore[arg-type]
-    logging: LoggingSettings = Field(default_factory=LoggingSettings)  # type: ignore[arg-type]
-    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)  # type: ignore[arg-type]
-    features: FeatureSettings = Field(default_factory=FeatureSettings)  # type: ignore[arg-type]
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install the external tools the test suite drives for real (from Debian's packages).
+# Safe to re-run: installs only what is missing. Needs root or sudo for apt-get.
+#   lnav: checks the shipped log format against real files.
+set -euo pipefail
+
+APT_PACKAGES=()
+command -v lnav >/dev/null 2>&1 || APT_PACKAGES+=(lnav)
+
+if [ ${#APT_PACKAGES[@]} -eq 0 ]; then
+    echo "==> test tools present"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        echo "warning: cannot install ${APT_PACKAGES[*]} (not root, no sudo); tests that need them will skip" >&2
+        exit 0
+    fi
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "warning: no apt-get: install ${APT_PACKAGES[*]} yourself; tests that need them will skip" >&2
+    exit 0
+fi
+echo "==> installing ${APT_PACKAGES[*]} (apt-get)"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null

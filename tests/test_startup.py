@@ -1,0 +1,61 @@
+"""Start-up stays fast: `assistant --help` imports no heavy module.
+
+anthropic and openai take ~0.8-1.8 s to import, pydantic(-settings) ~0.2 s, loguru
+and rich tens of ms: none of them may be imported to print help or the version.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import subprocess_env
+
+HEAVY = ("anthropic", "openai", "httpx", "pydantic", "pydantic_settings", "loguru", "rich")
+
+PROBE = """
+import json, sys
+from assistant.cli import main
+try:
+    main({args!r})
+except SystemExit:
+    pass
+print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)), file=sys.stderr)
+"""
+
+
+def imported_top_level_modules(*args: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(args=list(args))],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        check=True,
+    )
+    return set(json.loads(result.stderr.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",)])
+def test_help_and_version_import_nothing_heavy(args: tuple[str, ...]) -> None:
+    modules = imported_top_level_modules(*args)
+    assert "assistant" in modules
+    leaked = sorted(set(HEAVY) & modules)
+    assert leaked == [], f"`assistant {' '.join(args)}` imported {leaked}"
+
+
+@pytest.mark.parametrize("args", [("monitor", "--help"), ("config", "--help")])
+def test_group_help_imports_no_sdk_logger_or_renderer(args: tuple[str, ...]) -> None:
+    # Past the root, typer (>= 0.20) coerces option values through pydantic
+    # TypeAdapters, so pydantic is allowed here; the rest is still ours to keep out.
+    modules = imported_top_level_modules(*args)
+    leaked = sorted((set(HEAVY) - {"pydantic", "pydantic_core"}) & modules)
+    assert leaked == [], f"`assistant {' '.join(args)}` imported {leaked}"
+
+
+def test_config_check_does_not_import_the_llm_sdks() -> None:
+    modules = imported_top_level_modules("config", "check")
+    assert "pydantic" in modules  # it did validate
+    assert not {"anthropic", "openai"} & modules
