@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from assistant_monitoring.cli import logs_cmd
+from assistant_monitoring.cli import logs_cmd, metrics_cmd
 
 app = typer.Typer(
     help="Watch the assistant: logs (and, as they land, health, metrics, dashboard).",
@@ -12,3 +12,4 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command("logs")(logs_cmd.logs)
+app.command("metrics")(metrics_cmd.metrics)

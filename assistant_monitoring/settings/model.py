@@ -128,6 +128,7 @@ class MonitoringSettings(_Group):
     token: SecretStr | None = Field(None, alias="MONITOR_TOKEN")
     retention_days: int = Field(30, ge=1, le=3650, alias="MONITOR_RETENTION_DAYS")
     flush_interval_seconds: float = Field(5.0, gt=0, le=3600, alias="MONITOR_FLUSH_INTERVAL")
+    prices_file: OptionalPath = Field(None, alias="MONITOR_PRICES_FILE")
 
 
 class FeatureSettings(_Group):

@@ -1,0 +1,141 @@
+"""Per-process metrics lifecycle: flush at exit, on SIGTERM, and every few seconds.
+
+Every CLI invocation is a short process. :class:`MetricsRuntime` makes sure what it
+recorded reaches ``monitoring.db``:
+
+* at interpreter exit (normal return, an exception, ``sys.exit``), via ``atexit``;
+* on SIGTERM: the handler raises ``SystemExit(143)`` so ``finally`` blocks and
+  ``atexit`` run (Python's default for SIGTERM is to die on the spot);
+* on SIGINT: Python raises KeyboardInterrupt, the CLI exits 130, ``atexit`` runs;
+* every ``flush_interval`` seconds in long-running processes (a daemon thread).
+
+A flush that fails (disk full, store locked for too long) puts its deltas back in
+the registry, logs once and counts the failure: the next flush retries, and the
+assistant itself never sees an error.
+"""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from assistant_monitoring.errors import EXIT_TERMINATED
+from assistant_monitoring.metrics.instrument import Instrumentation, _swallow
+from assistant_monitoring.metrics.store import MetricsStore
+
+
+class MetricsRuntime:
+    """Owns a process's instrumentation and its connection to the store."""
+
+    def __init__(
+        self,
+        instrumentation: Instrumentation,
+        store: MetricsStore | None,
+    ) -> None:
+        self.instrumentation = instrumentation
+        self.store = store
+        self.flushes = 0
+        self.failures = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def flush(self) -> bool:
+        """Write what was recorded since the last flush; False when it failed."""
+        if self.store is None:
+            return True
+        registry = self.instrumentation.registry
+        with self._lock:
+            deltas = registry.take_deltas()
+            if not deltas:
+                return True
+            try:
+                self.store.write(registry.families(), deltas)
+            except Exception as error:
+                registry.restore(deltas)
+                self.failures += 1
+                _swallow(self.instrumentation.metrics, "flush", error)
+                return False
+            self.flushes += 1
+            return True
+
+    def start_periodic_flush(self, interval: float) -> None:
+        """Flush every ``interval`` seconds from a daemon thread (long-running processes)."""
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                self.instrumentation.sample_process()
+                self.flush()
+
+        self._thread = threading.Thread(target=loop, name="metrics-flush", daemon=True)
+        self._thread.start()
+
+    def install_exit_hooks(self) -> None:
+        """Flush at exit and turn SIGTERM into a clean exit (main thread only)."""
+        atexit.register(self.close)
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+    def close(self) -> None:
+        """Stop the flush thread, sample the process, flush, close the store (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.instrumentation.sample_process()
+        self.flush()
+        if self.store is not None:
+            self.store.close()
+        atexit.unregister(self.close)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(EXIT_TERMINATED)
+
+
+_runtime: MetricsRuntime | None = None
+
+
+def start_metrics(
+    store_path: Path | None,
+    *,
+    retention_days: int = 30,
+    flush_interval: float | None = None,
+    prices_file: Path | None = None,
+) -> MetricsRuntime:
+    """Create this process's runtime (once): ``store_path=None`` records in memory only."""
+    global _runtime
+    if _runtime is not None:
+        return _runtime
+    from assistant_monitoring.metrics.pricing import PriceTable
+
+    instrumentation = Instrumentation(prices=PriceTable.with_overrides(prices_file))
+    store = MetricsStore(store_path, retention_days=retention_days) if store_path else None
+    runtime = MetricsRuntime(instrumentation, store)
+    runtime.install_exit_hooks()
+    if flush_interval is not None:
+        runtime.start_periodic_flush(flush_interval)
+    _runtime = runtime
+    return runtime
+
+
+def current_runtime() -> MetricsRuntime | None:
+    """The runtime started by :func:`start_metrics`, if any."""
+    return _runtime
+
+
+def stop_metrics() -> None:
+    """Flush and forget the runtime (tests; a CLI command that ends early)."""
+    global _runtime
+    if _runtime is not None:
+        _runtime.close()
+        _runtime = None

@@ -1,0 +1,359 @@
+"""``monitoring.db``: metric aggregates that every process merges its deltas into.
+
+Layout (see the migrations below):
+
+* ``families``: name, kind, help, label names and buckets of each metric, so any
+  process can report on metrics it never declared;
+* ``series``: one row per (family, label values);
+* ``samples``: aggregates per series at three resolutions: minute (kept 48 hours),
+  hour and day (kept ``MONITOR_RETENTION_DAYS``). A flush adds its delta to the
+  minute, hour and day row at once, which is the roll-up: once old minutes are
+  deleted, the hour and day rows already hold them. A query over any window reads
+  whole days, then whole hours, then minutes at the edges (about 200 rows per series
+  for 30 days);
+* ``totals``: all-time counter values and histogram counts per series, never
+  deleted, so exported counters stay monotonic whatever retention removes.
+
+Merging is done by SQLite inside one ``BEGIN IMMEDIATE`` transaction per flush:
+counters add, gauges keep the newest value, histograms add counts and merge their
+sketch and bucket arrays with a Python function registered on the connection. Many
+processes flushing at once simply queue on the write lock (busy timeout + retry):
+nothing is lost and no "database is locked" reaches the user.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from assistant_monitoring.errors import MonitoringError
+from assistant_monitoring.metrics.registry import MetricFamily, SeriesDelta
+from assistant_monitoring.metrics.sketch import encode_counts, encode_dense, merge_dense
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+RESOLUTIONS = (MINUTE, HOUR, DAY)
+MINUTE_RETENTION_SECONDS = 48 * HOUR
+_BUSY_TIMEOUT_MS = 10_000
+_LOCK_RETRIES = 8
+_RETENTION_EVERY_SECONDS = 600
+
+
+class StoreError(MonitoringError):
+    """monitoring.db cannot be used: corrupt, newer schema, unwritable."""
+
+    exit_code = 1
+
+
+Migration = tuple[str, str]
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        "m001_initial",
+        """
+        CREATE TABLE families (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            help TEXT NOT NULL,
+            unit TEXT NOT NULL DEFAULT '',
+            labelnames TEXT NOT NULL,
+            buckets TEXT
+        );
+        CREATE TABLE series (
+            id INTEGER PRIMARY KEY,
+            family TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            UNIQUE (family, labels)
+        );
+        CREATE TABLE samples (
+            series_id INTEGER NOT NULL,
+            resolution INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            value REAL NOT NULL DEFAULT 0,
+            updated REAL NOT NULL DEFAULT 0,
+            count INTEGER NOT NULL DEFAULT 0,
+            sum REAL NOT NULL DEFAULT 0,
+            min REAL,
+            max REAL,
+            zero INTEGER NOT NULL DEFAULT 0,
+            sketch BLOB,
+            buckets BLOB,
+            PRIMARY KEY (series_id, resolution, start)
+        ) WITHOUT ROWID;
+        CREATE INDEX samples_by_time ON samples (resolution, start);
+        CREATE TABLE totals (
+            series_id INTEGER PRIMARY KEY,
+            value REAL NOT NULL DEFAULT 0,
+            updated REAL NOT NULL DEFAULT 0,
+            count INTEGER NOT NULL DEFAULT 0,
+            sum REAL NOT NULL DEFAULT 0,
+            buckets BLOB,
+            created REAL NOT NULL
+        );
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    ),
+)
+KNOWN_MIGRATIONS = {name for name, _ in MIGRATIONS}
+
+_SAMPLE_COLUMNS = "series_id, resolution, start, value, updated, count, sum, min, max, zero, sketch, buckets"
+_UPSERT_SAMPLE = {
+    "counter": f"""INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+        ON CONFLICT (series_id, resolution, start) DO UPDATE SET value = value + excluded.value""",
+    "gauge": f"""INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+        ON CONFLICT (series_id, resolution, start) DO UPDATE SET
+            value = CASE WHEN excluded.updated >= updated THEN excluded.value ELSE value END,
+            updated = MAX(updated, excluded.updated)""",
+    "histogram": f"""INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+        ON CONFLICT (series_id, resolution, start) DO UPDATE SET
+            count = count + excluded.count,
+            sum = sum + excluded.sum,
+            min = MIN(min, excluded.min),
+            max = MAX(max, excluded.max),
+            zero = zero + excluded.zero,
+            sketch = merge_dense(sketch, excluded.sketch),
+            buckets = merge_dense(buckets, excluded.buckets)""",
+}
+_TOTAL_COLUMNS = "series_id, value, updated, count, sum, buckets, created"
+_UPSERT_TOTAL = {
+    "counter": f"""INSERT INTO totals ({_TOTAL_COLUMNS}) VALUES (?,?,?,?,?,?,?)
+        ON CONFLICT (series_id) DO UPDATE SET value = value + excluded.value""",
+    "gauge": f"""INSERT INTO totals ({_TOTAL_COLUMNS}) VALUES (?,?,?,?,?,?,?)
+        ON CONFLICT (series_id) DO UPDATE SET
+            value = CASE WHEN excluded.updated >= updated THEN excluded.value ELSE value END,
+            updated = MAX(updated, excluded.updated)""",
+    "histogram": f"""INSERT INTO totals ({_TOTAL_COLUMNS}) VALUES (?,?,?,?,?,?,?)
+        ON CONFLICT (series_id) DO UPDATE SET
+            count = count + excluded.count,
+            sum = sum + excluded.sum,
+            buckets = merge_dense(buckets, excluded.buckets)""",
+}
+
+
+def labels_key(labels: Iterable[tuple[str, str]]) -> str:
+    """Canonical JSON of label pairs (declared order), the series' identity."""
+    return json.dumps(list(labels), separators=(",", ":"))
+
+
+class MetricsStore:
+    """One process's connection to ``monitoring.db``."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        retention_days: int = 30,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.retention_days = retention_days
+        self.clock = clock
+        self._series_ids: dict[tuple[str, str], int] = {}
+        self._families_written: set[str] = set()
+        self._conn: sqlite3.Connection | None = None
+
+    # -- connection and schema ---------------------------------------------------
+
+    def connect(self) -> sqlite3.Connection:
+        """Open (and migrate) the database; StoreError with a clear message on failure."""
+        if self._conn is not None:
+            return self._conn
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"cannot open the metrics store {self.path} ({exc}): check MONITORING_DB_PATH "
+                "and that its directory is writable"
+            ) from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.create_function("merge_dense", 2, merge_dense, deterministic=True)
+            self._migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(
+                f"the metrics store {self.path} is unreadable ({exc}): it may be corrupt; "
+                "move it aside and a new one will be created"
+            ) from None
+        self._conn = conn
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+        )
+        applied = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+        newer = applied - KNOWN_MIGRATIONS
+        if newer:
+            raise StoreError(
+                f"the metrics store {self.path} was written by a newer version of assistant "
+                f"(migrations {sorted(newer)}): upgrade assistant, or point "
+                "MONITORING_DB_PATH at another file"
+            )
+        for name, script in MIGRATIONS:
+            if name in applied:
+                continue
+            with self._write(conn):
+                # Re-check inside the write lock: another process may have just run it.
+                if conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
+                    continue
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (name, self.clock()),
+                )
+
+    def applied_migrations(self) -> list[str]:
+        """Names of the applied migrations, in order."""
+        conn = self.connect()
+        return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection) -> Iterator[None]:
+        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._retry(lambda: conn.execute("COMMIT"))
+
+    @staticmethod
+    def _retry(action: Callable[[], Any]) -> Any:
+        # busy_timeout already waits inside SQLite; this covers the cases it does not
+        # (a lock upgrade that SQLite refuses at once to avoid a deadlock).
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if attempt == _LOCK_RETRIES - 1:
+                    raise
+                time.sleep(0.01 * 2**attempt * (0.5 + random.random()))
+        return None  # pragma: no cover
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- writing -------------------------------------------------------------
+
+    def write(self, families: Iterable[MetricFamily], deltas: list[SeriesDelta]) -> None:
+        """Merge one flush's deltas into the store (one transaction)."""
+        if not deltas:
+            return
+        conn = self.connect()
+        by_name = {family.name: family for family in families}
+        now = self.clock()
+        with self._write(conn):
+            for name in {delta.family for delta in deltas} - self._families_written:
+                self._write_family(conn, by_name[name])
+            for delta in deltas:
+                family = by_name[delta.family]
+                series_id = self._series_id(conn, delta.family, labels_key(delta.labels))
+                kind = family.kind
+                row = self._row(kind, delta, family, now)
+                conn.executemany(
+                    _UPSERT_SAMPLE[kind],
+                    [(series_id, res, int(now // res * res), *row) for res in RESOLUTIONS],
+                )
+                conn.execute(
+                    _UPSERT_TOTAL[kind],
+                    (series_id, row[0], row[1], row[2], row[3], row[8], now),
+                )
+        self._families_written.update(delta.family for delta in deltas)
+        self._maybe_apply_retention(conn, now)
+
+    @staticmethod
+    def _row(kind: str, delta: SeriesDelta, family: MetricFamily, now: float) -> tuple[Any, ...]:
+        # value, updated, count, sum, min, max, zero, sketch, buckets
+        if kind == "counter":
+            return (delta.value, now, 0, 0.0, None, None, 0, None, None)
+        if kind == "gauge":
+            return (delta.value, delta.updated, 0, 0.0, None, None, 0, None, None)
+        return (
+            0.0,
+            now,
+            delta.count,
+            delta.sum,
+            delta.min if math.isfinite(delta.min) else None,
+            delta.max if math.isfinite(delta.max) else None,
+            delta.zero,
+            encode_dense(delta.bins),
+            encode_counts(delta.buckets),
+        )
+
+    def _write_family(self, conn: sqlite3.Connection, family: MetricFamily) -> None:
+        buckets = getattr(family, "buckets", None)
+        conn.execute(
+            """INSERT INTO families (name, kind, help, unit, labelnames, buckets)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, help = excluded.help,
+                 unit = excluded.unit, labelnames = excluded.labelnames, buckets = excluded.buckets""",
+            (
+                family.name,
+                family.kind,
+                family.help,
+                family.unit,
+                json.dumps(list(family.labelnames)),
+                json.dumps(list(buckets)) if buckets is not None else None,
+            ),
+        )
+
+    def _series_id(self, conn: sqlite3.Connection, family: str, labels: str) -> int:
+        key = (family, labels)
+        cached = self._series_ids.get(key)
+        if cached is not None:
+            return cached
+        conn.execute("INSERT OR IGNORE INTO series (family, labels) VALUES (?, ?)", key)
+        (series_id,) = conn.execute(
+            "SELECT id FROM series WHERE family = ? AND labels = ?", key
+        ).fetchone()
+        self._series_ids[key] = int(series_id)
+        return int(series_id)
+
+    # -- retention -------------------------------------------------------------
+
+    def _maybe_apply_retention(self, conn: sqlite3.Connection, now: float) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'retention_at'").fetchone()
+        if row is not None and now - float(row[0]) < _RETENTION_EVERY_SECONDS:
+            return
+        self.apply_retention(now)
+
+    def apply_retention(self, now: float | None = None) -> int:
+        """Delete minute rows older than 48 h and hour/day rows past retention.
+
+        Totals are kept, so exported counters never go down. Returns rows deleted.
+        """
+        conn = self.connect()
+        current = self.clock() if now is None else now
+        horizon = current - self.retention_days * DAY
+        with self._write(conn):
+            deleted = conn.execute(
+                "DELETE FROM samples WHERE resolution = ? AND start < ?",
+                (MINUTE, current - MINUTE_RETENTION_SECONDS),
+            ).rowcount
+            deleted += conn.execute(
+                "DELETE FROM samples WHERE resolution IN (?, ?) AND start < ?",
+                (HOUR, DAY, horizon),
+            ).rowcount
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('retention_at', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(current),),
+            )
+        return int(deleted)
