@@ -2,10 +2,12 @@
 # Install the external tools the test suite drives for real (from Debian's packages).
 # Safe to re-run: installs only what is missing. Needs root or sudo for apt-get.
 #   lnav: checks the shipped log format against real files.
+#   prometheus (for promtool): checks our exposition text and, later, rules and scrapes.
 set -euo pipefail
 
 APT_PACKAGES=()
 command -v lnav >/dev/null 2>&1 || APT_PACKAGES+=(lnav)
+command -v promtool >/dev/null 2>&1 || APT_PACKAGES+=(prometheus)
 
 if [ ${#APT_PACKAGES[@]} -eq 0 ]; then
     echo "==> test tools present"

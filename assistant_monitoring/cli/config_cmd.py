@@ -106,7 +106,7 @@ def _log_outcome(state: CliState, profile: str, requested: str | None) -> None:
     if requested is not None and requested != state.profile:
         return
     try:
-        state.start()
+        state.start(metrics=False)
     except LogDirectoryError:
         return
     logger.info(f"settings valid for profile {profile}")

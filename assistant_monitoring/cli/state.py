@@ -48,14 +48,26 @@ class CliState:
             self._loaded[chosen] = load_settings(chosen)
         return self._loaded[chosen]
 
-    def start(self, *, log_files: bool = True) -> Settings:
-        """Load settings and configure logging: what every working command does first."""
+    def start(self, *, log_files: bool = True, metrics: bool = True) -> Settings:
+        """Load settings, configure logging and start metrics: what working commands do first.
+
+        Metrics recorded by this process are flushed to monitoring.db at exit (when
+        ENABLE_METRICS is on).
+        """
         from assistant_monitoring.logs import configure_from_settings
 
         settings = self.load().settings
         if self._logging is None:
             self._logging = configure_from_settings(
                 settings, debug=self.debug, color=self.color, files=log_files
+            )
+        if metrics:
+            from assistant_monitoring.metrics.runtime import start_metrics
+
+            start_metrics(
+                settings.monitoring_db_path if settings.features.metrics else None,
+                retention_days=settings.monitoring.retention_days,
+                prices_file=settings.monitoring.prices_file,
             )
         return settings
 

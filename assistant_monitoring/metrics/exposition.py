@@ -56,9 +56,7 @@ def _labels(pairs: list[tuple[str, str]], extra: tuple[str, str] | None = None) 
 def render_exposition(conn: sqlite3.Connection, *, openmetrics: bool = False) -> str:
     """The exposition text of every series in the store."""
     families = {
-        name: _Family(
-            name, kind, help_text, unit, tuple(json.loads(buckets)) if buckets else ()
-        )
+        name: _Family(name, kind, help_text, unit, tuple(json.loads(buckets)) if buckets else ())
         for name, kind, help_text, unit, buckets in conn.execute(
             "SELECT name, kind, help, unit, buckets FROM families"
         )
@@ -91,7 +89,7 @@ def render_exposition(conn: sqlite3.Connection, *, openmetrics: bool = False) ->
                     running += bucket_count
                     le = ("le", repr(float(bound)))
                     lines.append(f"{name}_bucket{_labels(pairs, le)} {running}")
-                lines.append(f'{name}_bucket{_labels(pairs, ("le", "+Inf"))} {count}')
+                lines.append(f"{name}_bucket{_labels(pairs, ('le', '+Inf'))} {count}")
                 lines.append(f"{name}_sum{_labels(pairs)} {format_value(total)}")
                 lines.append(f"{name}_count{_labels(pairs)} {count}")
             else:

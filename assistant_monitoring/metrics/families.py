@@ -13,7 +13,22 @@ from assistant_monitoring.metrics.registry import Counter, Gauge, Histogram, Met
 # OpenTelemetry GenAI semantic-convention boundaries.
 GENAI_DURATION_BUCKETS = tuple(round(0.01 * 2**k, 6) for k in range(14))  # 0.01 .. 81.92 s
 GENAI_TOKEN_BUCKETS = tuple(float(4**k) for k in range(14))  # 1 .. 67108864
-PIPELINE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+PIPELINE_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+)
 FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
@@ -125,10 +140,10 @@ def declare_families(registry: MetricsRegistry) -> AssistantMetrics:
             "Cost in US dollars from the price table (unpriced models are not counted).",
             ["provider", "model"],
         ),
-        llm_retries=r.counter(
-            "assistant_llm_retries_total", "LLM request retries.", ["provider"]
+        llm_retries=r.counter("assistant_llm_retries_total", "LLM request retries.", ["provider"]),
+        errors=r.counter(
+            "assistant_errors_total", "Errors by type and context.", ["type", "context"]
         ),
-        errors=r.counter("assistant_errors_total", "Errors by type and context.", ["type", "context"]),
         breaker_state=r.gauge(
             "assistant_circuit_breaker_state",
             "1 for the breaker's current state, 0 for the others.",

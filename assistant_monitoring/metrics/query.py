@@ -136,7 +136,7 @@ class WindowData:
 
 def query_window(conn: sqlite3.Connection, start: float, end: float, *, now: float) -> WindowData:
     """Aggregate every series over ``[start, end)``."""
-    pieces = segments(int(start), int(math.ceil(end)), now=int(now))
+    pieces = segments(int(start), math.ceil(end), now=int(now))
     if not pieces:
         return WindowData(start, end, [])
     where = " OR ".join("(sm.resolution = ? AND sm.start >= ? AND sm.start < ?)" for _ in pieces)

@@ -20,7 +20,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -117,10 +117,8 @@ class HistogramChild:
         with self._lock:
             self.count += 1
             self.sum += value
-            if value < self.min:
-                self.min = value
-            if value > self.max:
-                self.max = value
+            self.min = min(self.min, value)
+            self.max = max(self.max, value)
             self.buckets[bucket] += 1
             if index is None:
                 self.zero += 1
@@ -178,7 +176,7 @@ class MetricFamily:
     def _new_child(self) -> Child:
         raise NotImplementedError
 
-    def _child(self, values: tuple[str, ...], named: dict[str, object]) -> Child:
+    def _child(self, values: tuple[str, ...], named: Mapping[str, object]) -> Child:
         if named:
             if values:
                 raise ValueError(f"{self.name}: give label values by position or by name")

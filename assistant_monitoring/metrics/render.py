@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from datetime import datetime
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -60,6 +59,16 @@ def render_report(report: dict[str, Any], console: Console) -> None:
     end = datetime.fromisoformat(report["end"])
     span = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
     console.print(f"[bold]Metrics for {report['label']}[/bold] [dim]({span})[/dim]")
+    _render_pipeline(report, console)
+    _render_stages(report, console)
+    _render_classifiers(report, console)
+    _render_llm(report, console)
+    _render_database(report, console)
+    _render_system(report, console)
+    _render_errors(report, console)
+
+
+def _render_pipeline(report: dict[str, Any], console: Console) -> None:
     pipeline = report.get("pipeline")
     if pipeline is not None and pipeline["runs"]:
         table = _table("Pipeline", "runs")
@@ -75,6 +84,9 @@ def render_report(report: dict[str, Any], console: Console) -> None:
             *_latency(pipeline["duration_seconds"]),
         )
         console.print(table)
+
+
+def _render_stages(report: dict[str, Any], console: Console) -> None:
     if report.get("stages"):
         table = _table("Stages", "stage")
         for name in ("runs", "failed", "err%"):
@@ -89,6 +101,9 @@ def render_report(report: dict[str, Any], console: Console) -> None:
                 *_latency(row["duration_seconds"]),
             )
         console.print(table)
+
+
+def _render_classifiers(report: dict[str, Any], console: Console) -> None:
     if report.get("classifiers"):
         table = _table("Classifiers", "classifier")
         table.add_column("runs", justify="right")
@@ -103,6 +118,9 @@ def render_report(report: dict[str, Any], console: Console) -> None:
                 "-" if confidence is None else f"{confidence:.2f}",
             )
         console.print(table)
+
+
+def _render_llm(report: dict[str, Any], console: Console) -> None:
     if report.get("llm"):
         table = _table("LLM requests", "model")
         for name in ("reqs", "errs", "err%", "p50", "p95", "p99", "ttft p50"):
@@ -136,13 +154,21 @@ def render_report(report: dict[str, Any], console: Console) -> None:
         retries = ", ".join(f"{r['provider']}: {r['retries']}" for r in report["llm_retries"])
         if retries:
             console.print(f"  retries: {retries}")
+
+
+def _render_database(report: dict[str, Any], console: Console) -> None:
     if report.get("database"):
         table = _table("Database", "operation")
         table.add_column("queries", justify="right")
         _latency_columns(table)
         for row in report["database"]:
-            table.add_row(row["operation"], fmt_count(row["queries"]), *_latency(row["duration_seconds"]))
+            table.add_row(
+                row["operation"], fmt_count(row["queries"]), *_latency(row["duration_seconds"])
+            )
         console.print(table)
+
+
+def _render_system(report: dict[str, Any], console: Console) -> None:
     system = report.get("system")
     if system is not None and (system["resident_memory_bytes"] or system["cpu_seconds"]):
         memory = system["resident_memory_bytes"]
@@ -152,6 +178,9 @@ def render_report(report: dict[str, Any], console: Console) -> None:
             f"CPU {system['cpu_seconds']:.2f}s   metric overflows {system['metric_overflows']}   "
             f"metrics errors {system['metrics_errors']}"
         )
+
+
+def _render_errors(report: dict[str, Any], console: Console) -> None:
     if report.get("errors"):
         table = _table("Errors", "type")
         table.add_column("context")

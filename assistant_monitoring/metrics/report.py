@@ -68,7 +68,9 @@ def build_report(
             "failure": int(failure),
             "error_ratio": _ratio(failure, runs),
             "runs_per_minute": runs / (window.seconds / 60),
-            "duration_seconds": distribution(window.combined("assistant_pipeline_duration_seconds")),
+            "duration_seconds": distribution(
+                window.combined("assistant_pipeline_duration_seconds")
+            ),
         }
     if "stages" in groups:
         stages = []
@@ -94,9 +96,7 @@ def build_report(
         for classifier in _values(window, "assistant_classifier_duration_seconds", "classifier"):
             if not keep(classifier):
                 continue
-            confidence = window.combined(
-                "assistant_classifier_confidence", classifier=classifier
-            )
+            confidence = window.combined("assistant_classifier_confidence", classifier=classifier)
             classifiers.append(
                 {
                     "classifier": classifier,
@@ -150,8 +150,14 @@ def build_report(
 
 def _llm(window: WindowData, prices: PriceTable, keep: Any) -> list[dict[str, Any]]:
     models = sorted(
-        {(s.label("provider"), s.label("model")) for s in window.family("assistant_llm_requests_total")}
-        | {(s.label("provider"), s.label("model")) for s in window.family("assistant_llm_tokens_total")}
+        {
+            (s.label("provider"), s.label("model"))
+            for s in window.family("assistant_llm_requests_total")
+        }
+        | {
+            (s.label("provider"), s.label("model"))
+            for s in window.family("assistant_llm_tokens_total")
+        }
     )
     rows = []
     for provider, model in models:
@@ -168,7 +174,9 @@ def _llm(window: WindowData, prices: PriceTable, keep: Any) -> list[dict[str, An
         ]
         tokens = {
             kind: int(
-                window.total("assistant_llm_tokens_total", provider=provider, model=model, type=kind)
+                window.total(
+                    "assistant_llm_tokens_total", provider=provider, model=model, type=kind
+                )
             )
             for kind in ("input", "output", "cache_read", "cache_write")
         }

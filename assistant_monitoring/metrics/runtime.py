@@ -79,9 +79,9 @@ class MetricsRuntime:
     def install_exit_hooks(self) -> None:
         """Flush at exit and turn SIGTERM into a clean exit (main thread only)."""
         atexit.register(self.close)
-        if threading.current_thread() is threading.main_thread():
-            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-                signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     def close(self) -> None:
         """Stop the flush thread, sample the process, flush, close the store (idempotent)."""

@@ -71,11 +71,11 @@ def decode_dense(blob: bytes) -> dict[int, int]:
 def merge_dense(left: bytes | None, right: bytes | None) -> bytes:
     """Add two dense arrays bin by bin (big-int addition; see the module docstring)."""
     if not left:
-        return right or b""
+        return bytes(right or b"")
     if not right:
         return left
-    (low_left,) = _OFFSET.unpack_from(left)
-    (low_right,) = _OFFSET.unpack_from(right)
+    low_left: int = _OFFSET.unpack_from(left)[0]
+    low_right: int = _OFFSET.unpack_from(right)[0]
     low = min(low_left, low_right)
     shift_left = (low_left - low) * _FIELD
     shift_right = (low_right - low) * _FIELD

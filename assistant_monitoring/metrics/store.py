@@ -102,7 +102,9 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 KNOWN_MIGRATIONS = {name for name, _ in MIGRATIONS}
 
-_SAMPLE_COLUMNS = "series_id, resolution, start, value, updated, count, sum, min, max, zero, sketch, buckets"
+_SAMPLE_COLUMNS = (
+    "series_id, resolution, start, value, updated, count, sum, min, max, zero, sketch, buckets"
+)
 _UPSERT_SAMPLE = {
     "counter": f"""INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
         ON CONFLICT (series_id, resolution, start) DO UPDATE SET value = value + excluded.value""",
@@ -166,7 +168,14 @@ class MetricsStore:
             return self._conn
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            # check_same_thread=False: the periodic flush thread and the exit hook
+            # share the connection; MetricsRuntime serialises their use.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
                 f"cannot open the metrics store {self.path} ({exc}): check MONITORING_DB_PATH "
@@ -204,7 +213,9 @@ class MetricsStore:
                 continue
             with self._write(conn):
                 # Re-check inside the write lock: another process may have just run it.
-                if conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
+                if conn.execute(
+                    "SELECT 1 FROM schema_migrations WHERE name = ?", (name,)
+                ).fetchone():
                     continue
                 for statement in script.split(";"):
                     if statement.strip():
@@ -302,8 +313,9 @@ class MetricsStore:
         conn.execute(
             """INSERT INTO families (name, kind, help, unit, labelnames, buckets)
                VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, help = excluded.help,
-                 unit = excluded.unit, labelnames = excluded.labelnames, buckets = excluded.buckets""",
+               ON CONFLICT (name) DO UPDATE SET
+                 kind = excluded.kind, help = excluded.help, unit = excluded.unit,
+                 labelnames = excluded.labelnames, buckets = excluded.buckets""",
             (
                 family.name,
                 family.kind,
