@@ -1,4 +1,4 @@
-"""Environment profiles: layered, validated settings with the source of every value."""
+"""Environment profiles: layered, pydantic-validated settings with the source of every value."""
 
 from assistant_monitoring.settings.loader import (
     PROFILE_DEFAULTS,

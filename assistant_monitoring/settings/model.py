@@ -24,7 +24,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROFILES = ("development", "staging", "production", "test")
 Profile = Literal["development", "staging", "production", "test"]
@@ -141,14 +140,19 @@ class FeatureSettings(_Group):
     debug_mode: bool = Field(False, alias="DEBUG_MODE")
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """The effective settings of one profile. Build it with :func:`load_settings`.
 
     Paths left unset are derived from ``data_dir`` after validation, so every file the
     product writes lives under one directory unless a path says otherwise.
+
+    A plain pydantic model, not pydantic-settings' BaseSettings: the loader does the
+    layering (it must report each value's source and reject malformed .env lines,
+    which pydantic-settings does not), and importing pydantic-settings costs ~140 ms
+    (asyncio, pydantic.dataclasses, cloud providers) on every command.
     """
 
-    model_config = SettingsConfigDict(populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     profile: Profile = Field("development", alias="ASSISTANT_ENV")
     data_dir: AbsolutePath = Field(alias="ASSISTANT_DATA_DIR")
@@ -157,19 +161,6 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The loader has already layered defaults, .env.<profile> and the environment
-        # (and recorded where each value came from); pydantic-settings validates that.
-        return (init_settings,)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
