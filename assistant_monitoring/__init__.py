@@ -13,6 +13,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Instrumentation": "assistant_monitoring.metrics",
+    "MetricsRegistry": "assistant_monitoring.metrics",
+    "MetricsStore": "assistant_monitoring.metrics",
+    "PriceTable": "assistant_monitoring.metrics",
+    "StoreError": "assistant_monitoring.metrics",
+    "start_metrics": "assistant_monitoring.metrics",
+    "current_runtime": "assistant_monitoring.metrics",
     "EXIT_CANNOT_CHECK": "assistant_monitoring.errors",
     "EXIT_FAILURE": "assistant_monitoring.errors",
     "EXIT_INTERRUPTED": "assistant_monitoring.errors",
@@ -46,16 +53,22 @@ __all__ = [  # noqa: RUF022 - kept in step with _EXPORTS by tests/test_exported_
     "EXIT_OK",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
+    "Instrumentation",
     "LoadedSettings",
     "LogDirectoryError",
     "LoggingHandle",
+    "MetricsRegistry",
+    "MetricsStore",
     "MonitoringError",
+    "PriceTable",
     "ProfileError",
     "Settings",
     "SettingsError",
+    "StoreError",
     "UsageError",
     "configure_from_settings",
     "configure_logging",
+    "current_runtime",
     "load_settings",
     "log_classification",
     "log_context",
@@ -63,6 +76,7 @@ __all__ = [  # noqa: RUF022 - kept in step with _EXPORTS by tests/test_exported_
     "log_pipeline_summary",
     "read_logs",
     "redact_text",
+    "start_metrics",
 ]
 
 

@@ -7,7 +7,9 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("package", ["assistant", "assistant_monitoring"])
+@pytest.mark.parametrize(
+    "package", ["assistant", "assistant_monitoring", "assistant_monitoring.metrics"]
+)
 def test_all_names_resolve(package: str) -> None:
     module = importlib.import_module(package)
     exported = getattr(module, "__all__", [])
@@ -22,6 +24,15 @@ def test_monitoring_exports_match_public_modules() -> None:
 
     expected = {"__version__", *errors.__all__, *logs.__all__, *settings.__all__}
     expected |= {"read_logs", "redact_text"}
+    expected |= {
+        "Instrumentation",
+        "MetricsRegistry",
+        "MetricsStore",
+        "PriceTable",
+        "StoreError",
+        "start_metrics",
+        "current_runtime",
+    }
     # Constants and model groups stay in their modules; the rest is re-exported.
     expected -= {
         "PROFILES",
@@ -35,6 +46,7 @@ def test_monitoring_exports_match_public_modules() -> None:
         "LOG_FILE_NAME",
     }
     assert set(assistant_monitoring.__all__) == expected
+    assert set(assistant_monitoring._EXPORTS) | {"__version__"} == expected
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
