@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import typer
 
-from assistant import __version__
+from assistant import __version__, cli_dev
 from assistant_monitoring.cli import config_cmd, monitor
 from assistant_monitoring.cli.state import current_state, reset_state
 
@@ -34,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(cli_dev.app, name="dev")
 
 
 def _print_version(value: bool) -> None:

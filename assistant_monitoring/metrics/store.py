@@ -99,6 +99,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """,
     ),
+    (
+        "m002_breakers",
+        """
+        CREATE TABLE breakers (
+            service TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            trips INTEGER NOT NULL DEFAULT 0,
+            successes INTEGER NOT NULL DEFAULT 0,
+            opened_at REAL,
+            retry_at REAL,
+            reason TEXT,
+            updated_at REAL NOT NULL
+        );
+        """,
+    ),
 )
 KNOWN_MIGRATIONS = {name for name, _ in MIGRATIONS}
 
@@ -229,6 +245,13 @@ class MetricsStore:
         """Names of the applied migrations, in order."""
         conn = self.connect()
         return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE) on the store, retried while locked."""
+        conn = self.connect()
+        with self._write(conn):
+            yield conn
 
     @contextmanager
     def _write(self, conn: sqlite3.Connection) -> Iterator[None]:

@@ -130,6 +130,25 @@ class MonitoringSettings(_Group):
     prices_file: OptionalPath = Field(None, alias="MONITOR_PRICES_FILE")
 
 
+class HealthSettings(_Group):
+    """Thresholds of the health checks."""
+
+    check_timeout_seconds: float = Field(5.0, gt=0, le=120, alias="HEALTH_CHECK_TIMEOUT")
+    database_slow_ms: float = Field(100.0, gt=0, alias="HEALTH_DB_SLOW_MS")
+    llm_slow_seconds: float = Field(5.0, gt=0, alias="HEALTH_LLM_SLOW_SECONDS")
+    memory_limit_bytes: ByteSize | None = Field(None, alias="HEALTH_MEMORY_LIMIT")
+    memory_degraded_percent: float = Field(75.0, gt=0, le=100, alias="HEALTH_MEMORY_DEGRADED_PERCENT")
+    memory_unhealthy_percent: float = Field(
+        90.0, gt=0, le=100, alias="HEALTH_MEMORY_UNHEALTHY_PERCENT"
+    )
+    disk_degraded_free_percent: float = Field(
+        10.0, ge=0, le=100, alias="HEALTH_DISK_DEGRADED_FREE_PERCENT"
+    )
+    disk_unhealthy_free_percent: float = Field(
+        5.0, ge=0, le=100, alias="HEALTH_DISK_UNHEALTHY_FREE_PERCENT"
+    )
+
+
 class FeatureSettings(_Group):
     """Feature switches."""
 
@@ -160,6 +179,7 @@ class Settings(BaseModel):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
 
     @model_validator(mode="after")
@@ -194,6 +214,7 @@ GROUPS: dict[str, type[_Group]] = {
     "llm": LlmSettings,
     "logging": LoggingSettings,
     "monitoring": MonitoringSettings,
+    "health": HealthSettings,
     "features": FeatureSettings,
 }
 

@@ -1,0 +1,40 @@
+"""Where the LLM providers live, and how ``LLM_BASE_URL`` maps onto each SDK.
+
+Users write ``LLM_BASE_URL`` either as a server root (``http://127.0.0.1:8089``) or
+ending in ``/v1``. The Anthropic SDK wants the root (it appends ``/v1/messages``),
+the OpenAI SDK wants ``.../v1`` (it appends ``/chat/completions``): normalise here,
+once, for both the SDKs and the health check.
+"""
+
+from __future__ import annotations
+
+DEFAULT_ROOTS = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com"}
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def server_root(provider: str, base_url: str | None) -> str:
+    """The server root for ``provider``: ``LLM_BASE_URL`` without a trailing ``/v1``."""
+    if not base_url:
+        return DEFAULT_ROOTS[provider]
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+def sdk_base_url(provider: str, base_url: str | None) -> str | None:
+    """The ``base_url`` to hand the provider's SDK (None: the SDK's default)."""
+    if not base_url:
+        return None
+    root = server_root(provider, base_url)
+    return root if provider == "anthropic" else f"{root}/v1"
+
+
+def models_url(provider: str, base_url: str | None) -> str:
+    """``GET`` this to list models: authenticated, and it spends no tokens."""
+    return f"{server_root(provider, base_url)}/v1/models"
+
+
+def auth_headers(provider: str, api_key: str) -> dict[str, str]:
+    """The authentication headers each API expects."""
+    if provider == "anthropic":
+        return {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
+    return {"authorization": f"Bearer {api_key}"}

@@ -1,0 +1,306 @@
+"""The built-in checks: database, LLM API, memory, disk, circuit breakers.
+
+Each returns a :class:`CheckOutcome` with a message a person can act on. Blocking
+work (SQLite, HTTP, statvfs) runs in a thread so the checks really run concurrently.
+The LLM check uses the standard library's HTTP client, not the provider SDK: it
+must not pay the SDK's ~1 s import to say whether the API answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from assistant_monitoring.endpoints import auth_headers, models_url
+from assistant_monitoring.health.model import CheckOutcome, Status
+from assistant_monitoring.health.monitor import HealthCheck
+from assistant_monitoring.settings import Settings
+
+_PROVIDER_NAMES = {"anthropic": "Anthropic", "openai": "OpenAI"}
+
+
+# -- database ---------------------------------------------------------------------
+
+
+def check_database_sync(path: Path, *, slow_ms: float, busy_timeout_ms: float) -> CheckOutcome:
+    """Open the database read-only, run ``SELECT 1`` and time it."""
+    if not path.parent.is_dir():
+        return CheckOutcome(
+            Status.UNHEALTHY,
+            f"data directory {path.parent} does not exist: create it or set ASSISTANT_DATA_DIR",
+        )
+    if not path.exists():
+        return CheckOutcome(
+            Status.DEGRADED,
+            f"{path.name} not created yet: run `assistant db migrate` (or any assistant command)",
+        )
+    if not os.access(path, os.R_OK):
+        return CheckOutcome(Status.UNHEALTHY, f"cannot read {path}: permission denied")
+    started = time.perf_counter()
+    try:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=min(busy_timeout_ms, 2000) / 1000
+        )
+        try:
+            conn.execute("SELECT 1").fetchone()
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as error:
+        text = str(error)
+        if "locked" in text or "busy" in text:
+            return CheckOutcome(
+                Status.UNHEALTHY, f"{path.name} is locked by another process (waited {busy_timeout_ms:g} ms)"
+            )
+        if "not a database" in text or "malformed" in text:
+            return CheckOutcome(
+                Status.UNHEALTHY, f"{path.name} is corrupt ({text}): restore it from a backup"
+            )
+        return CheckOutcome(Status.UNHEALTHY, f"cannot open {path}: {text}")
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if elapsed_ms > slow_ms:
+        return CheckOutcome(
+            Status.DEGRADED,
+            f"slow: SELECT 1 took {elapsed_ms:.0f} ms (over {slow_ms:g} ms)",
+            round(elapsed_ms, 3),
+            "ms",
+        )
+    return CheckOutcome(Status.HEALTHY, "SELECT 1 answered", round(elapsed_ms, 3), "ms")
+
+
+# -- LLM API ----------------------------------------------------------------------
+
+
+def check_llm_sync(
+    provider: str,
+    api_key: str | None,
+    base_url: str | None,
+    *,
+    timeout: float,
+    slow_seconds: float,
+    profile: str,
+) -> CheckOutcome:
+    """``GET /v1/models``: authenticated, cheap, and spends no tokens."""
+    name = _PROVIDER_NAMES.get(provider, provider)
+    url = models_url(provider, base_url)
+    if not api_key:
+        return CheckOutcome(
+            Status.UNHEALTHY,
+            f"no API key for {name}: set LLM_API_KEY in .env.{profile} or the environment",
+        )
+    request = urllib.request.Request(url, headers=auth_headers(provider, api_key))
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read(1 << 20)
+    except urllib.error.HTTPError as error:
+        elapsed = time.perf_counter() - started
+        return _http_error(name, error, elapsed, profile, url)
+    except urllib.error.URLError as error:
+        return _connection_error(name, error.reason, url, timeout)
+    except (TimeoutError, socket.timeout):
+        return CheckOutcome(Status.UNHEALTHY, f"{name} did not answer within {timeout:g}s ({url})")
+    except (ConnectionError, OSError) as error:
+        return _connection_error(name, error, url, timeout)
+    elapsed = time.perf_counter() - started
+    value = round(elapsed * 1000, 3)
+    if elapsed > slow_seconds:
+        return CheckOutcome(
+            Status.DEGRADED,
+            f"{name} answered slowly: {elapsed:.1f}s (over {slow_seconds:g}s)",
+            value,
+            "ms",
+        )
+    return CheckOutcome(Status.HEALTHY, f"{name} API answered ({url})", value, "ms")
+
+
+def _http_error(
+    name: str, error: urllib.error.HTTPError, elapsed: float, profile: str, url: str
+) -> CheckOutcome:
+    value = round(elapsed * 1000, 3)
+    status = error.code
+    if status in (401, 403):
+        return CheckOutcome(
+            Status.UNHEALTHY,
+            f"{name} rejected the API key ({status}): check LLM_API_KEY in .env.{profile}",
+            value,
+            "ms",
+        )
+    if status == 429:
+        retry_after = error.headers.get("retry-after") if error.headers else None
+        wait = f", retry after {retry_after}s" if retry_after else ""
+        return CheckOutcome(Status.DEGRADED, f"{name} is rate limiting us (429){wait}", value, "ms")
+    if status >= 500:
+        return CheckOutcome(
+            Status.UNHEALTHY, f"{name} API server error ({status}) at {url}", value, "ms"
+        )
+    if status == 404:
+        return CheckOutcome(
+            Status.UNHEALTHY,
+            f"{url} not found (404): check LLM_BASE_URL (a server root or ending in /v1)",
+            value,
+            "ms",
+        )
+    return CheckOutcome(Status.UNHEALTHY, f"{name} API answered {status} at {url}", value, "ms")
+
+
+def _connection_error(name: str, reason: object, url: str, timeout: float) -> CheckOutcome:
+    if isinstance(reason, socket.gaierror):
+        return CheckOutcome(Status.UNHEALTHY, f"cannot resolve the host of {url} (DNS): check LLM_BASE_URL")
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return CheckOutcome(Status.UNHEALTHY, f"{name} did not answer within {timeout:g}s ({url})")
+    if isinstance(reason, ConnectionRefusedError):
+        return CheckOutcome(
+            Status.UNHEALTHY, f"cannot connect to {url} (connection refused): is the server up?"
+        )
+    return CheckOutcome(Status.UNHEALTHY, f"cannot reach {name} at {url}: {reason}")
+
+
+# -- memory and disk ----------------------------------------------------------------
+
+
+def _meminfo() -> dict[str, int]:
+    values: dict[str, int] = {}
+    with open("/proc/meminfo", encoding="ascii") as handle:
+        for line in handle:
+            key, _, rest = line.partition(":")
+            values[key] = int(rest.split()[0]) * 1024
+    return values
+
+
+def check_memory_sync(
+    *, limit_bytes: int | None, degraded_percent: float, unhealthy_percent: float
+) -> CheckOutcome:
+    """Process RSS against ``limit_bytes`` when set, else system memory in use."""
+    from assistant_monitoring.metrics.instrument import _resident_bytes
+
+    rss = _resident_bytes() or 0
+    if limit_bytes:
+        used_percent = rss / limit_bytes * 100
+        what = f"process uses {rss / 2**20:.0f} MiB of its {limit_bytes / 2**20:.0f} MiB limit"
+    else:
+        try:
+            info = _meminfo()
+        except OSError:
+            return CheckOutcome(Status.HEALTHY, "system memory unknown (no /proc/meminfo)")
+        total, available = info["MemTotal"], info.get("MemAvailable", info.get("MemFree", 0))
+        used_percent = (1 - available / total) * 100
+        what = (
+            f"system memory {used_percent:.0f}% used ({available / 2**30:.1f} GiB available); "
+            f"process {rss / 2**20:.0f} MiB"
+        )
+    value = round(used_percent, 2)
+    if used_percent >= unhealthy_percent:
+        return CheckOutcome(Status.UNHEALTHY, f"{what} (>= {unhealthy_percent:g}%)", value, "%")
+    if used_percent >= degraded_percent:
+        return CheckOutcome(Status.DEGRADED, f"{what} (>= {degraded_percent:g}%)", value, "%")
+    return CheckOutcome(Status.HEALTHY, what, value, "%")
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_disk_sync(
+    paths: list[Path], *, degraded_free_percent: float, unhealthy_free_percent: float
+) -> CheckOutcome:
+    """Free space of the file systems holding ``paths`` (the fullest one counts)."""
+    worst_free, worst_path, worst_bytes = 101.0, paths[0], 0
+    for path in paths:
+        usage = shutil.disk_usage(_existing(path))
+        free_percent = usage.free / usage.total * 100 if usage.total else 100.0
+        if free_percent < worst_free:
+            worst_free, worst_path, worst_bytes = free_percent, path, usage.free
+    what = f"{worst_free:.1f}% free ({worst_bytes / 2**30:.1f} GiB) for {worst_path}"
+    value = round(worst_free, 2)
+    if worst_free <= unhealthy_free_percent:
+        return CheckOutcome(Status.UNHEALTHY, f"{what}: free some space", value, "%")
+    if worst_free <= degraded_free_percent:
+        return CheckOutcome(Status.DEGRADED, f"{what}: running low", value, "%")
+    return CheckOutcome(Status.HEALTHY, what, value, "%")
+
+
+# -- breakers -----------------------------------------------------------------------
+
+
+def check_breakers_sync(store_path: Path) -> CheckOutcome:
+    """Any open circuit breaker degrades (the service fails fast until it recovers)."""
+    from assistant_monitoring.breaker.store import BreakerStateStore
+
+    if not store_path.exists():
+        return CheckOutcome(Status.HEALTHY, "no breaker has tripped", 0, "open")
+    states = BreakerStateStore(store_path).load_all()
+    now = time.time()
+    opened = [s for s in states if s.state != "closed"]
+    if not opened:
+        return CheckOutcome(Status.HEALTHY, f"{len(states)} breakers closed", 0, "open")
+    parts = []
+    for state in opened:
+        wait = max(0.0, (state.retry_at or now) - now)
+        parts.append(f"{state.service} {state.state} (retry in {wait:.0f}s)")
+    return CheckOutcome(Status.DEGRADED, "; ".join(parts), len(opened), "open")
+
+
+# -- assembly -----------------------------------------------------------------------
+
+
+def builtin_checks(settings: Settings) -> list[HealthCheck]:
+    """The built-in checks, configured from ``settings``."""
+    health = settings.health
+    llm = settings.llm
+    key = llm.api_key.get_secret_value() if llm.api_key else None
+    timeout = health.check_timeout_seconds
+
+    async def database() -> CheckOutcome:
+        return await asyncio.to_thread(
+            check_database_sync,
+            settings.database_path,
+            slow_ms=health.database_slow_ms,
+            busy_timeout_ms=settings.database.busy_timeout_ms,
+        )
+
+    async def llm_api() -> CheckOutcome:
+        return await asyncio.to_thread(
+            check_llm_sync,
+            llm.provider,
+            key,
+            llm.base_url,
+            timeout=timeout,
+            slow_seconds=health.llm_slow_seconds,
+            profile=settings.profile,
+        )
+
+    async def memory() -> CheckOutcome:
+        return check_memory_sync(
+            limit_bytes=health.memory_limit_bytes,
+            degraded_percent=health.memory_degraded_percent,
+            unhealthy_percent=health.memory_unhealthy_percent,
+        )
+
+    async def disk() -> CheckOutcome:
+        return await asyncio.to_thread(
+            check_disk_sync,
+            [settings.data_dir, settings.log_dir],
+            degraded_free_percent=health.disk_degraded_free_percent,
+            unhealthy_free_percent=health.disk_unhealthy_free_percent,
+        )
+
+    async def breakers() -> CheckOutcome:
+        return await asyncio.to_thread(check_breakers_sync, settings.monitoring_db_path)
+
+    return [
+        HealthCheck("database", database, timeout, True, "database", "responseTime", "datastore"),
+        HealthCheck("llm", llm_api, timeout + 1, True, f"llm:{llm.provider}", "responseTime", "system"),
+        HealthCheck("memory", memory, timeout, True, "memory", "utilization", "system"),
+        HealthCheck("disk", disk, timeout, True, "disk", "free", "system"),
+        HealthCheck("breakers", breakers, timeout, True, "circuitBreakers", "open", "component"),
+    ]
