@@ -7,6 +7,7 @@ LLM SDKs) is imported inside the command that needs it.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -74,32 +75,38 @@ def _report(message: str, *, color: bool) -> None:
     sys.stderr.write(f"{prefix} {message}\n")
 
 
+def _command_name(args: list[str]) -> str:
+    """'monitor health' from the arguments, for error context (options skipped)."""
+    words = [arg for arg in args if not arg.startswith("-")]
+    return " ".join(words[:2])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point: run the app, turn errors into one line and an exit code."""
-    from assistant_monitoring.errors import EXIT_FAILURE, MonitoringError
+    """Console-script entry point: run the app, turn errors into one line and an exit code.
+
+    Ctrl-C exits 130 and SIGTERM 143, after the same cleanup as a normal exit
+    (metrics flushed, logs closed).
+    """
+    from assistant_monitoring.errorhandling import handle_uncaught, install_signal_handlers
 
     args = list(sys.argv[1:] if argv is None else argv)
+    # No loguru default sink: until a command configures logging, log lines go nowhere
+    # rather than to stderr with loguru's "diagnose" variable dumps (which can hold keys).
+    os.environ.setdefault("LOGURU_AUTOINIT", "False")
+    install_signal_handlers()
     command = typer.main.get_command(app)
     try:
         command.main(args=args, prog_name="assistant", standalone_mode=True)
-    except MonitoringError as error:
+    except Exception as error:
         state = current_state()
-        if state.debug:
+        debug = state.debug or "--debug" in args
+        handled = handle_uncaught(error, command=_command_name(args), debug=debug)
+        if debug:
             import traceback
 
             traceback.print_exc()
-        _report(str(error), color=state.color is not False and sys.stderr.isatty())
+        _report(handled.message, color=state.color is not False and sys.stderr.isatty())
         state.close()
-        sys.exit(error.exit_code)
-    except Exception as error:  # the last line of defence: one line, not a traceback
-        state = current_state()
-        if state.debug or "--debug" in args:
-            raise
-        _report(
-            f"unexpected {type(error).__name__}: {error} (run with --debug for the traceback)",
-            color=state.color is not False and sys.stderr.isatty(),
-        )
-        state.close()
-        sys.exit(EXIT_FAILURE)
+        sys.exit(handled.exit_code)
     finally:
         current_state().close()

@@ -13,9 +13,13 @@ app = typer.Typer(
 
 @app.command("stub-llm")
 def stub_llm(
-    port: int = typer.Option(8089, "--port", "-p", min=0, max=65535, help="Port (0: any free one)."),
+    port: int = typer.Option(
+        8089, "--port", "-p", min=0, max=65535, help="Port (0: any free one)."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
-    latency: float = typer.Option(0.0, "--latency", min=0, help="Seconds to wait before each answer."),
+    latency: float = typer.Option(
+        0.0, "--latency", min=0, help="Seconds to wait before each answer."
+    ),
     error_rate: float = typer.Option(
         0.0, "--error-rate", min=0, max=1, help="Share of requests answered with a 500 (0..1)."
     ),

@@ -65,6 +65,12 @@ class UsageError(MonitoringError):
     exit_code = EXIT_USAGE
 
 
+class CannotCheckError(MonitoringError):
+    """``monitor health`` could not run its checks (invalid settings, unusable paths)."""
+
+    exit_code = EXIT_CANNOT_CHECK
+
+
 class LogDirectoryError(MonitoringError):
     """The log directory cannot be created or written."""
 
@@ -78,6 +84,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
+    "CannotCheckError",
     "LogDirectoryError",
     "MonitoringError",
     "ProfileError",

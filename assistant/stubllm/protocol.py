@@ -28,9 +28,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(
-            str(block.get("text", "")) for block in content if isinstance(block, dict)
-        )
+        return " ".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
     return ""
 
 
@@ -111,7 +109,11 @@ def anthropic_stream(body: dict[str, Any]) -> Iterator[bytes]:
     for piece in chunks(text):
         yield _sse(
             "content_block_delta",
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": piece},
+            },
         )
     yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
     yield _sse(

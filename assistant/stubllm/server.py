@@ -20,6 +20,7 @@ Only loopback: it binds 127.0.0.1 unless told otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -53,13 +54,16 @@ class FaultPlan:
     rng: random.Random = field(default_factory=random.Random)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next_fault(self, header: str | None) -> str | None:
-        """The fault for this request: the header, else the queue, else the error rate."""
+    def scripted_fault(self, header: str | None) -> str | None:
+        """A fault asked for explicitly: the request's header, else the queue."""
         if header:
             return header
         with self.lock:
-            if self.queue:
-                return self.queue.popleft()
+            return self.queue.popleft() if self.queue else None
+
+    def random_fault(self) -> str | None:
+        """A 500 for ``error_rate`` of the requests."""
+        with self.lock:
             if self.error_rate and self.rng.random() < self.error_rate:
                 return "500"
         return None
@@ -99,7 +103,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"requests": len(self.server.records)})
             return
         if route == "/models":
-            self._answer(lambda api: protocol.anthropic_models() if api == "anthropic" else protocol.openai_models())
+            self._answer(
+                lambda api: (
+                    protocol.anthropic_models() if api == "anthropic" else protocol.openai_models()
+                )
+            )
             return
         self._json(404, {"error": {"message": f"unknown path {self.path}"}})
 
@@ -138,15 +146,20 @@ class _Handler(BaseHTTPRequestHandler):
             key = auth[7:]
         return key
 
-    def _answer(self, build: Any, *, api: str | None = None, body: dict[str, Any] | None = None) -> None:
+    def _answer(
+        self, build: Any, *, api: str | None = None, body: dict[str, Any] | None = None
+    ) -> None:
         api = api or self._api()
         plan = self.server.plan
         if plan.latency:
             time.sleep(plan.latency)
-        fault = plan.next_fault(self.headers.get("x-stub-fault"))
+        # Like a real provider: authentication first, then whatever goes wrong.
+        fault = plan.scripted_fault(self.headers.get("x-stub-fault"))
         key = self._key()
         if fault is None and (not key or (plan.required_key and key != plan.required_key)):
             fault = "401"
+        if fault is None:
+            fault = plan.random_fault()
         if fault is not None and self._inject(fault, api):
             return
         result = build(api)
@@ -156,10 +169,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(result, api)
 
     def _anthropic(self, body: dict[str, Any]) -> Any:
-        return protocol.anthropic_stream(body) if body.get("stream") else protocol.anthropic_message(body)
+        return (
+            protocol.anthropic_stream(body)
+            if body.get("stream")
+            else protocol.anthropic_message(body)
+        )
 
     def _openai(self, body: dict[str, Any]) -> Any:
-        return protocol.openai_stream(body) if body.get("stream") else protocol.openai_completion(body)
+        return (
+            protocol.openai_stream(body) if body.get("stream") else protocol.openai_completion(body)
+        )
 
     def _inject(self, fault: str, api: str) -> bool:
         """Apply ``fault``; True when the request is answered (or dropped) by it."""
@@ -170,10 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
         if name == "drop":
             self.server.record(self.command, self.path, 0, api)
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):  # the client may be gone already
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return True
         if name == "malformed":
             self._raw(200, b'{"id": "broken", "content": [', "application/json", api)
@@ -183,7 +200,11 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 429:
             headers["retry-after"] = argument or "1"
         message = _ERROR_MESSAGES.get(status, "error injected by the stub")
-        error = protocol.anthropic_error(status, message) if api == "anthropic" else protocol.openai_error(status, message)
+        error = (
+            protocol.anthropic_error(status, message)
+            if api == "anthropic"
+            else protocol.openai_error(status, message)
+        )
         self._json(status, error, api=api, headers=headers)
         return True
 
@@ -200,7 +221,12 @@ class _Handler(BaseHTTPRequestHandler):
     # -- writing ---------------------------------------------------------------
 
     def _json(
-        self, status: int, data: dict[str, Any], *, api: str = "", headers: dict[str, str] | None = None
+        self,
+        status: int,
+        data: dict[str, Any],
+        *,
+        api: str = "",
+        headers: dict[str, str] | None = None,
     ) -> None:
         self._raw(status, json.dumps(data).encode(), "application/json", api, headers)
 
@@ -290,7 +316,7 @@ class StubLLMServer:
     @property
     def url(self) -> str:
         """The server root, e.g. ``http://127.0.0.1:8089``."""
-        host = self._server.server_address[0]
+        host = str(self._server.server_address[0])
         return f"http://{host}:{self.port}"
 
     @property

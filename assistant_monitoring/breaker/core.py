@@ -24,6 +24,7 @@ process sees an open breaker and fails fast instead of retrying a dead provider.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -54,7 +55,9 @@ class CircuitOpenError(MonitoringError):
 
     exit_code = 1
 
-    def __init__(self, service: str, reason: str | None, retry_at: float | None, now: float) -> None:
+    def __init__(
+        self, service: str, reason: str | None, retry_at: float | None, now: float
+    ) -> None:
         self.service = service
         self.reason = reason
         self.retry_at = retry_at
@@ -93,8 +96,10 @@ class CircuitBreaker:
         self._in_flight_trials = 0
         self._window: deque[tuple[float, bool]] = deque()
         self._refreshed = -1e18
-        self._tokens: contextvars.ContextVar[list[bool]] = contextvars.ContextVar(
-            f"breaker-{service}", default=[]
+        # Which `with breaker:` blocks are half-open trials, per thread and task.
+        # Tuples, not lists: the default value is shared, so it must be immutable.
+        self._tokens: contextvars.ContextVar[tuple[bool, ...]] = contextvars.ContextVar(
+            f"breaker-{service}", default=()
         )
 
     # -- state ------------------------------------------------------------------
@@ -131,10 +136,9 @@ class CircuitBreaker:
             if after.state != machine.HALF_OPEN:
                 self._in_flight_trials = 0
             for listener in list(self.listeners):
-                try:
+                # A listener must never break the call path.
+                with contextlib.suppress(Exception):
                     listener(self, before.state, after.state, after)
-                except Exception:  # a listener must never break the call path
-                    pass
 
     # -- the call protocol -----------------------------------------------------------
 
@@ -148,7 +152,9 @@ class CircuitBreaker:
             self._refresh(now, force=False)
             if self._state.state == machine.OPEN:
                 if self._state.retry_at is not None and now < self._state.retry_at:
-                    raise CircuitOpenError(self.service, self._state.reason, self._state.retry_at, now)
+                    raise CircuitOpenError(
+                        self.service, self._state.reason, self._state.retry_at, now
+                    )
                 self._apply(lambda s: machine.due_for_trial(s, now))
             if self._state.state == machine.HALF_OPEN:
                 if self._in_flight_trials >= self.config.half_open_max_calls:
@@ -184,7 +190,12 @@ class CircuitBreaker:
             rate = self._rate_exceeded(now)
             self._apply(
                 lambda s: machine.on_failure(
-                    s, self.config, now, reason=reason, retry_after=verdict.retry_after, rate_exceeded=rate
+                    s,
+                    self.config,
+                    now,
+                    reason=reason,
+                    retry_after=verdict.retry_after,
+                    rate_exceeded=rate,
                 )
             )
 
@@ -263,7 +274,7 @@ class CircuitBreaker:
 
     def __enter__(self) -> CircuitBreaker:
         trial = self.before_call()
-        self._tokens.set([*self._tokens.get(), trial])
+        self._tokens.set((*self._tokens.get(), trial))
         return self
 
     def __exit__(

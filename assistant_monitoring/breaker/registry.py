@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +21,8 @@ def breaker_listeners(instrumentation: Instrumentation | None) -> list[Listener]
 
         level = "WARNING" if new != "closed" else "INFO"
         logger.bind(event="breaker", service=breaker.service, old_state=old, new_state=new).log(
-            level, f"circuit breaker {breaker.service}: {old} -> {new} ({state.reason or 'recovered'})"
+            level,
+            f"circuit breaker {breaker.service}: {old} -> {new} ({state.reason or 'recovered'})",
         )
 
     listeners: list[Listener] = [log_transition]
@@ -32,7 +34,9 @@ def breaker_listeners(instrumentation: Instrumentation | None) -> list[Listener]
             ["service", "from_state", "to_state"],
         )
 
-        def record_metrics(breaker: CircuitBreaker, old: str, new: str, state: BreakerState) -> None:
+        def record_metrics(
+            breaker: CircuitBreaker, old: str, new: str, state: BreakerState
+        ) -> None:
             for name in STATES:
                 metrics.breaker_state.labels(breaker.service, name).set(1.0 if name == new else 0.0)
             transitions.labels(breaker.service, old, new).inc()
@@ -65,8 +69,9 @@ class BreakerRegistry:
             breaker = self._breakers.get(service)
             if breaker is None:
                 store = BreakerStateStore(self.store_path) if self.store_path else None
-                extra = {"clock": self.clock} if self.clock else {}
-                breaker = CircuitBreaker(service, config or self.config, store=store, **extra)
+                breaker = CircuitBreaker(
+                    service, config or self.config, store=store, clock=self.clock or time.time
+                )
                 for listener in breaker_listeners(self.instrumentation):
                     breaker.on_state_change(listener)
                 self._breakers[service] = breaker

@@ -107,7 +107,9 @@ def on_failure(
     return replace(state, failures=failures, reason=reason, updated_at=now)
 
 
-def _open(state: BreakerState, now: float, reason: str, retry_at: float, trips: int) -> BreakerState:
+def _open(
+    state: BreakerState, now: float, reason: str, retry_at: float, trips: int
+) -> BreakerState:
     return replace(
         state,
         state=OPEN,

@@ -32,7 +32,9 @@ class BreakerStateStore:
     def load(self, service: str) -> BreakerState | None:
         """One breaker's row, if any."""
         conn = self._store.connect()
-        row = conn.execute(f"SELECT {_COLUMNS} FROM breakers WHERE service = ?", (service,)).fetchone()
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM breakers WHERE service = ?", (service,)
+        ).fetchone()
         return BreakerState(*row) if row else None
 
     def update(

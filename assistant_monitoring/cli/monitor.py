@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from assistant_monitoring.cli import logs_cmd, metrics_cmd
+from assistant_monitoring.cli import breakers_cmd, health_cmd, logs_cmd, metrics_cmd
 
 app = typer.Typer(
-    help="Watch the assistant: logs (and, as they land, health, metrics, dashboard).",
+    help="Watch the assistant: health, metrics, logs, circuit breakers.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-app.command("logs")(logs_cmd.logs)
+app.command("health", epilog=health_cmd.HEALTH_EPILOG)(health_cmd.health)
 app.command("metrics")(metrics_cmd.metrics)
+app.command("logs")(logs_cmd.logs)
+app.command("breakers")(breakers_cmd.breakers)

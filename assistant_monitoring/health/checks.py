@@ -9,14 +9,18 @@ must not pay the SDK's ~1 s import to say whether the API answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import sqlite3
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from assistant_monitoring.endpoints import auth_headers, models_url
 from assistant_monitoring.health.model import CheckOutcome, Status
@@ -24,6 +28,36 @@ from assistant_monitoring.health.monitor import HealthCheck
 from assistant_monitoring.settings import Settings
 
 _PROVIDER_NAMES = {"anthropic": "Anthropic", "openai": "OpenAI"}
+T = TypeVar("T")
+
+
+async def in_daemon_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking ``function`` in a daemon thread and await its result.
+
+    Not ``asyncio.to_thread``: a check that hangs past its timeout is abandoned, and
+    the default executor's threads would hold the process open (asyncio.run and the
+    interpreter both join them) until the hung call returned.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(setter: Callable[[Any], None], value: Any) -> None:
+        if not future.done():
+            setter(value)
+
+    def work() -> None:
+        try:
+            result = function(*args, **kwargs)
+        except BaseException as error:  # handed to the awaiting coroutine
+            outcome: tuple[Callable[[Any], None], Any] = (future.set_exception, error)
+        else:
+            outcome = (future.set_result, result)
+        # RuntimeError: the loop is closed, nobody waits for this check any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(deliver, *outcome)
+
+    threading.Thread(target=work, name="health-check", daemon=True).start()
+    return await future
 
 
 # -- database ---------------------------------------------------------------------
@@ -57,7 +91,8 @@ def check_database_sync(path: Path, *, slow_ms: float, busy_timeout_ms: float) -
         text = str(error)
         if "locked" in text or "busy" in text:
             return CheckOutcome(
-                Status.UNHEALTHY, f"{path.name} is locked by another process (waited {busy_timeout_ms:g} ms)"
+                Status.UNHEALTHY,
+                f"{path.name} is locked by another process (waited {busy_timeout_ms:g} ms)",
             )
         if "not a database" in text or "malformed" in text:
             return CheckOutcome(
@@ -105,7 +140,7 @@ def check_llm_sync(
         return _http_error(name, error, elapsed, profile, url)
     except urllib.error.URLError as error:
         return _connection_error(name, error.reason, url, timeout)
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return CheckOutcome(Status.UNHEALTHY, f"{name} did not answer within {timeout:g}s ({url})")
     except (ConnectionError, OSError) as error:
         return _connection_error(name, error, url, timeout)
@@ -153,7 +188,9 @@ def _http_error(
 
 def _connection_error(name: str, reason: object, url: str, timeout: float) -> CheckOutcome:
     if isinstance(reason, socket.gaierror):
-        return CheckOutcome(Status.UNHEALTHY, f"cannot resolve the host of {url} (DNS): check LLM_BASE_URL")
+        return CheckOutcome(
+            Status.UNHEALTHY, f"cannot resolve the host of {url} (DNS): check LLM_BASE_URL"
+        )
     if isinstance(reason, TimeoutError | socket.timeout):
         return CheckOutcome(Status.UNHEALTHY, f"{name} did not answer within {timeout:g}s ({url})")
     if isinstance(reason, ConnectionRefusedError):
@@ -238,7 +275,11 @@ def check_breakers_sync(store_path: Path) -> CheckOutcome:
 
     if not store_path.exists():
         return CheckOutcome(Status.HEALTHY, "no breaker has tripped", 0, "open")
-    states = BreakerStateStore(store_path).load_all()
+    store = BreakerStateStore(store_path)
+    try:
+        states = store.load_all()
+    finally:
+        store.close()
     now = time.time()
     opened = [s for s in states if s.state != "closed"]
     if not opened:
@@ -253,15 +294,17 @@ def check_breakers_sync(store_path: Path) -> CheckOutcome:
 # -- assembly -----------------------------------------------------------------------
 
 
-def builtin_checks(settings: Settings) -> list[HealthCheck]:
-    """The built-in checks, configured from ``settings``."""
+def builtin_checks(settings: Settings, *, timeout_cap: float | None = None) -> list[HealthCheck]:
+    """The built-in checks, configured from ``settings``; ``timeout_cap`` bounds each."""
     health = settings.health
     llm = settings.llm
     key = llm.api_key.get_secret_value() if llm.api_key else None
     timeout = health.check_timeout_seconds
+    if timeout_cap is not None:
+        timeout = min(timeout, timeout_cap)
 
     async def database() -> CheckOutcome:
-        return await asyncio.to_thread(
+        return await in_daemon_thread(
             check_database_sync,
             settings.database_path,
             slow_ms=health.database_slow_ms,
@@ -269,7 +312,7 @@ def builtin_checks(settings: Settings) -> list[HealthCheck]:
         )
 
     async def llm_api() -> CheckOutcome:
-        return await asyncio.to_thread(
+        return await in_daemon_thread(
             check_llm_sync,
             llm.provider,
             key,
@@ -287,7 +330,7 @@ def builtin_checks(settings: Settings) -> list[HealthCheck]:
         )
 
     async def disk() -> CheckOutcome:
-        return await asyncio.to_thread(
+        return await in_daemon_thread(
             check_disk_sync,
             [settings.data_dir, settings.log_dir],
             degraded_free_percent=health.disk_degraded_free_percent,
@@ -295,11 +338,13 @@ def builtin_checks(settings: Settings) -> list[HealthCheck]:
         )
 
     async def breakers() -> CheckOutcome:
-        return await asyncio.to_thread(check_breakers_sync, settings.monitoring_db_path)
+        return await in_daemon_thread(check_breakers_sync, settings.monitoring_db_path)
 
     return [
         HealthCheck("database", database, timeout, True, "database", "responseTime", "datastore"),
-        HealthCheck("llm", llm_api, timeout + 1, True, f"llm:{llm.provider}", "responseTime", "system"),
+        HealthCheck(
+            "llm", llm_api, timeout + 1, True, f"llm:{llm.provider}", "responseTime", "system"
+        ),
         HealthCheck("memory", memory, timeout, True, "memory", "utilization", "system"),
         HealthCheck("disk", disk, timeout, True, "disk", "free", "system"),
         HealthCheck("breakers", breakers, timeout, True, "circuitBreakers", "open", "component"),

@@ -84,7 +84,9 @@ class HealthMonitor:
         except TimeoutError:
             outcome = CheckOutcome(Status.UNHEALTHY, f"timed out after {limit:g}s")
         except Exception as error:  # a check's bug must not hide the others' results
-            outcome = CheckOutcome(Status.UNHEALTHY, f"check failed: {type(error).__name__}: {error}")
+            outcome = CheckOutcome(
+                Status.UNHEALTHY, f"check failed: {type(error).__name__}: {error}"
+            )
         status = outcome.status
         if not check.critical and status is Status.UNHEALTHY:
             status = Status.DEGRADED

@@ -72,6 +72,8 @@ class JsonLineFormatter:
         extra = record["extra"]
         if extra:
             for key, value in extra.items():
+                if key.startswith("_"):
+                    continue  # routing flags for the sinks, not context
                 data[f"extra_{key}" if key in RESERVED_FIELDS else key] = value
         exception = record["exception"]
         if exception is not None:

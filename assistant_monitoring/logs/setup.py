@@ -37,6 +37,7 @@ from assistant_monitoring.redact import redact_text
 LOG_FILE_NAME = "assistant.jsonl"
 ERROR_FILE_NAME = "error.jsonl"
 SERVICE_NAME = "assistant"
+FILE_ONLY = "_file_only"
 
 # Chatty libraries that log every request at DEBUG; their warnings still come through.
 _QUIET_LIBRARIES = ("httpx", "httpcore", "anthropic", "openai", "asyncio", "aiosqlite")
@@ -72,6 +73,12 @@ class _InterceptHandler(logging.Handler):
         logger.opt(depth=6, exception=record.exc_info).bind(stdlib_logger=record.name).log(
             level, record.getMessage()
         )
+
+
+def _for_console(record: Any) -> bool:
+    # Lines bound with FILE_ONLY (the CLI's uncaught-error record, whose one-line
+    # summary the CLI prints itself) go to the files only.
+    return not record["extra"].get(FILE_ONLY)
 
 
 def _empty_format(_record: Any) -> str:
@@ -138,7 +145,13 @@ def configure_logging(
 
     handle = LoggingHandle(log_file=None, error_file=None)
     handle.handler_ids.append(
-        logger.add(console_sink, level=console_level, format=_empty_format, colorize=False)
+        logger.add(
+            console_sink,
+            level=console_level,
+            format=_empty_format,
+            colorize=False,
+            filter=_for_console,
+        )
     )
     if log_dir is not None:
         formatter = JsonLineFormatter(

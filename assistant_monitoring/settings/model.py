@@ -137,7 +137,9 @@ class HealthSettings(_Group):
     database_slow_ms: float = Field(100.0, gt=0, alias="HEALTH_DB_SLOW_MS")
     llm_slow_seconds: float = Field(5.0, gt=0, alias="HEALTH_LLM_SLOW_SECONDS")
     memory_limit_bytes: ByteSize | None = Field(None, alias="HEALTH_MEMORY_LIMIT")
-    memory_degraded_percent: float = Field(75.0, gt=0, le=100, alias="HEALTH_MEMORY_DEGRADED_PERCENT")
+    memory_degraded_percent: float = Field(
+        75.0, gt=0, le=100, alias="HEALTH_MEMORY_DEGRADED_PERCENT"
+    )
     memory_unhealthy_percent: float = Field(
         90.0, gt=0, le=100, alias="HEALTH_MEMORY_UNHEALTHY_PERCENT"
     )
