@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import typer
 
-from assistant import __version__, cli_dev
+from assistant import __version__, cli_chat, cli_db, cli_dev
 from assistant_monitoring.cli import config_cmd, monitor
 from assistant_monitoring.cli.state import current_state, reset_state
 
@@ -33,7 +33,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals can hold API keys
     add_completion=False,
 )
+app.command("ask")(cli_chat.ask)
+app.command("chat")(cli_chat.chat)
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(cli_db.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(cli_dev.app, name="dev")
 

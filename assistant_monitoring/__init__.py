@@ -13,6 +13,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "CannotCheckError": "assistant_monitoring.errors",
     "Instrumentation": "assistant_monitoring.metrics",
     "MetricsRegistry": "assistant_monitoring.metrics",
     "MetricsStore": "assistant_monitoring.metrics",
@@ -47,6 +48,7 @@ _EXPORTS = {
 
 __all__ = [  # noqa: RUF022 - kept in step with _EXPORTS by tests/test_exported_members.py
     "__version__",
+    "CannotCheckError",
     "EXIT_CANNOT_CHECK",
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",

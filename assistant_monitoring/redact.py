@@ -37,6 +37,7 @@ _PATTERNS = [
 
 _lock = threading.Lock()
 _registered: set[str] = set()
+_registered_list: tuple[str, ...] = ()
 _pattern = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE)
 
 
@@ -48,26 +49,38 @@ def _compile(secrets: set[str]) -> re.Pattern[str]:
 
 def register_secret(secret: str | None) -> None:
     """Mask ``secret`` wherever it appears from now on (process-wide)."""
-    global _pattern
+    global _pattern, _registered_list
     if not secret or len(secret) < _MIN_SECRET_LENGTH:
         return
     with _lock:
         if secret in _registered:
             return
         _registered.add(secret)
+        _registered_list = tuple(_registered)
         _pattern = _compile(_registered)
 
 
 def clear_registered_secrets() -> None:
     """Forget the registered secrets (tests, and a settings reload)."""
-    global _pattern
+    global _pattern, _registered_list
     with _lock:
         _registered.clear()
+        _registered_list = ()
         _pattern = _compile(_registered)
+
+
+# Every pattern above needs one of these (lower-cased) markers, so a line without any
+# of them (most lines) skips the regex, which costs ~14 us on a typical log line.
+_MARKERS = ("sk-", "bearer ", "api-key", "api_key")
 
 
 def redact_text(text: str) -> str:
     """Return ``text`` with every known or credential-shaped secret replaced by MASK."""
+    lowered = text.lower()
+    if not any(marker in lowered for marker in _MARKERS) and not any(
+        secret in text for secret in _registered_list
+    ):
+        return text
     return _pattern.sub(MASK, text)
 
 

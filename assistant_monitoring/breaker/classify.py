@@ -6,7 +6,10 @@ httpx errors and the standard library's, without importing any of them:
 * 400, 401, 403, 404, 409, 422 (client errors): IGNORE, the service is up and
   told us we are wrong; retrying or tripping would not help;
 * 429: FAILURE that opens the breaker until ``Retry-After``;
-* 5xx, 529, timeouts, connection errors, anything unknown: FAILURE.
+* 5xx, 529, timeouts, connection errors, OS errors, SQLite operational errors, an
+  unreadable response body: FAILURE;
+* anything else (TypeError, KeyError...) is a bug on our side, not the service
+  being down: IGNORE, so a bug does not make every later call fail fast.
 """
 
 from __future__ import annotations
@@ -53,11 +56,34 @@ def retry_after_of(error: BaseException) -> float | None:
         return None  # an HTTP date: rare from LLM APIs; use the reset timeout
 
 
+_SERVICE_ERROR_WORDS = (
+    "Timeout",
+    "TimedOut",
+    "Connection",
+    "Connect",
+    "Network",
+    "RemoteProtocol",
+    "ReadError",
+    "OperationalError",
+    "DatabaseError",
+    "JSONDecodeError",
+    "APIError",
+    "APIResponseValidationError",
+)
+
+
 def classify_error(error: BaseException) -> Classification:
-    """The default classifier for LLM and HTTP services."""
+    """The default classifier for LLM, HTTP and database services."""
     status = status_of(error)
     if status == 429:
         return Classification(Verdict.FAILURE, status, retry_after_of(error) or 1.0)
     if status is not None and 400 <= status < 500:
         return Classification(Verdict.IGNORE, status)
-    return Classification(Verdict.FAILURE, status)
+    if status is not None:
+        return Classification(Verdict.FAILURE, status)
+    if isinstance(error, OSError):
+        return Classification(Verdict.FAILURE)
+    names = [cls.__name__ for cls in type(error).__mro__]
+    if any(word in name for name in names for word in _SERVICE_ERROR_WORDS):
+        return Classification(Verdict.FAILURE)
+    return Classification(Verdict.IGNORE)

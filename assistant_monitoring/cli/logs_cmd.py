@@ -50,9 +50,9 @@ def logs(
     """
     from assistant_monitoring.errors import UsageError
     from assistant_monitoring.logs.follow import follow_logs
+    from assistant_monitoring.logs.names import ERROR_FILE_NAME, LOG_FILE_NAME
     from assistant_monitoring.logs.reader import LEVEL_RANK, LogQuery, read_logs
     from assistant_monitoring.logs.render import render_entry
-    from assistant_monitoring.logs.setup import ERROR_FILE_NAME, LOG_FILE_NAME
     from assistant_monitoring.timeparse import parse_since
 
     min_level = level.upper()

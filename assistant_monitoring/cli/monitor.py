@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from assistant_monitoring.cli import breakers_cmd, health_cmd, logs_cmd, metrics_cmd
+from assistant_monitoring.cli import breakers_cmd, health_cmd, logs_cmd, metrics_cmd, runs_cmd
 
 app = typer.Typer(
-    help="Watch the assistant: health, metrics, logs, circuit breakers.",
+    help="Watch the assistant: health, metrics, runs, logs, circuit breakers.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
 app.command("health", epilog=health_cmd.HEALTH_EPILOG)(health_cmd.health)
 app.command("metrics")(metrics_cmd.metrics)
 app.command("logs")(logs_cmd.logs)
+app.add_typer(runs_cmd.app, name="runs")
 app.command("breakers")(breakers_cmd.breakers)

@@ -1,18 +1,24 @@
-"""Logging: configuration of the loguru sinks, structured events, and reading logs back."""
+"""Logging: configuration of the loguru sinks, structured events, and reading logs back.
 
-from assistant_monitoring.logs.events import (
-    log_classification,
-    log_context,
-    log_error,
-    log_pipeline_summary,
-)
-from assistant_monitoring.logs.setup import (
-    ERROR_FILE_NAME,
-    LOG_FILE_NAME,
-    LoggingHandle,
-    configure_from_settings,
-    configure_logging,
-)
+Re-exports are lazy: `monitor logs` imports the reader without paying for loguru.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ERROR_FILE_NAME": "assistant_monitoring.logs.setup",
+    "LOG_FILE_NAME": "assistant_monitoring.logs.setup",
+    "LoggingHandle": "assistant_monitoring.logs.setup",
+    "configure_from_settings": "assistant_monitoring.logs.setup",
+    "configure_logging": "assistant_monitoring.logs.setup",
+    "log_classification": "assistant_monitoring.logs.events",
+    "log_context": "assistant_monitoring.logs.events",
+    "log_error": "assistant_monitoring.logs.events",
+    "log_pipeline_summary": "assistant_monitoring.logs.events",
+}
 
 __all__ = [
     "ERROR_FILE_NAME",
@@ -25,3 +31,16 @@ __all__ = [
     "log_error",
     "log_pipeline_summary",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'assistant_monitoring.logs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

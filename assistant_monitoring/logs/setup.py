@@ -30,17 +30,25 @@ from loguru import logger
 
 from assistant_monitoring.errors import LogDirectoryError
 from assistant_monitoring.logs.jsonformat import JsonLineFormatter
+from assistant_monitoring.logs.names import ERROR_FILE_NAME, LOG_FILE_NAME
 from assistant_monitoring.logs.render import DIM, RESET, level_color
 from assistant_monitoring.logs.writer import RotatingFileWriter
 from assistant_monitoring.redact import redact_text
 
-LOG_FILE_NAME = "assistant.jsonl"
-ERROR_FILE_NAME = "error.jsonl"
 SERVICE_NAME = "assistant"
 FILE_ONLY = "_file_only"
 
 # Chatty libraries that log every request at DEBUG; their warnings still come through.
-_QUIET_LIBRARIES = ("httpx", "httpcore", "anthropic", "openai", "asyncio", "aiosqlite")
+_QUIET_LIBRARIES = (
+    "httpx",
+    "httpcore",
+    "httpx2",
+    "httpcore2",
+    "anthropic",
+    "openai",
+    "asyncio",
+    "aiosqlite",
+)
 
 
 @dataclass

@@ -55,18 +55,16 @@ class Timer:
     every decorated call, so one decorator serves concurrent calls.
     """
 
-    __slots__ = ("_clock", "_factory", "_on_done", "_start", "elapsed")
+    __slots__ = ("_clock", "_on_done", "_start", "elapsed")
 
     def __init__(
         self,
         on_done: Callable[[float, BaseException | None], None],
         *,
         clock: Clock = time.perf_counter,
-        factory: Callable[[], Timer] | None = None,
     ) -> None:
         self._on_done = on_done
         self._clock = clock
-        self._factory = factory
         self._start = 0.0
         self.elapsed = 0.0
 
@@ -95,8 +93,6 @@ class Timer:
         self.__exit__(exc_type, exc, tb)
 
     def _fresh(self) -> Timer:
-        if self._factory is not None:
-            return self._factory()
         return Timer(self._on_done, clock=self._clock)
 
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
@@ -204,6 +200,7 @@ class Instrumentation:
         self.clock = clock
         self.prices = prices if prices is not None else PriceTable()
         self._cpu_seen = 0.0
+        self._stage_done: dict[str, Callable[[float, BaseException | None], None]] = {}
 
     # -- timers ---------------------------------------------------------------
 
@@ -218,20 +215,30 @@ class Instrumentation:
             except Exception as failure:
                 _swallow(m, "pipeline_run", failure)
 
-        return Timer(done, clock=self.clock, factory=self.pipeline_run)
+        return Timer(done, clock=self.clock)
 
     def stage(self, name: str) -> Timer:
         """Time one pipeline stage (``context``, ``classify``, ``generate``, ``persist``)."""
+        done = self._stage_done.get(name)
+        if done is None:
+            done = self._stage_done[name] = self._make_stage_done(name)
+        return Timer(done, clock=self.clock)
+
+    def _make_stage_done(self, name: str) -> Callable[[float, BaseException | None], None]:
+        # One callback per stage name, kept: a pipeline times four stages per message.
         m = self.metrics
+        runs_ok = m.stage_runs.labels(name, "success")
+        runs_failed = m.stage_runs.labels(name, "failure")
+        duration = m.stage_duration.labels(name)
 
         def done(seconds: float, error: BaseException | None) -> None:
             try:
-                m.stage_runs.labels(name, _status(error)).inc()
-                m.stage_duration.labels(name).observe(seconds)
+                (runs_ok if error is None else runs_failed).inc()
+                duration.observe(seconds)
             except Exception as failure:
                 _swallow(m, "stage", failure)
 
-        return Timer(done, clock=self.clock, factory=lambda: self.stage(name))
+        return done
 
     def classifier(self, name: str) -> Timer:
         """Time one classifier; report its confidence with :meth:`classification`."""
@@ -245,7 +252,7 @@ class Instrumentation:
             except Exception as failure:
                 _swallow(m, "classifier", failure)
 
-        return Timer(done, clock=self.clock, factory=lambda: self.classifier(name))
+        return Timer(done, clock=self.clock)
 
     def classification(self, name: str, confidence: float) -> None:
         """Record a classifier result's confidence (0-1)."""
@@ -268,7 +275,7 @@ class Instrumentation:
             except Exception as failure:
                 _swallow(m, "db_query", failure)
 
-        return Timer(done, clock=self.clock, factory=lambda: self.db_query(operation))
+        return Timer(done, clock=self.clock)
 
     def llm_call(self, provider: str, model: str) -> LlmCall:
         """Context manager for one LLM call (retries included); see :class:`LlmCall`."""

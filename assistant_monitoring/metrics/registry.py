@@ -34,7 +34,7 @@ OVERFLOW_VALUE = "__overflow__"
 OVERFLOW_FAMILY = "assistant_metric_overflow_total"
 DEFAULT_MAX_SERIES = 1000
 # Bound once: global and attribute look-ups show on a path that runs ~1 us.
-_log, _ceil, _bisect_left = math.log, math.ceil, bisect.bisect_left
+_log, _ceil, _bisect_left, _INF = math.log, math.ceil, bisect.bisect_left, math.inf
 
 # Prometheus's default buckets, for histograms that declare none.
 DEFAULT_BUCKETS: tuple[float, ...] = (
@@ -107,12 +107,12 @@ class HistogramChild:
 
     def observe(self, value: float) -> None:
         """Record one value (>= 0; durations in seconds)."""
-        if value > MIN_POSITIVE:
+        if MIN_POSITIVE < value < _INF:
             index: int | None = _ceil(_log(value) * INV_LOG_GAMMA)
-        elif value >= 0:  # also rejects NaN
+        elif 0 <= value <= MIN_POSITIVE:  # also rejects NaN and infinity
             index = None
         else:
-            raise ValueError(f"histograms take values >= 0, got {value}")
+            raise ValueError(f"histograms take finite values >= 0, got {value}")
         bucket = _bisect_left(self._bounds, value)
         with self._lock:
             self.count += 1

@@ -60,6 +60,11 @@ class MetricsRuntime:
                 self.failures += 1
                 _swallow(self.instrumentation.metrics, "flush", error)
                 return False
+            except BaseException:
+                # SIGTERM/Ctrl-C mid-write: the transaction rolled back; keep the
+                # deltas so the exit hook's flush writes them.
+                registry.restore(deltas)
+                raise
             self.flushes += 1
             return True
 

@@ -115,6 +115,39 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    (
+        "m003_pipeline_runs",
+        """
+        CREATE TABLE pipeline_runs (
+            id TEXT PRIMARY KEY,
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            conversation_id TEXT,
+            message_id TEXT,
+            status TEXT NOT NULL,
+            duration_ms REAL NOT NULL,
+            stages TEXT NOT NULL,
+            classifiers TEXT NOT NULL,
+            provider TEXT,
+            model TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL,
+            retries INTEGER NOT NULL DEFAULT 0,
+            ttft_ms REAL,
+            failed_stage TEXT,
+            error_type TEXT,
+            error_message TEXT,
+            prompt TEXT,
+            response TEXT
+        );
+        CREATE INDEX pipeline_runs_by_time ON pipeline_runs (started_at);
+        CREATE INDEX pipeline_runs_by_status ON pipeline_runs (status, started_at);
+        CREATE INDEX pipeline_runs_by_conversation ON pipeline_runs (conversation_id, started_at);
+        """,
+    ),
 )
 KNOWN_MIGRATIONS = {name for name, _ in MIGRATIONS}
 
@@ -293,6 +326,24 @@ class MetricsStore:
         conn = self.connect()
         by_name = {family.name: family for family in families}
         now = self.clock()
+        try:
+            self._write_deltas(conn, by_name, deltas, now)
+        except BaseException:
+            # The transaction rolled back: series rows created in it are gone, and
+            # SQLite may hand their ids to other series. Forget every cached id.
+            self._series_ids.clear()
+            self._families_written.clear()
+            raise
+        self._families_written.update(delta.family for delta in deltas)
+        self._maybe_apply_retention(conn, now)
+
+    def _write_deltas(
+        self,
+        conn: sqlite3.Connection,
+        by_name: dict[str, MetricFamily],
+        deltas: list[SeriesDelta],
+        now: float,
+    ) -> None:
         with self._write(conn):
             for name in {delta.family for delta in deltas} - self._families_written:
                 self._write_family(conn, by_name[name])
@@ -309,8 +360,6 @@ class MetricsStore:
                     _UPSERT_TOTAL[kind],
                     (series_id, row[0], row[1], row[2], row[3], row[8], now),
                 )
-        self._families_written.update(delta.family for delta in deltas)
-        self._maybe_apply_retention(conn, now)
 
     @staticmethod
     def _row(kind: str, delta: SeriesDelta, family: MetricFamily, now: float) -> tuple[Any, ...]:

@@ -75,7 +75,17 @@ PROFILE_DEFAULTS: dict[str, dict[str, str]] = {
 
 # Provider-specific key variables, used when LLM_API_KEY is not set.
 _PROVIDER_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
-_SETTINGS_PREFIXES = ("LLM_", "DATABASE_", "LOG_", "MONITOR", "ENABLE_", "ASSISTANT_")
+_SETTINGS_PREFIXES = (
+    "LLM_",
+    "DATABASE_",
+    "LOG_",
+    "MONITOR",
+    "ENABLE_",
+    "ASSISTANT_",
+    "HEALTH_",
+    "BREAKER_",
+    "CLASSIFIER_",
+)
 _LOADER_ONLY_ENV = {"ASSISTANT_CONFIG_DIR", "ASSISTANT_ENV_FILE"}
 
 

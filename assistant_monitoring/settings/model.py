@@ -90,6 +90,9 @@ class LlmSettings(_Group):
     temperature: float = Field(0.7, ge=0, le=2, alias="LLM_TEMPERATURE")
     timeout_seconds: float = Field(60.0, gt=0, le=3600, alias="LLM_TIMEOUT")
     max_retries: int = Field(3, ge=0, le=10, alias="LLM_MAX_RETRIES")
+    max_retry_seconds: float = Field(60.0, gt=0, le=3600, alias="LLM_MAX_RETRY_SECONDS")
+    system_prompt: str | None = Field(None, alias="LLM_SYSTEM_PROMPT")
+    history_messages: int = Field(20, ge=0, le=500, alias="LLM_HISTORY_MESSAGES")
 
     @field_validator("base_url")
     @classmethod
@@ -128,6 +131,8 @@ class MonitoringSettings(_Group):
     retention_days: int = Field(30, ge=1, le=3650, alias="MONITOR_RETENTION_DAYS")
     flush_interval_seconds: float = Field(5.0, gt=0, le=3600, alias="MONITOR_FLUSH_INTERVAL")
     prices_file: OptionalPath = Field(None, alias="MONITOR_PRICES_FILE")
+    breaker_failure_threshold: int = Field(5, ge=1, le=1000, alias="BREAKER_FAILURE_THRESHOLD")
+    breaker_reset_seconds: float = Field(60.0, gt=0, le=86400, alias="BREAKER_RESET_SECONDS")
 
 
 class HealthSettings(_Group):
@@ -158,6 +163,7 @@ class FeatureSettings(_Group):
     metrics: bool = Field(True, alias="ENABLE_METRICS")
     flows: bool = Field(False, alias="ENABLE_FLOWS")
     parallel_classification: bool = Field(True, alias="ENABLE_PARALLEL_CLASSIFICATION")
+    classifier_timeout_ms: float = Field(500.0, gt=0, le=60_000, alias="CLASSIFIER_TIMEOUT_MS")
     debug_mode: bool = Field(False, alias="DEBUG_MODE")
 
 

@@ -1,0 +1,132 @@
+"""The composition root: everything the assistant needs, built from one Settings.
+
+``AssistantApp.open(settings)`` wires the metrics runtime, circuit breakers, the
+database (instrumented, behind the ``database`` breaker), the run store and the
+pipeline. The LLM provider (and its ~1 s SDK import) is created on the first call
+that needs it, so ``assistant db status`` never pays for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+from assistant.errors import MissingApiKey
+from assistant.pipeline import Pipeline
+from assistant.providers import (
+    Generation,
+    GenerationRequest,
+    Provider,
+    RetryPolicy,
+    TextCallback,
+    call_model,
+    make_provider,
+)
+from assistant.storage import Database
+from assistant_monitoring.breaker import BreakerConfig, BreakerRegistry
+from assistant_monitoring.metrics import Instrumentation, LlmCall, MetricsRuntime, start_metrics
+from assistant_monitoring.runs import RunRecord, RunStore
+from assistant_monitoring.settings import Settings
+
+
+@dataclass
+class AssistantApp:
+    """The assistant's parts, wired together."""
+
+    settings: Settings
+    runtime: MetricsRuntime
+    breakers: BreakerRegistry
+    database: Database
+    runs: RunStore | None
+    provider: Provider | None = None
+    last_llm_call: LlmCall | None = None
+    pipeline: Pipeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pipeline = Pipeline(self)
+
+    @property
+    def instrumentation(self) -> Instrumentation:
+        """Where every metric goes."""
+        return self.runtime.instrumentation
+
+    @classmethod
+    async def open(cls, settings: Settings, *, provider: Provider | None = None) -> AssistantApp:
+        """Build the app and migrate the database (idempotent, cheap when up to date)."""
+        runtime = start_metrics(
+            settings.monitoring_db_path if settings.features.metrics else None,
+            retention_days=settings.monitoring.retention_days,
+            prices_file=settings.monitoring.prices_file,
+        )
+        config = BreakerConfig(
+            failure_threshold=settings.monitoring.breaker_failure_threshold,
+            reset_timeout=settings.monitoring.breaker_reset_seconds,
+        )
+        breakers = BreakerRegistry(
+            settings.monitoring_db_path, config=config, instrumentation=runtime.instrumentation
+        )
+        database = Database(
+            settings.database_path,
+            max_connections=settings.database.max_connections,
+            busy_timeout_ms=settings.database.busy_timeout_ms,
+            instrumentation=runtime.instrumentation,
+            breaker=breakers.get("database"),
+        )
+        await database.migrate()
+        runs = RunStore(settings.monitoring_db_path) if settings.features.metrics else None
+        return cls(settings, runtime, breakers, database, runs, provider)
+
+    def prepare_provider(self) -> None:
+        """Create the provider now (its SDK import takes ~1 s), outside any stage timing.
+
+        Without an API key it does nothing: the run then fails in its generate stage,
+        with the clear message, and is recorded as failed like any other.
+        """
+        if self.provider is None:
+            with contextlib.suppress(MissingApiKey):
+                self.provider = make_provider(self.settings)
+
+    async def generate(
+        self, request: GenerationRequest, *, on_text: TextCallback | None = None
+    ) -> tuple[Generation, LlmCall]:
+        """One resilient LLM call with the configured provider."""
+        if self.provider is None:
+            self.provider = make_provider(self.settings)
+        llm = self.settings.llm
+        self.last_llm_call = None
+
+        def keep(call: LlmCall) -> None:
+            self.last_llm_call = call
+
+        return await call_model(
+            self.provider,
+            request,
+            breaker=self.breakers.get(f"llm:{self.provider.name}"),
+            instrumentation=self.instrumentation,
+            policy=RetryPolicy(
+                max_retries=llm.max_retries, max_total_seconds=llm.max_retry_seconds
+            ),
+            profile=self.settings.profile,
+            on_text=on_text,
+            on_call=keep,
+        )
+
+    def record_run(self, run: RunRecord) -> None:
+        """Store a run's trace; a failure is logged and counted, never raised."""
+        if self.runs is None:
+            return
+        try:
+            self.runs.record(run)
+        except Exception as error:
+            from loguru import logger
+
+            self.instrumentation.error(error, context="runs:record")
+            logger.warning(f"could not record pipeline run {run.id}: {error}")
+
+    async def close(self) -> None:
+        """Close the provider client and the databases (metrics flush at exit)."""
+        if self.provider is not None:
+            await self.provider.close()
+        await self.database.close()
+        if self.runs is not None:
+            self.runs.close()

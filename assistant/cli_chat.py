@@ -1,0 +1,228 @@
+"""``assistant ask`` and ``assistant chat``: talk to the model through the pipeline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import typer
+
+from assistant_monitoring.cli.state import current_state
+
+if TYPE_CHECKING:
+    from assistant.app import AssistantApp
+    from assistant.pipeline import Answer
+
+
+def _write(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
+
+
+def _footer(answer: Answer) -> str:
+    run = answer.run
+    cost = "unpriced" if run.cost_usd is None else f"${run.cost_usd:.4f}"
+    retries = f" · {run.retries} retries" if run.retries else ""
+    return (
+        f"conversation {answer.conversation_id} · {run.duration_ms:.0f} ms · "
+        f"{run.input_tokens} in / {run.output_tokens} out tokens · {cost}{retries}"
+    )
+
+
+def ask(
+    question: str = typer.Argument(..., help="What to ask."),
+    conversation: str | None = typer.Option(
+        None, "--conversation", "-c", help="Continue this conversation (its id)."
+    ),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model (default: LLM_MODEL)."),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when complete."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts (no streaming)."),
+) -> None:
+    """Ask one question; the answer streams to stdout, the run's summary to stderr.
+
+    Every run is recorded (see `assistant monitor runs`), with metrics and logs.
+
+    Examples:
+
+      assistant ask "What is a circuit breaker?"
+
+      assistant ask --conversation c_3f9a1b2c4d5e "And a bulkhead?"
+    """
+    import asyncio
+
+    from assistant.app import AssistantApp
+
+    settings = current_state().start()
+    stream = not (no_stream or as_json)
+
+    async def run() -> Answer:
+        app = await AssistantApp.open(settings)
+        try:
+            app.prepare_provider()
+            return await app.pipeline.handle(
+                question,
+                conversation_id=conversation,
+                model=model,
+                stream=stream,
+                on_text=_write if stream else None,
+            )
+        finally:
+            await app.close()
+
+    try:
+        answer = asyncio.run(run())
+    finally:
+        if stream:
+            _write("\n")
+    if as_json:
+        run_record = answer.run
+        typer.echo(
+            json.dumps(
+                {
+                    "answer": answer.text,
+                    "conversation_id": answer.conversation_id,
+                    "message_id": answer.message_id,
+                    "run_id": run_record.id,
+                    "model": run_record.model,
+                    "duration_ms": run_record.duration_ms,
+                    "tokens": {
+                        "input": run_record.input_tokens,
+                        "output": run_record.output_tokens,
+                        "cache_read": run_record.cache_read_tokens,
+                        "cache_write": run_record.cache_write_tokens,
+                    },
+                    "cost_usd": run_record.cost_usd,
+                    "retries": run_record.retries,
+                    "classifiers": run_record.classifiers,
+                },
+                indent=2,
+            )
+        )
+        return
+    if not stream:
+        typer.echo(answer.text)
+    typer.echo(_footer(answer), err=True)
+
+
+@dataclass
+class SessionStats:
+    """What `/stats` shows: this session's messages, tokens, cost and latency."""
+
+    messages: int = 0
+    failures: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced: bool = False
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def add(self, answer: Answer) -> None:
+        run = answer.run
+        self.messages += 1
+        self.input_tokens += run.input_tokens
+        self.output_tokens += run.output_tokens
+        if run.cost_usd is None:
+            self.unpriced = True
+        else:
+            self.cost_usd += run.cost_usd
+        self.latencies_ms.append(run.duration_ms)
+
+    def render(self) -> str:
+        ordered = sorted(self.latencies_ms)
+        p50 = ordered[len(ordered) // 2] if ordered else 0.0
+        worst = ordered[-1] if ordered else 0.0
+        cost = f"${self.cost_usd:.4f}" + (" (some models unpriced)" if self.unpriced else "")
+        return (
+            f"{self.messages} answered, {self.failures} failed · "
+            f"{self.input_tokens} in / {self.output_tokens} out tokens · {cost} · "
+            f"latency p50 {p50:.0f} ms, max {worst:.0f} ms"
+        )
+
+
+_CHAT_HELP = "/stats this session's usage · /new start a new conversation · /exit leave"
+
+
+def _slash_command(text: str, stats: SessionStats) -> str:
+    """Handle a /command; returns 'exit', 'new' or '' (nothing more to do)."""
+    if text in ("/exit", "/quit"):
+        return "exit"
+    if text == "/stats":
+        typer.echo(stats.render(), err=True)
+    elif text == "/new":
+        typer.echo("new conversation", err=True)
+        return "new"
+    else:
+        typer.echo(f"unknown command {text}: {_CHAT_HELP}", err=True)
+    return ""
+
+
+def chat(
+    conversation: str | None = typer.Option(
+        None, "--conversation", "-c", help="Continue this conversation (its id)."
+    ),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model (default: LLM_MODEL)."),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Print answers when complete."),
+) -> None:
+    """Talk interactively. /stats shows usage, /exit or Ctrl-D leaves, Ctrl-C quits.
+
+    Reads one message a line, so it can also be fed from a pipe:
+    printf 'hello\\nwhat is WAL?\\n' | assistant chat
+    """
+    import asyncio
+
+    from assistant.app import AssistantApp
+    from assistant_monitoring.errors import MonitoringError
+
+    settings = current_state().start()
+    interactive = sys.stdin.isatty()
+    stats = SessionStats()
+    current = conversation
+    with asyncio.Runner() as runner:
+        app: AssistantApp = runner.run(AssistantApp.open(settings))
+        try:
+            app.prepare_provider()
+            if interactive:
+                typer.echo(f"assistant chat · {settings.llm.model} · {_CHAT_HELP}", err=True)
+            while True:
+                try:
+                    line = input("you> " if interactive else "")
+                except EOFError:
+                    break
+                text = line.strip()
+                if text.startswith("/"):
+                    action = _slash_command(text, stats)
+                    if action == "exit":
+                        break
+                    if action == "new":
+                        current = None
+                    continue
+                if not text:
+                    continue
+                try:
+                    answer = runner.run(
+                        app.pipeline.handle(
+                            text,
+                            conversation_id=current,
+                            model=model,
+                            stream=not no_stream,
+                            on_text=None if no_stream else _write,
+                        )
+                    )
+                except MonitoringError as error:
+                    # One failed message does not end the session.
+                    stats.failures += 1
+                    if not no_stream:
+                        _write("\n")
+                    typer.echo(f"error: {error}", err=True)
+                    continue
+                current = answer.conversation_id
+                stats.add(answer)
+                if no_stream:
+                    typer.echo(answer.text)
+                else:
+                    _write("\n")
+        finally:
+            runner.run(app.close())
+    typer.echo(stats.render(), err=True)

@@ -1,0 +1,62 @@
+"""Errors of the assistant, shown to users: each says what failed and how to fix it.
+
+Lower-level errors (SDK, HTTP, SQLite) are translated at the boundary, as httpx
+maps httpcore's. ``critical`` marks a service that is down (it trips breakers and
+pages people); ``service`` names the breaker it belongs to.
+"""
+
+from __future__ import annotations
+
+from assistant_monitoring.errors import EXIT_FAILURE, EXIT_USAGE, MonitoringError
+
+
+class AssistantError(MonitoringError):
+    """Base of the assistant's errors."""
+
+    exit_code = EXIT_FAILURE
+    critical = False
+    service: str | None = None
+
+
+class DatabaseError(AssistantError):
+    """The conversations database failed."""
+
+    service = "database"
+
+
+class ProviderError(AssistantError):
+    """The LLM provider failed; ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, provider: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.service = f"llm:{provider}"
+
+
+class MissingApiKey(ProviderError):
+    """No API key configured."""
+
+    exit_code = EXIT_USAGE
+
+
+class ProviderAuthError(ProviderError):
+    """The provider rejected the key (401/403)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ProviderRequestError(ProviderError):
+    """The provider rejected the request (400/404/422): wrong model name, bad input."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider is down, overloaded or unreachable, after the retries."""
+
+    critical = True
+
+
+class ConversationNotFound(AssistantError):
+    """``--conversation ID`` names no conversation."""
+
+    exit_code = EXIT_USAGE

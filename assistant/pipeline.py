@@ -1,0 +1,225 @@
+"""The message pipeline: context -> classify -> generate -> persist, fully instrumented.
+
+Every stage is timed (``assistant_stage_*``), logged with the conversation and
+message ids bound, and recorded in the run's trace. A failing stage marks the run
+failed with the stage and the error type; the database is written only by
+``persist``, in one transaction, so a failure leaves nothing half-written. The
+pipeline execution summary is logged at the end either way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from assistant.classifiers import Classification, classify
+from assistant.providers.base import ChatMessage, Generation, GenerationRequest, TextCallback
+from assistant.storage import ConversationRepository, StoredMessage, new_id
+from assistant_monitoring.logs import log_context, log_pipeline_summary
+from assistant_monitoring.runs import RunRecord, StageRecord
+
+if TYPE_CHECKING:
+    from assistant.app import AssistantApp
+    from assistant_monitoring.metrics import LlmCall
+
+T = TypeVar("T")
+
+
+@dataclass
+class Answer:
+    """The outcome of one successful run."""
+
+    run: RunRecord
+    text: str
+    conversation_id: str
+    message_id: str
+    classifications: list[Classification] = field(default_factory=list)
+
+
+class Pipeline:
+    """Runs one user message through the stages."""
+
+    def __init__(self, app: AssistantApp) -> None:
+        self.app = app
+        self.repository = ConversationRepository(app.database)
+
+    async def handle(
+        self,
+        text: str,
+        *,
+        conversation_id: str | None = None,
+        model: str | None = None,
+        stream: bool = True,
+        on_text: TextCallback | None = None,
+    ) -> Answer:
+        """Answer ``text``; raises the user-facing error of the stage that failed."""
+        settings = self.app.settings
+        model = model or settings.llm.model
+        is_new = conversation_id is None
+        conversation = conversation_id or new_id("c")
+        message_id = new_id("m")
+        run = RunRecord(
+            id=new_id("run"),
+            started_at=time.time(),
+            conversation_id=conversation,
+            message_id=message_id,
+            provider=settings.llm.provider,
+            model=model,
+        )
+        if settings.logging.log_content:
+            run.prompt = text
+        clock = time.perf_counter()
+        with log_context(conversation_id=conversation, message_id=message_id, run_id=run.id):
+            try:
+                async with self.app.instrumentation.pipeline_run():
+                    history = await self._stage(
+                        run, clock, "context", lambda: self._context(conversation, is_new)
+                    )
+                    labels = await self._stage(run, clock, "classify", lambda: self._classify(text))
+                    run.classifiers = {c.classifier: c.as_record() for c in labels}
+                    generation, call = await self._stage(
+                        run,
+                        clock,
+                        "generate",
+                        lambda: self._generate(history, text, model, stream, on_text),
+                    )
+                    self._note_generation(run, generation, call)
+                    await self._stage(
+                        run,
+                        clock,
+                        "persist",
+                        lambda: self._persist(conversation, is_new, message_id, text, generation),
+                    )
+            except Exception as error:
+                if self.app.last_llm_call is not None and run.failed_stage == "generate":
+                    run.retries = self.app.last_llm_call.retries
+                run.status = "failure"
+                run.error_type = type(error).__name__
+                run.error_message = str(error)
+                raise
+            else:
+                run.status = "success"
+                if settings.logging.log_content:
+                    run.response = generation.text
+            finally:
+                self._finish(run, clock)
+        return Answer(run, generation.text, conversation, message_id, labels)
+
+    # -- stages -------------------------------------------------------------------
+
+    async def _stage(
+        self, run: RunRecord, clock: float, name: str, work: Callable[[], Awaitable[T]]
+    ) -> T:
+        started = time.perf_counter()
+        try:
+            async with self.app.instrumentation.stage(name):
+                result = await work()
+        except Exception as error:
+            run.stages.append(
+                StageRecord(
+                    name,
+                    "failure",
+                    _ms(started - clock),
+                    _ms(time.perf_counter() - started),
+                    type(error).__name__,
+                )
+            )
+            run.failed_stage = name
+            raise
+        run.stages.append(
+            StageRecord(name, "success", _ms(started - clock), _ms(time.perf_counter() - started))
+        )
+        return result
+
+    async def _context(self, conversation: str, is_new: bool) -> list[StoredMessage]:
+        if is_new:
+            return []
+        await self.repository.get(conversation)  # ConversationNotFound for a bad id
+        limit = self.app.settings.llm.history_messages
+        return await self.repository.recent_messages(conversation, limit) if limit else []
+
+    async def _classify(self, text: str) -> list[Classification]:
+        features = self.app.settings.features
+        return await classify(
+            text,
+            parallel=features.parallel_classification,
+            timeout=features.classifier_timeout_ms / 1000,
+            instrumentation=self.app.instrumentation,
+        )
+
+    async def _generate(
+        self,
+        history: list[StoredMessage],
+        text: str,
+        model: str,
+        stream: bool,
+        on_text: TextCallback | None,
+    ) -> tuple[Generation, LlmCall]:
+        settings = self.app.settings
+        messages = [ChatMessage(m.role, m.content) for m in history]
+        messages.append(ChatMessage("user", text))
+        request = GenerationRequest(
+            model=model,
+            messages=messages,
+            max_tokens=settings.llm.max_tokens,
+            temperature=settings.llm.temperature,
+            system=settings.llm.system_prompt,
+            stream=stream,
+        )
+        return await self.app.generate(request, on_text=on_text)
+
+    async def _persist(
+        self, conversation: str, is_new: bool, message_id: str, text: str, generation: Generation
+    ) -> None:
+        now = time.time()
+        usage = generation.usage
+        await self.repository.save_exchange(
+            conversation_id=conversation,
+            is_new=is_new,
+            model=generation.model,
+            user=StoredMessage(new_id("m"), conversation, "user", text, now),
+            answer=StoredMessage(
+                message_id,
+                conversation,
+                "assistant",
+                generation.text,
+                now,
+                generation.model,
+                usage.input,
+                usage.output,
+            ),
+            cache_read_tokens=usage.cache_read,
+            cache_write_tokens=usage.cache_write,
+        )
+
+    # -- bookkeeping ----------------------------------------------------------------
+
+    @staticmethod
+    def _note_generation(run: RunRecord, generation: Generation, call: LlmCall) -> None:
+        usage = generation.usage
+        run.model = generation.model
+        run.input_tokens, run.output_tokens = usage.input, usage.output
+        run.cache_read_tokens, run.cache_write_tokens = usage.cache_read, usage.cache_write
+        run.cost_usd = call.cost
+        run.retries = call.retries
+        run.ttft_ms = _ms(call.ttft) if call.ttft is not None else None
+
+    def _finish(self, run: RunRecord, clock: float) -> None:
+        run.finished_at = time.time()
+        run.duration_ms = _ms(time.perf_counter() - clock)
+        log_pipeline_summary(
+            conversation_id=run.conversation_id or "",
+            message_id=run.message_id or "",
+            status=run.status,
+            total_seconds=run.duration_ms / 1000,
+            stage_seconds={stage.name: stage.duration_ms / 1000 for stage in run.stages},
+            error_type=run.error_type,
+            failed_stage=run.failed_stage,
+        )
+        self.app.record_run(run)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

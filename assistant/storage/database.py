@@ -1,0 +1,195 @@
+"""The assistant's SQLite database (aiosqlite): a small connection pool, migrations,
+and every query timed by the instrumentation and guarded by the ``database`` breaker.
+
+WAL mode lets readers and the writer work at once; ``busy_timeout`` makes a writer
+wait for another process's write instead of failing; writes that must land together
+go through :meth:`Database.transaction` (``BEGIN IMMEDIATE``), so a failure leaves
+nothing half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assistant.errors import DatabaseError
+from assistant.storage.migrations import MIGRATIONS, Migration
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+    from assistant_monitoring.breaker import CircuitBreaker
+    from assistant_monitoring.metrics import Instrumentation
+
+
+def operation_of(sql: str) -> str:
+    """select/insert/update/delete/other: the ``operation`` label of a statement."""
+    word = sql.lstrip().split(None, 1)[0].lower() if sql.strip() else ""
+    return word if word in ("select", "insert", "update", "delete") else "other"
+
+
+class Connection:
+    """One pooled connection; queries go through instrumentation and the breaker."""
+
+    def __init__(self, db: Database, raw: aiosqlite.Connection) -> None:
+        self._db = db
+        self.raw = raw
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement and return its rows."""
+        return await self._db._timed(self.raw, sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows."""
+        await self._db._timed(self.raw, sql, list(rows), many=True)
+
+
+class Database:
+    """The assistant database at ``path``."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_connections: int = 5,
+        busy_timeout_ms: int = 5000,
+        instrumentation: Instrumentation | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.path = path
+        self.max_connections = max_connections
+        self.busy_timeout_ms = busy_timeout_ms
+        self.instrumentation = instrumentation
+        self.breaker = breaker
+        self._idle: list[aiosqlite.Connection] = []
+        self._all: list[aiosqlite.Connection] = []
+        self._slots = asyncio.Semaphore(max_connections)
+
+    # -- connections ---------------------------------------------------------------
+
+    async def _open(self) -> aiosqlite.Connection:
+        import aiosqlite
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            raw = await aiosqlite.connect(
+                self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
+            )
+            await raw.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            await raw.execute("PRAGMA journal_mode = WAL")
+            await raw.execute("PRAGMA foreign_keys = ON")
+            await raw.execute("PRAGMA synchronous = NORMAL")
+        except (OSError, aiosqlite.Error) as error:
+            raise DatabaseError(
+                f"cannot open the database {self.path} ({error}): check DATABASE_PATH and "
+                "that its directory is writable"
+            ) from None
+        self._all.append(raw)
+        return raw
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """Borrow a connection (at most ``max_connections`` exist at once)."""
+        async with self._slots:
+            raw = self._idle.pop() if self._idle else await self._open()
+            try:
+                yield Connection(self, raw)
+            finally:
+                self._idle.append(raw)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A write transaction: everything inside commits together or not at all."""
+        async with self.connection() as conn:
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        """Close every connection."""
+        for raw in self._all:
+            await raw.close()
+        self._all.clear()
+        self._idle.clear()
+
+    # -- queries ------------------------------------------------------------------
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement on a pooled connection."""
+        async with self.connection() as conn:
+            return await conn.execute(sql, params)
+
+    async def _timed(
+        self, raw: aiosqlite.Connection, sql: str, params: Any, *, many: bool = False
+    ) -> list[tuple[Any, ...]]:
+        import aiosqlite
+
+        async def run() -> list[tuple[Any, ...]]:
+            if many:
+                await raw.executemany(sql, params)
+                return []
+            async with raw.execute(sql, params) as cursor:
+                return [tuple(row) for row in await cursor.fetchall()]
+
+        async def guarded() -> list[tuple[Any, ...]]:
+            if self.breaker is None:
+                return await run()
+            return await self.breaker.acall(run)  # type: ignore[no-any-return]
+
+        try:
+            if self.instrumentation is None:
+                return await guarded()
+            async with self.instrumentation.db_query(operation_of(sql)):
+                return await guarded()
+        except aiosqlite.Error as error:
+            raise DatabaseError(f"database error in {operation_of(sql)}: {error}") from error
+
+    # -- schema ---------------------------------------------------------------------
+
+    async def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+        """Apply the migrations not applied yet, in order; returns the names applied."""
+        applied_now: list[str] = []
+        async with self.connection() as conn:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+        applied = set(await self.applied())
+        known = {m.name for m in migrations}
+        newer = sorted(applied - known)
+        if newer:
+            raise DatabaseError(
+                f"{self.path} was migrated by a newer version of assistant ({', '.join(newer)}): "
+                "upgrade assistant"
+            )
+        for migration in migrations:
+            if migration.name in applied:
+                continue
+            async with self.transaction() as conn:
+                rows = await conn.execute(
+                    "SELECT 1 FROM schema_migrations WHERE name = ?", (migration.name,)
+                )
+                if rows:
+                    continue  # another process applied it meanwhile
+                for statement in migration.statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (migration.name, time.time()),
+                )
+            applied_now.append(migration.name)
+        return applied_now
+
+    async def applied(self) -> list[str]:
+        """Names of the applied migrations, in order."""
+        rows = await self.execute("SELECT name FROM schema_migrations ORDER BY name")
+        return [str(row[0]) for row in rows]

@@ -1,0 +1,150 @@
+"""Pipeline runs: the local trace log of every message (like simonw/llm's logs table).
+
+One row per run in ``monitoring.db``: ids, status, total and per-stage durations,
+classifier labels, provider, model, tokens, cost, retries, and the error when it
+failed. Prompt and response text are stored only when ``LOG_CONTENT=true``.
+Recording never raises into the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant_monitoring.metrics.store import MetricsStore
+from assistant_monitoring.redact import redact_text
+
+_COLUMNS = (
+    "id, started_at, finished_at, conversation_id, message_id, status, duration_ms, stages, "
+    "classifiers, provider, model, input_tokens, output_tokens, cache_read_tokens, "
+    "cache_write_tokens, cost_usd, retries, ttft_ms, failed_stage, error_type, error_message, "
+    "prompt, response"
+)
+
+
+@dataclass
+class StageRecord:
+    """One stage of a run."""
+
+    name: str
+    status: str
+    started_ms: float  # since the run started
+    duration_ms: float
+    error_type: str | None = None
+
+
+@dataclass
+class RunRecord:
+    """One pipeline run."""
+
+    id: str
+    started_at: float
+    finished_at: float = 0.0
+    conversation_id: str | None = None
+    message_id: str | None = None
+    status: str = "running"
+    duration_ms: float = 0.0
+    stages: list[StageRecord] = field(default_factory=list)
+    classifiers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    provider: str | None = None
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float | None = None
+    retries: int = 0
+    ttft_ms: float | None = None
+    failed_stage: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    prompt: str | None = None
+    response: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The run as a JSON-ready dict (``monitor runs --json``)."""
+        return asdict(self)
+
+
+class RunStore:
+    """Write and query pipeline runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._store = MetricsStore(path)
+
+    def record(self, run: RunRecord) -> bool:
+        """Store a finished run; False (logged, counted by the caller) when it failed."""
+        values = asdict(run)
+        values["stages"] = json.dumps(values["stages"])
+        values["classifiers"] = json.dumps(values["classifiers"])
+        if values["error_message"]:
+            values["error_message"] = redact_text(values["error_message"])[:1000]
+        names = [name.strip() for name in _COLUMNS.split(",")]
+        with self._store.transaction() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO pipeline_runs ({_COLUMNS}) "
+                f"VALUES ({','.join('?' * len(names))})",
+                [values[name] for name in names],
+            )
+        return True
+
+    def query(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 20,
+        since: float | None = None,
+        conversation: str | None = None,
+    ) -> list[RunRecord]:
+        """The newest runs matching the filters, newest first."""
+        where: list[str] = []
+        params: list[object] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if since is not None:
+            where.append("started_at >= ?")
+            params.append(since)
+        if conversation is not None:
+            where.append("conversation_id = ?")
+            params.append(conversation)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._store.connect().execute(
+            f"SELECT {_COLUMNS} FROM pipeline_runs {clause} ORDER BY started_at DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [_run(row) for row in rows]
+
+    def get(self, run_id: str) -> RunRecord | None:
+        """A run by id, or by a unique prefix of it."""
+        rows = (
+            self._store.connect()
+            .execute(
+                f"SELECT {_COLUMNS} FROM pipeline_runs WHERE id LIKE ? "
+                "ORDER BY started_at DESC LIMIT 2",
+                (run_id.replace("%", "") + "%",),
+            )
+            .fetchall()
+        )
+        return _run(rows[0]) if len(rows) == 1 else None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._store.close()
+
+
+def _run(row: tuple[Any, ...]) -> RunRecord:
+    names = [name.strip() for name in _COLUMNS.split(",")]
+    values = dict(zip(names, row, strict=True))
+    values["stages"] = [StageRecord(**stage) for stage in json.loads(values["stages"])]
+    values["classifiers"] = json.loads(values["classifiers"])
+    return RunRecord(**values)
+
+
+def now() -> float:
+    """Wall-clock time for run records."""
+    return time.time()
