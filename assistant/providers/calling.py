@@ -138,7 +138,8 @@ async def call_model(
         def forward(piece: str) -> None:
             nonlocal streamed
             streamed = True
-            call.first_token()
+            if request.stream:  # a complete answer has no "first token"
+                call.first_token()
             if on_text is not None:
                 on_text(piece)
 
@@ -152,11 +153,12 @@ async def call_model(
             return float(backoff(state))
 
         def before_sleep(state: RetryCallState) -> None:
+            # Logged at INFO: a retry is handled; the run's footer and metrics count it.
             call.retry()
             error = state.outcome.exception() if state.outcome else None
             logger.bind(
                 event="llm_retry", provider=provider.name, attempt=state.attempt_number
-            ).warning(
+            ).info(
                 f"{provider.name}: attempt {state.attempt_number} failed "
                 f"({type(error).__name__}: {redact_text(str(error))[:120]}); retrying in "
                 f"{state.upcoming_sleep:.2f}s"

@@ -80,23 +80,24 @@ def runs(
     from rich.table import Table
 
     table = Table(box=None, header_style="dim", pad_edge=False)
-    for column in ("time", "run", "status", "total", "stages", "model", "tokens", "cost", "error"):
-        table.add_column(column, overflow="fold")
+    # The model is in `runs show` and --json: at 80 columns these fit on one line.
+    columns = ("time", "run", "status", "total", "stages ms", "tokens", "cost", "error")
+    for column in columns:
+        table.add_column(column, overflow="fold", no_wrap=column != "error")
     for run in found:
         color = "green" if run.status == "success" else "red"
-        stages = " ".join(
-            f"{s.name[:3]}{'✗' if s.status != 'success' else ''}:{s.duration_ms:.0f}"
-            for s in run.stages
+        # context/classify/generate/persist in ms; ✗ marks the stage that failed.
+        stages = "/".join(
+            f"{s.duration_ms:.0f}{'✗' if s.status != 'success' else ''}" for s in run.stages
         )
         cost = "-" if run.cost_usd is None else f"${run.cost_usd:.4f}"
         error = f"{run.failed_stage}: {run.error_type}" if run.error_type else ""
         table.add_row(
-            datetime.fromtimestamp(run.started_at, UTC).strftime("%m-%d %H:%M:%S"),
+            datetime.fromtimestamp(run.started_at, UTC).strftime("%H:%M:%S"),
             run.id,
             f"[{color}]{run.status}[/{color}]",
             f"{run.duration_ms:.0f} ms",
             stages,
-            run.model or "-",
             f"{run.input_tokens}/{run.output_tokens}",
             cost,
             error,

@@ -16,8 +16,10 @@ def fmt_seconds(value: float | None) -> str:
         return "-"
     if value < 0.001:
         return f"{value * 1_000_000:.0f}µs"
-    if value < 1:
+    if value < 0.1:
         return f"{value * 1000:.1f}ms"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
     return f"{value:.2f}s"
 
 
@@ -31,13 +33,16 @@ def fmt_count(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+_LATENCY = ("p50", "p95", "p99", "max")  # the mean is in --json; it hides the tail
+
+
 def _latency_columns(table: Table) -> None:
-    for name in ("mean", "p50", "p95", "p99", "max"):
+    for name in _LATENCY:
         table.add_column(name, justify="right")
 
 
 def _latency(dist: dict[str, Any]) -> list[str]:
-    return [fmt_seconds(dist[name]) for name in ("mean", "p50", "p95", "p99", "max")]
+    return [fmt_seconds(dist[name]) for name in _LATENCY]
 
 
 def _table(title: str, first: str) -> Table:
@@ -72,7 +77,7 @@ def _render_pipeline(report: dict[str, Any], console: Console) -> None:
     pipeline = report.get("pipeline")
     if pipeline is not None and pipeline["runs"]:
         table = _table("Pipeline", "runs")
-        for name in ("ok", "failed", "err%", "per min"):
+        for name in ("ok", "failed", "err%", "/min"):
             table.add_column(name, justify="right")
         _latency_columns(table)
         table.add_row(
@@ -130,7 +135,7 @@ def _render_llm(report: dict[str, Any], console: Console) -> None:
             usage.add_column(name, justify="right")
         for row in report["llm"]:
             dist, ttft, tokens = row["duration_seconds"], row["ttft_seconds"], row["tokens"]
-            model = f"{row['model']} [dim]{row['provider']}[/dim]"
+            model = row["model"]
             table.add_row(
                 model,
                 fmt_count(row["requests"]),
