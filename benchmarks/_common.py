@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,18 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
     return {
+        "commit": commit or "unknown",
         "nproc": os.cpu_count(),
         "cpu": model,
         "memory_gib": memory_gib,
@@ -56,7 +68,7 @@ def machine_info() -> dict[str, Any]:
 def print_machine(info: Mapping[str, Any]) -> None:
     print(
         f"machine: {info['nproc']} CPUs, {info['cpu']}, {info['memory_gib']} GiB RAM, "
-        f"Python {info['python']}, {info['date']}"
+        f"Python {info['python']}, {info['date']}, commit {info.get('commit', 'unknown')}"
     )
 
 
@@ -110,8 +122,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
 
     def line(row: Sequence[str]) -> str:
         parts = [
-            row[i].ljust(widths[i]) if i == 0 else row[i].rjust(widths[i])
-            for i in range(len(row))
+            row[i].ljust(widths[i]) if i == 0 else row[i].rjust(widths[i]) for i in range(len(row))
         ]
         return "  ".join(parts).rstrip()
 
@@ -127,3 +138,110 @@ def verdict(met: bool) -> str:
 
 def dump_json(document: Mapping[str, Any]) -> None:
     print(json.dumps(document, indent=2))
+
+
+class LoadWatch:
+    """CPU time other processes used while a benchmark ran (this is a shared machine).
+
+    Compares the machine's busy time (``/proc/stat``) with this process's and its
+    children's CPU time; what is left was spent by someone else and slows the
+    figures down (on 2 cores, one busy neighbour is enough to show).
+    """
+
+    def __init__(self) -> None:
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float]:
+        import resource
+
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        ticks = os.sysconf("SC_CLK_TCK")
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        return (sum(fields[:8]) - idle) / ticks, ours, time.monotonic()
+
+    def report(self) -> dict[str, float]:
+        busy0, ours0, t0 = self._start
+        busy1, ours1, t1 = self._sample()
+        others = max(0.0, (busy1 - busy0) - (ours1 - ours0))
+        wall = t1 - t0
+        return {
+            "wall_s": round(wall, 1),
+            "other_cpu_s": round(others, 1),
+            "other_load": round(others / wall, 2) if wall else 0.0,
+        }
+
+    def describe(self) -> str:
+        load = self.report()
+        return (
+            f"other processes used {load['other_cpu_s']:.1f} CPU-s during the "
+            f"{load['wall_s']:.0f} s run (an average of {load['other_load']:.2f} cores)"
+        )
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """One finished command: wall time, and its own peak RSS and CPU time (from ``wait4``)."""
+
+    wall_s: float
+    max_rss_kib: int
+    cpu_s: float
+    exit_code: int
+    stdout: bytes
+
+
+def run_with_rusage(argv: Sequence[str], env: Mapping[str, str] | None = None) -> ChildRun:
+    """Run a command to completion (stdout captured, stderr discarded).
+
+    ``os.wait4`` gives this child's own resource usage, so the peak RSS is the
+    command's and not the largest of every child the benchmark ever waited for
+    (which is what ``getrusage(RUSAGE_CHILDREN)`` reports). The wall time covers
+    fork, exec, the run, reading its output and reaping it.
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        list(argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=dict(env) if env is not None else None,
+    )
+    try:
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
+    return ChildRun(
+        wall_s=wall,
+        max_rss_kib=usage.ru_maxrss,  # KiB on Linux
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        exit_code=proc.returncode,
+        stdout=out,
+    )
+
+
+PACKAGE_DIRS = (REPO_ROOT / "assistant", REPO_ROOT / "assistant_monitoring")
+
+
+def package_profile(stats: Any) -> dict[str, dict[str, float]]:
+    """The functions of ``assistant`` and ``assistant_monitoring`` in a ``pstats.Stats``.
+
+    Keyed ``path:line(function)`` (path relative to the repository); values are the
+    number of calls and the own (``tottime_s``) and cumulative (``cumtime_s``) seconds.
+    """
+    roots = tuple(str(path) + os.sep for path in PACKAGE_DIRS)
+    rows: dict[str, dict[str, float]] = {}
+    for (filename, line, function), (_cc, calls, own, cumulative, _callers) in stats.stats.items():
+        if not filename.startswith(roots):
+            continue
+        name = f"{Path(filename).relative_to(REPO_ROOT)}:{line}({function})"
+        rows[name] = {"calls": calls, "tottime_s": own, "cumtime_s": cumulative}
+    return rows
