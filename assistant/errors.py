@@ -16,6 +16,9 @@ class AssistantError(MonitoringError):
     exit_code = EXIT_FAILURE
     critical = False
     service: str | None = None
+    # Set when the error came through a breaker-guarded call, which has counted it;
+    # the CLI's last-resort handler trips the breaker only for errors that did not.
+    breaker_recorded = False
 
 
 class DatabaseError(AssistantError):

@@ -57,12 +57,9 @@ def handle_uncaught(error: BaseException, *, command: str, debug: bool) -> Handl
         pass
     _count(error, context)
     service = getattr(error, "service", None)
-    if (
-        severity == "critical"
-        and isinstance(service, str)
-        and getattr(error, "trip_breaker", False)
-    ):
-        _trip(service, error)
+    already_counted = getattr(error, "breaker_recorded", False)
+    if severity == "critical" and isinstance(service, str) and not already_counted:
+        _trip(service, error)  # a service error that escaped without a breaker
     if isinstance(error, MonitoringError):
         return HandledError(str(error), error.exit_code, severity)
     hint = "" if debug else " (run with --debug for the traceback)"

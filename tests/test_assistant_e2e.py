@@ -143,6 +143,11 @@ def test_rejected_key_fails_at_once_with_a_clear_line(
     assert run["failed_stage"] == "generate"
     assert run["error_type"] == "ProviderAuthError"
     assert "the-right-key" not in json.dumps(run)
+    with sqlite3.connect(data_dir / "assistant.db") as db:
+        assert db.execute("SELECT count(*) FROM messages").fetchone() == (0,), (
+            "nothing half-written"
+        )
+        assert db.execute("SELECT count(*) FROM conversations").fetchone() == (0,)
     errors = log_lines(data_dir, "error.jsonl")
     assert any(line.get("error_type") == "ProviderAuthError" for line in errors)
 

@@ -202,6 +202,7 @@ async def call_model(
                 if isinstance(translated, ProviderRequestError | ProviderAuthError)
                 else "error"
             )
+            translated.breaker_recorded = True  # the breaker above already counted it
             raise translated from error
         usage = generation.usage
         call.usage(

@@ -151,7 +151,9 @@ class Database:
             async with self.instrumentation.db_query(operation_of(sql)):
                 return await guarded()
         except aiosqlite.Error as error:
-            raise DatabaseError(f"database error in {operation_of(sql)}: {error}") from error
+            translated = DatabaseError(f"database error in {operation_of(sql)}: {error}")
+            translated.breaker_recorded = self.breaker is not None
+            raise translated from error
 
     # -- schema ---------------------------------------------------------------------
 

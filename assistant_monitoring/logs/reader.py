@@ -124,8 +124,39 @@ def _prefilter(query: LogQuery) -> re.Pattern[bytes] | None:
     return None
 
 
-def _candidate_lines(chunk: bytes, pattern: re.Pattern[bytes] | None) -> list[bytes]:
+def _level_literals(query: LogQuery) -> list[bytes] | None:
+    """The exact bytes our writer puts on lines of the wanted levels, when selective."""
+    if query.conversation is not None or LEVEL_RANK[query.min_level] < LEVEL_RANK["WARNING"]:
+        return None
+    wanted = [name for name in LEVELS if LEVEL_RANK[name] >= LEVEL_RANK[query.min_level]]
+    return [b'"level":"' + name.encode() + b'"' for name in wanted]
+
+
+def _literal_lines(chunk: bytes, literals: list[bytes]) -> list[bytes]:
+    """Lines containing any of ``literals``, in file order.
+
+    ``bytes.find`` runs at memchr speed, several times faster than a regex that must
+    allow for optional spaces; files written by other tools take the regex path.
+    """
+    starts: set[int] = set()
+    for literal in literals:
+        position = chunk.find(literal)
+        while position >= 0:
+            starts.add(chunk.rfind(b"\n", 0, position) + 1)
+            position = chunk.find(literal, position + len(literal))
+    lines = []
+    for start in sorted(starts):
+        end = chunk.find(b"\n", start)
+        lines.append(chunk[start : len(chunk) if end < 0 else end])
+    return lines
+
+
+def _candidate_lines(
+    chunk: bytes, pattern: re.Pattern[bytes] | None, literals: list[bytes] | None = None
+) -> list[bytes]:
     """Lines of ``chunk`` (newest last) that can match; all of them without a pattern."""
+    if literals is not None and b'"level": ' not in chunk:
+        return _literal_lines(chunk, literals)
     if pattern is None:
         return chunk.split(b"\n")
     lines: list[bytes] = []
@@ -158,6 +189,7 @@ def read_logs(path: Path, query: LogQuery) -> ReadResult:
     """Return the last ``query.lines`` entries of ``path`` and its rotated files."""
     result = ReadResult(files=log_files(path))
     pattern = _prefilter(query)
+    literals = _level_literals(query)
     grep = query.grep.lower() if query.grep else None
     since = query.since.timestamp() if query.since is not None else None
     newest_first: list[LogEntry] = []
@@ -169,7 +201,7 @@ def read_logs(path: Path, query: LogQuery) -> ReadResult:
         with handle:
             size = os.fstat(handle.fileno()).st_size
             for chunk in reverse_blocks(handle, size):
-                for line in reversed(_candidate_lines(chunk, pattern)):
+                for line in reversed(_candidate_lines(chunk, pattern, literals)):
                     if not line.strip():
                         continue
                     try:
