@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistant_monitoring.logs.jsonformat import RESERVED_FIELDS
+
 _LEVEL_COLORS = {
     "TRACE": "\x1b[2m",
     "DEBUG": "\x1b[36m",
@@ -16,20 +18,7 @@ _LEVEL_COLORS = {
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 
 # Fields every line has; the others (ids, event fields) are shown as key=value.
-_STANDARD = frozenset(
-    {
-        "ts",
-        "level",
-        "msg",
-        "logger",
-        "service",
-        "environment",
-        "version",
-        "pid",
-        "exception",
-        "exc_type",
-    }
-)
+_STANDARD = RESERVED_FIELDS
 
 
 def level_color(level: str) -> str:

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from assistant_monitoring.metrics.sketch import INV_LOG_GAMMA, MIN_POSITIVE
 
@@ -128,6 +128,7 @@ class HistogramChild:
 
 
 Child = CounterChild | GaugeChild | HistogramChild
+C = TypeVar("C", CounterChild, GaugeChild, HistogramChild)
 
 
 @dataclass
@@ -147,7 +148,7 @@ class SeriesDelta:
     buckets: list[int] = field(default_factory=list)
 
 
-class MetricFamily:
+class MetricFamily(Generic[C]):
     """A named metric with declared label names; children per label-value tuple."""
 
     kind: Kind
@@ -170,13 +171,24 @@ class MetricFamily:
         self.overflowed = 0
         # Set by the registry: counts overflows per family in a family of its own.
         self.overflow_counter: Counter | None = None
-        self._children: dict[tuple[str, ...], Child] = {}
+        self._children: dict[tuple[str, ...], C] = {}
         self._lock = threading.Lock()
 
-    def _new_child(self) -> Child:
+    def _new_child(self) -> C:
         raise NotImplementedError
 
-    def _child(self, values: tuple[str, ...], named: Mapping[str, object]) -> Child:
+    def labels(self, *values: str) -> C:
+        """The series for these label values, in declared order (cached)."""
+        try:
+            return self._children[values]
+        except KeyError:
+            return self._child(values, {})
+
+    def labels_named(self, **named: str) -> C:
+        """The series for these label values, given by name."""
+        return self._child((), named)
+
+    def _child(self, values: tuple[str, ...], named: Mapping[str, object]) -> C:
         if named:
             if values:
                 raise ValueError(f"{self.name}: give label values by position or by name")
@@ -207,7 +219,7 @@ class MetricFamily:
             child = self._children[values] = self._new_child()
             return child
 
-    def _overflow(self) -> Child:
+    def _overflow(self) -> C:
         # Past the cap, new label combinations share one series: memory stays
         # bounded and the overflow is visible (counted, logged once) instead of silent.
         self.overflowed += 1
@@ -220,13 +232,17 @@ class MetricFamily:
             _warn_overflow(self)
         return child
 
-    def items(self) -> list[tuple[tuple[str, ...], Child]]:
+    def items(self) -> list[tuple[tuple[str, ...], C]]:
         """A snapshot of (label values, child) pairs."""
         with self._lock:
             return list(self._children.items())
 
 
-class Counter(MetricFamily):
+# Any family, whatever its child type (what the registry and the store handle).
+AnyFamily = MetricFamily[Any]
+
+
+class Counter(MetricFamily[CounterChild]):
     """A monotonic counter family; its name ends in ``_total``."""
 
     kind: Kind = "counter"
@@ -234,23 +250,12 @@ class Counter(MetricFamily):
     def _new_child(self) -> CounterChild:
         return CounterChild()
 
-    def labels(self, *values: str) -> CounterChild:
-        """The series for these label values, in declared order (cached)."""
-        try:
-            return self._children[values]  # type: ignore[return-value]
-        except KeyError:
-            return self._child(values, {})  # type: ignore[return-value]
-
-    def labels_named(self, **named: str) -> CounterChild:
-        """The series for these label values, given by name."""
-        return self._child((), named)  # type: ignore[return-value]
-
     def inc(self, amount: float = 1.0) -> None:
         """Increment the unlabelled series."""
         self.labels().inc(amount)
 
 
-class Gauge(MetricFamily):
+class Gauge(MetricFamily[GaugeChild]):
     """A gauge family: the latest value wins across processes."""
 
     kind: Kind = "gauge"
@@ -258,23 +263,12 @@ class Gauge(MetricFamily):
     def _new_child(self) -> GaugeChild:
         return GaugeChild()
 
-    def labels(self, *values: str) -> GaugeChild:
-        """The series for these label values, in declared order (cached)."""
-        try:
-            return self._children[values]  # type: ignore[return-value]
-        except KeyError:
-            return self._child(values, {})  # type: ignore[return-value]
-
-    def labels_named(self, **named: str) -> GaugeChild:
-        """The series for these label values, given by name."""
-        return self._child((), named)  # type: ignore[return-value]
-
     def set(self, value: float) -> None:
         """Set the unlabelled series."""
         self.labels().set(value)
 
 
-class Histogram(MetricFamily):
+class Histogram(MetricFamily[HistogramChild]):
     """A histogram family: quantiles from a sketch, exact counts for ``le`` buckets."""
 
     kind: Kind = "histogram"
@@ -298,17 +292,6 @@ class Histogram(MetricFamily):
     def _new_child(self) -> HistogramChild:
         return HistogramChild(self.buckets)
 
-    def labels(self, *values: str) -> HistogramChild:
-        """The series for these label values, in declared order (cached)."""
-        try:
-            return self._children[values]  # type: ignore[return-value]
-        except KeyError:
-            return self._child(values, {})  # type: ignore[return-value]
-
-    def labels_named(self, **named: str) -> HistogramChild:
-        """The series for these label values, given by name."""
-        return self._child((), named)  # type: ignore[return-value]
-
     def observe(self, value: float) -> None:
         """Observe on the unlabelled series."""
         self.labels().observe(value)
@@ -319,7 +302,7 @@ class MetricsRegistry:
 
     def __init__(self, *, max_series: int = DEFAULT_MAX_SERIES) -> None:
         self.max_series = max_series
-        self._families: dict[str, MetricFamily] = {}
+        self._families: dict[str, AnyFamily] = {}
         self._lock = threading.Lock()
         self.overflow = self.counter(
             OVERFLOW_FAMILY,
@@ -327,7 +310,7 @@ class MetricsRegistry:
             ["metric"],
         )
 
-    def _register(self, family: MetricFamily) -> MetricFamily:
+    def _register(self, family: AnyFamily) -> AnyFamily:
         if family.name != OVERFLOW_FAMILY:
             family.overflow_counter = self.overflow
         with self._lock:
@@ -369,12 +352,12 @@ class MetricsRegistry:
         )
         return self._register(family)  # type: ignore[return-value]
 
-    def families(self) -> list[MetricFamily]:
+    def families(self) -> list[AnyFamily]:
         """Every registered family."""
         with self._lock:
             return list(self._families.values())
 
-    def get(self, name: str) -> MetricFamily | None:
+    def get(self, name: str) -> AnyFamily | None:
         """A family by name."""
         return self._families.get(name)
 
@@ -469,7 +452,7 @@ def _check_names(name: str, labelnames: Sequence[str], kind: Kind) -> None:
             raise ValueError(f"{name}: 'le' is reserved for histogram buckets")
 
 
-def _warn_overflow(family: MetricFamily) -> None:
+def _warn_overflow(family: AnyFamily) -> None:
     from loguru import logger
 
     logger.warning(

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_monitoring.errors import MonitoringError
-from assistant_monitoring.metrics.registry import MetricFamily, SeriesDelta
+from assistant_monitoring.metrics.registry import AnyFamily, SeriesDelta
 from assistant_monitoring.metrics.sketch import encode_counts, encode_dense, merge_dense
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -319,7 +319,7 @@ class MetricsStore:
 
     # -- writing -------------------------------------------------------------
 
-    def write(self, families: Iterable[MetricFamily], deltas: list[SeriesDelta]) -> None:
+    def write(self, families: Iterable[AnyFamily], deltas: list[SeriesDelta]) -> None:
         """Merge one flush's deltas into the store (one transaction)."""
         if not deltas:
             return
@@ -340,7 +340,7 @@ class MetricsStore:
     def _write_deltas(
         self,
         conn: sqlite3.Connection,
-        by_name: dict[str, MetricFamily],
+        by_name: dict[str, AnyFamily],
         deltas: list[SeriesDelta],
         now: float,
     ) -> None:
@@ -362,7 +362,7 @@ class MetricsStore:
                 )
 
     @staticmethod
-    def _row(kind: str, delta: SeriesDelta, family: MetricFamily, now: float) -> tuple[Any, ...]:
+    def _row(kind: str, delta: SeriesDelta, family: AnyFamily, now: float) -> tuple[Any, ...]:
         # value, updated, count, sum, min, max, zero, sketch, buckets
         if kind == "counter":
             return (delta.value, now, 0, 0.0, None, None, 0, None, None)
@@ -380,7 +380,7 @@ class MetricsStore:
             encode_counts(delta.buckets),
         )
 
-    def _write_family(self, conn: sqlite3.Connection, family: MetricFamily) -> None:
+    def _write_family(self, conn: sqlite3.Connection, family: AnyFamily) -> None:
         buckets = getattr(family, "buckets", None)
         conn.execute(
             """INSERT INTO families (name, kind, help, unit, labelnames, buckets)
