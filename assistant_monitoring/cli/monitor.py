@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from assistant_monitoring.cli import breakers_cmd, health_cmd, logs_cmd, metrics_cmd, runs_cmd
+from assistant_monitoring.cli import (
+    breakers_cmd,
+    health_cmd,
+    logs_cmd,
+    metrics_cmd,
+    runs_cmd,
+    serve_cmd,
+)
 
 app = typer.Typer(
     help="Watch the assistant: health, metrics, runs, logs, circuit breakers.",
@@ -16,3 +23,4 @@ app.command("metrics")(metrics_cmd.metrics)
 app.command("logs")(logs_cmd.logs)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("breakers")(breakers_cmd.breakers)
+app.command("serve")(serve_cmd.serve)

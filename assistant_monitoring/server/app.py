@@ -1,0 +1,295 @@
+"""``assistant monitor serve``: the long-lived HTTP face of the toolkit (what pm2 runs).
+
+Endpoints (JSON unless said otherwise):
+
+* ``GET /live``: the process is up (never needs the token);
+* ``GET /ready``: the database and the metrics store are usable (200, else 503);
+* ``GET /health``: health+json, 200 or 503 when unhealthy; cached for
+  ``cache_seconds`` so a flood of probes does not hammer the LLM API;
+* ``GET /metrics``: Prometheus text 0.0.4, or OpenMetrics when ``Accept`` asks;
+* ``GET /api/metrics?period=1h``, ``/api/runs?status=failed&limit=5``, ``/api/breakers``.
+
+Bad requests get a JSON error and never take the server down: unknown path 404, a
+bad parameter 400, a request line over 64 KiB 414; idle or slow clients time out.
+Besides answering, the server flushes its own metrics, samples memory and CPU,
+records health history and applies retention, every ``flush_interval`` seconds.
+
+It is the standard library's threading HTTP server: no extra dependency, one
+thread per connection, and every handler only reads SQLite or a cached value.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from assistant_monitoring import __version__
+from assistant_monitoring.errors import MonitoringError
+from assistant_monitoring.settings import Settings
+
+_REQUEST_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass
+class ServerConfig:
+    """How the server runs."""
+
+    host: str = "127.0.0.1"
+    port: int = 9464
+    token: str | None = None
+    cache_seconds: float = 5.0
+    flush_interval: float = 5.0
+
+
+class HealthCache:
+    """The last health report, recomputed at most every ``seconds`` (one at a time)."""
+
+    def __init__(self, compute: Callable[[], tuple[int, dict[str, Any]]], seconds: float) -> None:
+        self._compute = compute
+        self._seconds = seconds
+        self._lock = threading.Lock()
+        self._value: tuple[int, dict[str, Any]] | None = None
+        self._at = 0.0
+
+    def get(self) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, health+json document)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or now - self._at >= self._seconds:
+                self._value = self._compute()
+                self._at = now
+            return self._value
+
+
+class MonitorServer(ThreadingHTTPServer):
+    """The HTTP server and what its handlers share."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, settings: Settings, config: ServerConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.health = HealthCache(self._compute_health, config.cache_seconds)
+        self.requests_served = 0
+        self.in_flight = 0
+        self._counter_lock = threading.Lock()
+        super().__init__((config.host, config.port), _Handler)
+
+    @property
+    def url(self) -> str:
+        """Where it listens."""
+        host = self.server_address[0]
+        host = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{host}:{self.server_address[1]}"
+
+    def count_request(self) -> None:
+        with self._counter_lock:
+            self.requests_served += 1
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._counter_lock:
+            self.in_flight += 1
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._counter_lock:
+                self.in_flight -= 1
+
+    def drain(self, timeout: float) -> int:
+        """Stop accepting; wait up to ``timeout`` s for requests in flight; return those left."""
+        self.server_close()
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.in_flight
+
+    def _compute_health(self) -> tuple[int, dict[str, Any]]:
+        from assistant_monitoring.health.service import run_health
+        from assistant_monitoring.metrics.runtime import current_runtime
+
+        runtime = current_runtime()
+        report = run_health(
+            self.settings, instrumentation=runtime.instrumentation if runtime else None
+        )
+        status = 503 if report.status.value == "unhealthy" else 200
+        return status, report.as_json(version=__version__)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MonitorServer
+    protocol_version = "HTTP/1.1"
+    timeout = _REQUEST_TIMEOUT_SECONDS  # slow or half-open clients are dropped
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # access logs would drown the JSON log; metrics count requests instead
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The base class answers malformed requests itself (400, 414 for a request
+        # line over 64 KiB, 501 for other methods): in JSON, like everything else.
+        self.close_connection = True
+        self._send_json(code, {"error": message or self.responses.get(code, ("error",))[0]})
+
+    def do_GET(self) -> None:
+        self.server.count_request()
+        parts = urlsplit(self.path)
+        route = parts.path.rstrip("/") or "/"
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        if route != "/live" and not self._authorized():
+            self._send_json(401, {"error": "missing or wrong bearer token (MONITOR_TOKEN)"})
+            return
+        handler = _ROUTES.get(route)
+        if handler is None:
+            self._send_json(404, {"error": f"unknown path {route}", "paths": sorted(_ROUTES)})
+            return
+        try:
+            handler(self, query)
+        except MonitoringError as error:
+            self._send_json(400 if error.exit_code == 2 else 500, {"error": str(error)})
+        except Exception as error:  # one bad request never takes the server down
+            self._send_json(500, {"error": f"{type(error).__name__}: {error}"})
+
+    def _authorized(self) -> bool:
+        token = self.server.config.token
+        if not token:
+            return True
+        return self.headers.get("authorization", "") == f"Bearer {token}"
+
+    # -- routes -------------------------------------------------------------------
+
+    def live(self, query: dict[str, str]) -> None:
+        self._send_json(200, {"status": "live", "version": __version__})
+
+    def ready(self, query: dict[str, str]) -> None:
+        from assistant_monitoring.health.checks import check_database_sync
+
+        settings = self.server.settings
+        database = check_database_sync(
+            settings.database_path, slow_ms=1e9, busy_timeout_ms=settings.database.busy_timeout_ms
+        )
+        store_ok = _store_usable(settings)
+        ready = database.status.value != "unhealthy" and store_ok
+        self._send_json(
+            200 if ready else 503,
+            {
+                "status": "ready" if ready else "not ready",
+                "database": database.message,
+                "store": "usable" if store_ok else "unusable",
+            },
+        )
+
+    def health(self, query: dict[str, str]) -> None:
+        status, document = self.server.health.get()
+        self._send_json(status, document, content_type="application/health+json")
+
+    def metrics(self, query: dict[str, str]) -> None:
+        from assistant_monitoring.metrics.exposition import (
+            OPENMETRICS_CONTENT_TYPE,
+            PROMETHEUS_CONTENT_TYPE,
+        )
+        from assistant_monitoring.metrics.runtime import current_runtime
+        from assistant_monitoring.metrics.service import exposition_text
+
+        runtime = current_runtime()
+        if runtime is not None:
+            runtime.flush()  # what this process recorded is in the scrape too
+        openmetrics = "application/openmetrics-text" in self.headers.get("accept", "")
+        body = exposition_text(self.server.settings, openmetrics=openmetrics)
+        kind = OPENMETRICS_CONTENT_TYPE if openmetrics else PROMETHEUS_CONTENT_TYPE
+        self._send(200, body.encode(), kind)
+
+    def api_metrics(self, query: dict[str, str]) -> None:
+        from assistant_monitoring.metrics.service import metrics_report
+
+        report = metrics_report(
+            self.server.settings,
+            period=query.get("period", "1h"),
+            since=query.get("since"),
+            until=query.get("until"),
+        )
+        self._send_json(200, report)
+
+    def api_runs(self, query: dict[str, str]) -> None:
+        from assistant_monitoring.errors import UsageError
+        from assistant_monitoring.runs import RunStore
+
+        status = query.get("status")
+        status = "failure" if status == "failed" else status
+        if status not in (None, "success", "failure"):
+            raise UsageError(f"status: expected success or failure (got '{status}')")
+        try:
+            limit = int(query.get("limit", "20"))
+        except ValueError:
+            raise UsageError(f"limit: expected a whole number (got '{query['limit']}')") from None
+        if not 1 <= limit <= 1000:
+            raise UsageError("limit: expected 1 to 1000")
+        path = self.server.settings.monitoring_db_path
+        runs = []
+        if path.exists():
+            store = RunStore(path)
+            try:
+                runs = [run.as_json() for run in store.query(status=status, limit=limit)]
+            finally:
+                store.close()
+        self._send_json(200, {"runs": runs})
+
+    def api_breakers(self, query: dict[str, str]) -> None:
+        from dataclasses import asdict
+
+        from assistant_monitoring.breaker import BreakerStateStore
+
+        path = self.server.settings.monitoring_db_path
+        states = []
+        if path.exists():
+            store = BreakerStateStore(path)
+            try:
+                states = [asdict(state) for state in store.load_all()]
+            finally:
+                store.close()
+        self._send_json(200, {"breakers": states})
+
+    # -- writing -------------------------------------------------------------------
+
+    def _send_json(
+        self, status: int, document: dict[str, Any], *, content_type: str = "application/json"
+    ) -> None:
+        self._send(status, json.dumps(document, default=str).encode(), content_type)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        self.send_header("cache-control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+_ROUTES: dict[str, Callable[[_Handler, dict[str, str]], None]] = {
+    "/live": _Handler.live,
+    "/ready": _Handler.ready,
+    "/health": _Handler.health,
+    "/metrics": _Handler.metrics,
+    "/api/metrics": _Handler.api_metrics,
+    "/api/runs": _Handler.api_runs,
+    "/api/breakers": _Handler.api_breakers,
+}
+
+
+def _store_usable(settings: Settings) -> bool:
+    from assistant_monitoring.metrics.store import MetricsStore
+
+    store = MetricsStore(settings.monitoring_db_path)
+    try:
+        store.connect().execute("SELECT 1").fetchone()
+        return True
+    except Exception:
+        return False
+    finally:
+        store.close()

@@ -1,0 +1,202 @@
+"""`assistant monitor serve`: the HTTP endpoints, bad requests, the token, shutdown."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.stubllm import StubLLMServer
+from assistant_monitoring.metrics.instrument import Instrumentation
+from assistant_monitoring.metrics.registry import MetricsRegistry
+from assistant_monitoring.metrics.runtime import MetricsRuntime
+from assistant_monitoring.metrics.store import MetricsStore
+from tests.conftest import installed_assistant, require_tool, subprocess_env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        error.close()
+        return error.code, error.headers, body
+
+
+@pytest.fixture
+def served(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, StubLLMServer]]:
+    """A real `assistant monitor serve` process over a store with some data."""
+    data_dir.mkdir(parents=True)
+    with sqlite3.connect(data_dir / "assistant.db") as conn:
+        conn.execute("CREATE TABLE t (x)")
+    inst = Instrumentation(MetricsRegistry())
+    inst.metrics.pipeline_runs.labels("success").inc(3)
+    inst.metrics.pipeline_duration.observe(0.4)
+    store = MetricsStore(data_dir / "monitoring.db")
+    MetricsRuntime(inst, store).flush()
+    store.close()
+    with StubLLMServer() as stub:
+        monkeypatch.setenv("LLM_BASE_URL", stub.url)
+        monkeypatch.setenv("LLM_API_KEY", "sk-test-0000000000000000")
+        monkeypatch.setenv("HEALTH_DISK_DEGRADED_FREE_PERCENT", "0")
+        monkeypatch.setenv("HEALTH_DISK_UNHEALTHY_FREE_PERCENT", "0")
+        monkeypatch.setenv("HEALTH_MEMORY_DEGRADED_PERCENT", "100")
+        monkeypatch.setenv("HEALTH_MEMORY_UNHEALTHY_PERCENT", "100")
+        monkeypatch.setenv("MONITOR_FLUSH_INTERVAL", "0.5")
+        port = free_port()
+        process = subprocess.Popen(
+            [installed_assistant(), "monitor", "serve", "--port", str(port), "--health-cache", "2"],
+            env=subprocess_env(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                try:
+                    get(url + "/live")
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            yield url, stub
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)
+            assert process.stderr is not None
+            process.stderr.close()
+            assert process.returncode == 143
+
+
+def test_live_ready_health(served: tuple[str, StubLLMServer]) -> None:
+    url, stub = served
+    status, _, body = get(url + "/live")
+    assert status == 200
+    assert json.loads(body)["status"] == "live"
+    status, _, body = get(url + "/ready")
+    assert status == 200, body
+    status, headers, body = get(url + "/health")
+    assert status == 200, body
+    assert headers["Content-Type"] == "application/health+json"
+    assert json.loads(body)["status"] == "pass"
+    model_calls = len([r for r in stub.requests if r.path == "/v1/models"])
+    for _ in range(20):
+        get(url + "/health")
+    after = len([r for r in stub.requests if r.path == "/v1/models"])
+    assert after - model_calls <= 1, "a flood of probes is served from the cache"
+
+
+def test_health_503_when_unhealthy(served: tuple[str, StubLLMServer]) -> None:
+    url, stub = served
+    stub.plan.error_rate = 1.0
+    time.sleep(2.1)  # past the health cache
+    status, _, body = get(url + "/health")
+    assert status == 503
+    assert json.loads(body)["status"] == "fail"
+
+
+def test_metrics_text_and_openmetrics(served: tuple[str, StubLLMServer], tmp_path: Path) -> None:
+    url, _ = served
+    status, headers, body = get(url + "/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = body.decode()
+    assert 'assistant_pipeline_runs_total{status="success"} 3' in text
+    status, headers, body = get(url + "/metrics", {"Accept": "application/openmetrics-text"})
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    assert body.decode().endswith("# EOF\n")
+    promtool = require_tool("promtool")
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_json_api(served: tuple[str, StubLLMServer]) -> None:
+    url, _ = served
+    status, _, body = get(url + "/api/metrics?period=1h")
+    assert status == 200
+    report: dict[str, Any] = json.loads(body)
+    assert report["pipeline"]["runs"] == 3
+    status, _, body = get(url + "/api/runs?status=failed&limit=5")
+    assert status == 200
+    assert json.loads(body) == {"runs": []}
+    status, _, body = get(url + "/api/breakers")
+    assert status == 200
+    assert "breakers" in json.loads(body)
+
+
+def test_bad_requests_get_json_errors_and_the_server_survives(
+    served: tuple[str, StubLLMServer],
+) -> None:
+    url, _ = served
+    status, _, body = get(url + "/nope")
+    assert status == 404
+    assert "unknown path" in json.loads(body)["error"]
+    status, _, body = get(url + "/api/metrics?period=zzz")
+    assert status == 400
+    assert "--period: expected a duration" in json.loads(body)["error"]
+    status, _, body = get(url + "/api/runs?limit=lots")
+    assert status == 400
+    status, _, body = get(url + "/api/metrics?x=" + "a" * 70_000)
+    assert status == 414
+    assert json.loads(body)["error"]
+    # A client that connects and says nothing does not block the others.
+    idle = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    try:
+        assert get(url + "/live")[0] == 200
+    finally:
+        idle.close()
+    assert get(url + "/live")[0] == 200
+
+
+def test_non_loopback_needs_a_token(data_dir: Path) -> None:
+    result = subprocess.run(
+        [installed_assistant(), "monitor", "serve", "--host", "0.0.0.0", "--port", "0"],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "set MONITOR_TOKEN" in result.stderr
+
+
+def test_token_guards_everything_but_live(data_dir: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [installed_assistant(), "monitor", "serve", "--port", str(port)],
+        env=subprocess_env(MONITOR_TOKEN="s3cret-token-value"),
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                assert get(url + "/live")[0] == 200
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert get(url + "/metrics")[0] == 401
+        assert get(url + "/metrics", {"Authorization": "Bearer s3cret-token-value"})[0] == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 143
