@@ -3,11 +3,13 @@
 # Safe to re-run: installs only what is missing. Needs root or sudo for apt-get.
 #   lnav: checks the shipped log format against real files.
 #   prometheus (for promtool): checks our exposition text and, later, rules and scrapes.
+#   tmux: runs the live dashboard in a real terminal and captures the screen.
 set -euo pipefail
 
 APT_PACKAGES=()
 command -v lnav >/dev/null 2>&1 || APT_PACKAGES+=(lnav)
 command -v promtool >/dev/null 2>&1 || APT_PACKAGES+=(prometheus)
+command -v tmux >/dev/null 2>&1 || APT_PACKAGES+=(tmux)
 
 if [ ${#APT_PACKAGES[@]} -eq 0 ]; then
     echo "==> test tools present"

@@ -6,6 +6,7 @@ import typer
 
 from assistant_monitoring.cli import (
     breakers_cmd,
+    dashboard_cmd,
     health_cmd,
     logs_cmd,
     metrics_cmd,
@@ -14,7 +15,7 @@ from assistant_monitoring.cli import (
 )
 
 app = typer.Typer(
-    help="Watch the assistant: health, metrics, runs, logs, circuit breakers.",
+    help="Watch the assistant: health, metrics, runs, logs, breakers, dashboard, serve.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -23,4 +24,5 @@ app.command("metrics")(metrics_cmd.metrics)
 app.command("logs")(logs_cmd.logs)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("breakers")(breakers_cmd.breakers)
+app.command("dashboard")(dashboard_cmd.dashboard)
 app.command("serve")(serve_cmd.serve)

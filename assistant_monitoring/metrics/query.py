@@ -173,3 +173,25 @@ def query_window(conn: sqlite3.Connection, start: float, end: float, *, now: flo
             if sketch:
                 aggregate.sketches.append(sketch)
     return WindowData(start, end, list(found.values()))
+
+
+def minute_series(
+    conn: sqlite3.Connection, family: str, start: float, end: float, **labels: str
+) -> list[tuple[int, float]]:
+    """Per-minute sums of a counter family over ``[start, end)`` (minutes without data: 0).
+
+    Reads the minute rows (kept 48 hours); ``labels`` filters series by label value.
+    """
+    low, high = int(start) // MINUTE * MINUTE, -(-int(end) // MINUTE) * MINUTE
+    rows = conn.execute(
+        """SELECT sm.start, s.labels, sm.value FROM samples sm
+           JOIN series s ON s.id = sm.series_id
+           WHERE s.family = ? AND sm.resolution = ? AND sm.start >= ? AND sm.start < ?""",
+        (family, MINUTE, low, high),
+    ).fetchall()
+    totals = dict.fromkeys(range(low, high, MINUTE), 0.0)
+    for minute, raw_labels, value in rows:
+        pairs = dict(json.loads(raw_labels))
+        if all(pairs.get(key) == wanted for key, wanted in labels.items()):
+            totals[minute] = totals.get(minute, 0.0) + value
+    return sorted(totals.items())
