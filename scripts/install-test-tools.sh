@@ -4,12 +4,14 @@
 #   lnav: checks the shipped log format against real files.
 #   prometheus (for promtool): checks our exposition text and, later, rules and scrapes.
 #   tmux: runs the live dashboard in a real terminal and captures the screen.
+#   chromium: loads the web dashboard headless (console errors, a screenshot).
 set -euo pipefail
 
 APT_PACKAGES=()
 command -v lnav >/dev/null 2>&1 || APT_PACKAGES+=(lnav)
 command -v promtool >/dev/null 2>&1 || APT_PACKAGES+=(prometheus)
 command -v tmux >/dev/null 2>&1 || APT_PACKAGES+=(tmux)
+command -v chromium >/dev/null 2>&1 || APT_PACKAGES+=(chromium)
 
 if [ ${#APT_PACKAGES[@]} -eq 0 ]; then
     echo "==> test tools present"

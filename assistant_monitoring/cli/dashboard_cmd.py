@@ -40,6 +40,9 @@ def dashboard(
     health_every: float = typer.Option(
         30.0, "--health-every", min=1, help="Seconds between health checks (they call the LLM API)."
     ),
+    web: bool = typer.Option(
+        False, "--web", help="Serve the web dashboard (as `monitor serve`) and open the browser."
+    ),
 ) -> None:
     """Everything at a glance, live: health, breakers, runs per minute, error ratio,
     p50/p95 latency, tokens and cost per model, recent failed runs and error lines.
@@ -55,6 +58,9 @@ def dashboard(
     from assistant_monitoring.timeparse import parse_duration
 
     parse_duration(period, option="--period")  # a bad period fails before the screen opens
+    if web:
+        _serve_web()
+        return
     state = current_state()
     settings = state.load().settings
     console = state.console()
@@ -79,3 +85,16 @@ def dashboard(
     finally:
         stop.set()
         time.sleep(0.25)  # let the key reader restore the terminal
+
+
+def _serve_web() -> None:
+    """`monitor serve` on loopback, with the browser opened on /dashboard."""
+    import webbrowser
+
+    from assistant_monitoring.cli.serve_cmd import serve
+
+    settings = current_state().load().settings
+    url = f"http://127.0.0.1:{settings.monitoring.port}/dashboard"
+    typer.echo(f"web dashboard: {url}", err=True)
+    threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    serve(host=None, port=None, cache_seconds=5.0)

@@ -142,7 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         route = parts.path.rstrip("/") or "/"
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        if route != "/live" and not self._authorized():
+        # /dashboard is a static page holding no data; its API calls carry the token.
+        if route not in ("/live", "/dashboard") and not self._authorized():
             self._send_json(401, {"error": "missing or wrong bearer token (MONITOR_TOKEN)"})
             return
         handler = _ROUTES.get(route)
@@ -240,6 +241,39 @@ class _Handler(BaseHTTPRequestHandler):
                 store.close()
         self._send_json(200, {"runs": runs})
 
+    def dashboard(self, query: dict[str, str]) -> None:
+        from importlib import resources
+
+        page = resources.files("assistant_monitoring.server").joinpath("static/dashboard.html")
+        self._send(200, page.read_bytes(), "text/html; charset=utf-8")
+
+    def api_timeseries(self, query: dict[str, str]) -> None:
+        import time as clock
+
+        from assistant_monitoring.metrics.query import minute_series
+        from assistant_monitoring.metrics.store import MetricsStore
+        from assistant_monitoring.timeparse import parse_duration
+
+        seconds = parse_duration(query.get("period", "1h"), option="period").total_seconds()
+        end = clock.time()
+        start = max(end - seconds, end - 48 * 3600)  # minute rows are kept 48 hours
+        points: list[dict[str, float]] = []
+        path = self.server.settings.monitoring_db_path
+        if path.exists():
+            store = MetricsStore(path)
+            try:
+                conn = store.connect()
+                family = "assistant_pipeline_runs_total"
+                runs = minute_series(conn, family, start, end)
+                failures = dict(minute_series(conn, family, start, end, status="failure"))
+            finally:
+                store.close()
+            points = [
+                {"minute": minute, "runs": value, "failures": failures.get(minute, 0.0)}
+                for minute, value in runs
+            ]
+        self._send_json(200, {"points": points})
+
     def api_breakers(self, query: dict[str, str]) -> None:
         from dataclasses import asdict
 
@@ -279,6 +313,8 @@ _ROUTES: dict[str, Callable[[_Handler, dict[str, str]], None]] = {
     "/api/metrics": _Handler.api_metrics,
     "/api/runs": _Handler.api_runs,
     "/api/breakers": _Handler.api_breakers,
+    "/api/timeseries": _Handler.api_timeseries,
+    "/dashboard": _Handler.dashboard,
 }
 
 
