@@ -106,6 +106,7 @@ def test_dashboard_page_in_chromium(
         line for line in dom.stderr.splitlines() + picture.stderr.splitlines() if "CONSOLE" in line
     ]
     assert console == [], f"console messages: {console}"
-    assert shot.exists() and shot.stat().st_size > 10_000
+    assert shot.exists()
+    assert shot.stat().st_size > 10_000
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "web-dashboard.png")
