@@ -154,10 +154,20 @@ def test_failed_flush_keeps_the_deltas_and_never_raises(tmp_path: Path) -> None:
 def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "monitoring.db"
     store = MetricsStore(path)
-    assert store.applied_migrations() == ["m001_initial", "m002_breakers", "m003_pipeline_runs"]
+    assert store.applied_migrations() == [
+        "m001_initial",
+        "m002_breakers",
+        "m003_pipeline_runs",
+        "m004_alerts",
+    ]
     store.close()
     again = MetricsStore(path)
-    assert again.applied_migrations() == ["m001_initial", "m002_breakers", "m003_pipeline_runs"]
+    assert again.applied_migrations() == [
+        "m001_initial",
+        "m002_breakers",
+        "m003_pipeline_runs",
+        "m004_alerts",
+    ]
     again.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from assistant_monitoring.cli import (
+    alerts_cmd,
     breakers_cmd,
     dashboard_cmd,
     health_cmd,
@@ -24,5 +25,6 @@ app.command("metrics")(metrics_cmd.metrics)
 app.command("logs")(logs_cmd.logs)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("breakers")(breakers_cmd.breakers)
+app.command("alerts")(alerts_cmd.alerts)
 app.command("dashboard")(dashboard_cmd.dashboard)
 app.command("serve")(serve_cmd.serve)

@@ -75,15 +75,19 @@ def serve(
         runtime.start_periodic_flush(config.flush_interval)
     stop = threading.Event()
 
-    def record_health() -> None:
-        # Health history for the dashboards, even when nobody probes /health.
-        while not stop.wait(max(config.flush_interval, cache_seconds, 1.0)):
+    def periodic() -> None:
+        # Health history for the dashboards, even when nobody probes /health, and
+        # the local alert rules, whose transitions go to the event streams too.
+        from assistant_monitoring.alerts import evaluate_and_record
+
+        while not stop.wait(max(config.flush_interval, 1.0)):
             try:
                 server.health.get()
+                evaluate_and_record(settings, extra=[server.alerts.publish])
             except Exception as error:
-                logger.warning(f"periodic health check failed: {error}")
+                logger.warning(f"periodic health and alert evaluation failed: {error}")
 
-    threading.Thread(target=record_health, name="health-history", daemon=True).start()
+    threading.Thread(target=periodic, name="periodic", daemon=True).start()
     logger.info(f"monitor serving on {server.url}")
     typer.echo(f"serving on {server.url} (Ctrl-C or SIGTERM stops)", err=True)
     try:

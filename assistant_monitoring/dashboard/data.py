@@ -31,6 +31,7 @@ class Snapshot:
     failed_runs: list[RunRecord] = field(default_factory=list)
     error_lines: list[dict[str, Any]] = field(default_factory=list)
     cost_today: float | None = None
+    alerts: list[Any] = field(default_factory=list)
 
 
 class HealthProbe:
@@ -108,6 +109,13 @@ def _read_store(snapshot: Snapshot, settings: Settings, start: float, end: float
         snapshot.failed_runs = runs.query(status="failure", limit=5, since=start)
     finally:
         runs.close()
+    from assistant_monitoring.alerts import AlertBook
+
+    alerts_store = MetricsStore(settings.monitoring_db_path)
+    try:
+        snapshot.alerts = AlertBook(alerts_store).open_alerts()
+    finally:
+        alerts_store.close()
 
 
 def _error_lines(settings: Settings) -> list[dict[str, Any]]:

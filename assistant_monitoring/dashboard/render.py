@@ -104,9 +104,12 @@ def _models(snapshot: Snapshot) -> RenderableType:
 
 
 def _failures(snapshot: Snapshot) -> RenderableType:
-    if not snapshot.failed_runs and not snapshot.error_lines:
-        return Text("no failed runs, no errors", style="green")
+    if not snapshot.failed_runs and not snapshot.error_lines and not snapshot.alerts:
+        return Text("no alerts, no failed runs, no errors", style="green")
     lines: list[Text] = []
+    for alert in snapshot.alerts[:3]:
+        color = "red" if alert.severity == "critical" else "yellow"
+        lines.append(Text.assemble(("● ", color), (alert.rule, color), f" {alert.message}"))
     for run in snapshot.failed_runs[:3]:
         when = datetime.fromtimestamp(run.started_at, UTC).strftime("%H:%M:%S")
         lines.append(
@@ -135,8 +138,10 @@ def render_frame(snapshot: Snapshot, *, width: int, height: int, profile: str) -
     style = _STATUS_STYLE.get(overall, "white")
     when = datetime.fromtimestamp(snapshot.taken_at, UTC).strftime("%H:%M:%S UTC")
     cost_today = "-" if snapshot.cost_today is None else f"${snapshot.cost_today:.4f}"
+    alerts = f" · {len(snapshot.alerts)} alerts" if snapshot.alerts else ""
     header = Text.assemble(
         (f" {overall.upper()} ", f"bold reverse {style}"),
+        (alerts, "bold red"),
         f" {profile} · {snapshot.period} · {when} · today {cost_today}",
         ("  q quits", "dim"),
     )
@@ -158,6 +163,6 @@ def render_frame(snapshot: Snapshot, *, width: int, height: int, profile: str) -
     )
     layout["bottom"].split_row(
         Layout(Panel(_models(snapshot), title="models", border_style="magenta"), ratio=3),
-        Layout(Panel(_failures(snapshot), title="failures", border_style="red"), ratio=2),
+        Layout(Panel(_failures(snapshot), title="alerts & failures", border_style="red"), ratio=2),
     )
     return layout

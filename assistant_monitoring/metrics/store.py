@@ -148,6 +148,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX pipeline_runs_by_conversation ON pipeline_runs (conversation_id, started_at);
         """,
     ),
+    (
+        "m004_alerts",
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            rule TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            state TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            resolved_at REAL,
+            value REAL,
+            message TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX alerts_by_rule ON alerts (rule, state);
+        CREATE INDEX alerts_by_time ON alerts (started_at);
+        """,
+    ),
 )
 KNOWN_MIGRATIONS = {name for name, _ in MIGRATIONS}
 

@@ -20,7 +20,10 @@ thread per connection, and every handler only reads SQLite or a cached value.
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import json
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -67,6 +70,35 @@ class HealthCache:
             return self._value
 
 
+class AlertBroadcaster:
+    """Fan alert transitions out to the server-sent-event streams that are open."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: list[queue.Queue[dict[str, Any]]] = []
+
+    def subscribe(self) -> queue.Queue[dict[str, Any]]:
+        """A new stream's queue."""
+        subscriber: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=100)
+        with self._lock:
+            self._queues.append(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: queue.Queue[dict[str, Any]]) -> None:
+        """Forget a closed stream."""
+        with self._lock:
+            if subscriber in self._queues:
+                self._queues.remove(subscriber)
+
+    def publish(self, event: str, alert: Any) -> None:
+        """Send one transition (an Alert) to every stream; slow streams drop events."""
+        message = {"event": event, **alert.as_json()}
+        with self._lock:
+            for subscriber in self._queues:
+                with contextlib.suppress(queue.Full):
+                    subscriber.put_nowait(message)
+
+
 class MonitorServer(ThreadingHTTPServer):
     """The HTTP server and what its handlers share."""
 
@@ -80,6 +112,8 @@ class MonitorServer(ThreadingHTTPServer):
         self.health = HealthCache(self._compute_health, config.cache_seconds)
         self.requests_served = 0
         self.in_flight = 0
+        self.alerts = AlertBroadcaster()
+        self.stopping = threading.Event()
         self._counter_lock = threading.Lock()
         super().__init__((config.host, config.port), _Handler)
 
@@ -105,6 +139,7 @@ class MonitorServer(ThreadingHTTPServer):
 
     def drain(self, timeout: float) -> int:
         """Stop accepting; wait up to ``timeout`` s for requests in flight; return those left."""
+        self.stopping.set()  # event streams end at their next tick
         self.server_close()
         deadline = time.monotonic() + timeout
         while self.in_flight and time.monotonic() < deadline:
@@ -161,7 +196,12 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.server.config.token
         if not token:
             return True
-        return self.headers.get("authorization", "") == f"Bearer {token}"
+        if self.headers.get("authorization", "") == f"Bearer {token}":
+            return True
+        # EventSource cannot send headers: the event stream alone takes ?token=.
+        parts = urlsplit(self.path)
+        given = parse_qs(parts.query).get("token", [""])[-1]
+        return parts.path == "/api/alerts/stream" and hmac.compare_digest(given, token)
 
     # -- routes -------------------------------------------------------------------
 
@@ -274,6 +314,54 @@ class _Handler(BaseHTTPRequestHandler):
             ]
         self._send_json(200, {"points": points})
 
+    def api_alerts(self, query: dict[str, str]) -> None:
+        from assistant_monitoring.alerts import AlertBook
+        from assistant_monitoring.metrics.store import MetricsStore
+
+        path = self.server.settings.monitoring_db_path
+        firing: list[dict[str, Any]] = []
+        recent: list[dict[str, Any]] = []
+        if path.exists():
+            store = MetricsStore(path)
+            try:
+                book = AlertBook(store)
+                firing = [a.as_json() for a in book.open_alerts()]
+                recent = [a.as_json() for a in book.recent(20)]
+            finally:
+                store.close()
+        self._send_json(200, {"firing": firing, "recent": recent})
+
+    def api_alerts_stream(self, query: dict[str, str]) -> None:
+        """Server-sent events: one ``alert`` event per transition, a comment every 15 s."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-store")
+        self.send_header("connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        subscriber = self.server.alerts.subscribe()
+        quiet = 0.0
+        try:
+            self.wfile.write(b": connected\n\n")
+            self.wfile.flush()
+            while not self.server.stopping.is_set():
+                try:
+                    message = subscriber.get(timeout=1.0)
+                except queue.Empty:
+                    quiet += 1.0
+                    if quiet >= 15:
+                        quiet = 0.0
+                        self.wfile.write(b": keep-alive\n\n")
+                        self.wfile.flush()
+                    continue
+                data = json.dumps(message, default=str)
+                self.wfile.write(f"event: alert\ndata: {data}\n\n".encode())
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser went away
+        finally:
+            self.server.alerts.unsubscribe(subscriber)
+
     def api_breakers(self, query: dict[str, str]) -> None:
         from dataclasses import asdict
 
@@ -314,6 +402,8 @@ _ROUTES: dict[str, Callable[[_Handler, dict[str, str]], None]] = {
     "/api/runs": _Handler.api_runs,
     "/api/breakers": _Handler.api_breakers,
     "/api/timeseries": _Handler.api_timeseries,
+    "/api/alerts": _Handler.api_alerts,
+    "/api/alerts/stream": _Handler.api_alerts_stream,
     "/dashboard": _Handler.dashboard,
 }
 

@@ -156,6 +156,33 @@ class HealthSettings(_Group):
     )
 
 
+class AlertSettings(_Group):
+    """Local alert rules (for users without Prometheus)."""
+
+    window: str = Field("5m", alias="ALERT_WINDOW")
+    pipeline_failure_ratio: float = Field(0.1, gt=0, le=1, alias="ALERT_PIPELINE_FAILURE_RATIO")
+    pipeline_p95_seconds: float = Field(10.0, gt=0, alias="ALERT_PIPELINE_P95_SECONDS")
+    stage_failures: int = Field(3, ge=1, alias="ALERT_STAGE_FAILURES")
+    llm_error_ratio: float = Field(0.2, gt=0, le=1, alias="ALERT_LLM_ERROR_RATIO")
+    minimum_runs: int = Field(5, ge=1, alias="ALERT_MINIMUM_RUNS")
+    daily_budget_usd: float | None = Field(None, gt=0, alias="MONITOR_DAILY_BUDGET_USD")
+    webhook_url: str | None = Field(None, alias="ALERT_WEBHOOK_URL")
+
+    @field_validator("window")
+    @classmethod
+    def _check_window(cls, value: str) -> str:
+        if not re.match(r"^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$", value):
+            raise ValueError("must be a duration such as 5m or 1h")
+        return value.strip()
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook(cls, value: str | None) -> str | None:
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL")
+        return value or None
+
+
 class FeatureSettings(_Group):
     """Feature switches."""
 
@@ -188,6 +215,7 @@ class Settings(BaseModel):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
 
     @model_validator(mode="after")
@@ -223,6 +251,7 @@ GROUPS: dict[str, type[_Group]] = {
     "logging": LoggingSettings,
     "monitoring": MonitoringSettings,
     "health": HealthSettings,
+    "alerts": AlertSettings,
     "features": FeatureSettings,
 }
 
