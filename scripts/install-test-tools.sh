@@ -6,6 +6,17 @@
 #   tmux: runs the live dashboard in a real terminal and captures the screen.
 #   chromium: loads the web dashboard headless (console errors, a screenshot).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# pm2 (npm), into .tools/ of the repository: the deploy tests drive it for real.
+if ! command -v pm2 >/dev/null 2>&1 && [ ! -x .tools/node_modules/.bin/pm2 ]; then
+    if command -v npm >/dev/null 2>&1; then
+        echo "==> installing pm2 into .tools (npm)"
+        npm install --prefix .tools --no-audit --no-fund --silent pm2 >/dev/null
+    else
+        echo "warning: no npm: pm2 cannot be installed; the deploy tests will skip" >&2
+    fi
+fi
 
 APT_PACKAGES=()
 command -v lnav >/dev/null 2>&1 || APT_PACKAGES+=(lnav)

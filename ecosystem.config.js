@@ -1,0 +1,34 @@
+// pm2 process file: `pm2 start ecosystem.config.js --env production` (scripts/deploy.sh
+// does it after the health gate). The app is the long-lived `assistant monitor serve`.
+const path = require("path");
+
+module.exports = {
+  apps: [
+    {
+      name: "assistant-monitor",
+      cwd: __dirname,
+      script: path.join(__dirname, ".venv", "bin", "assistant"),
+      args: "monitor serve",
+      interpreter: "none",
+      // The settings come from .env.<profile> (in ASSISTANT_CONFIG_DIR) and the
+      // environment; the ports here match the .env templates (staging beside production).
+      env: { ASSISTANT_CONFIG_DIR: __dirname, PYTHONUNBUFFERED: "1" },
+      // MONITOR_PORT from the deploying shell wins, as it does for the assistant itself.
+      env_development: { ASSISTANT_ENV: "development", MONITOR_PORT: process.env.MONITOR_PORT || "9464" },
+      env_staging: { ASSISTANT_ENV: "staging", MONITOR_PORT: process.env.MONITOR_PORT || "9465" },
+      env_production: { ASSISTANT_ENV: "production", MONITOR_PORT: process.env.MONITOR_PORT || "9464" },
+      autorestart: true,
+      max_restarts: 10,
+      min_uptime: "10s",
+      restart_delay: 2000,
+      exp_backoff_restart_delay: 200,
+      max_memory_restart: "300M",
+      // serve drains requests for up to 5 s on SIGINT/SIGTERM, then flushes: give it 8.
+      kill_timeout: 8000,
+      out_file: path.join(__dirname, "logs", "pm2-assistant-monitor.out.log"),
+      error_file: path.join(__dirname, "logs", "pm2-assistant-monitor.err.log"),
+      merge_logs: true,
+      time: true,
+    },
+  ],
+};

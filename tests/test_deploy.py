@@ -1,0 +1,138 @@
+"""scripts/deploy.sh with a real pm2: a failing health gate starts nothing, a passing one
+leaves `assistant-monitor` online and answering /health."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.stubllm import StubLLMServer
+from tests.conftest import REPO_ROOT, REQUIRE_TOOLS, subprocess_env
+from tests.test_serve import free_port, get
+
+DEPLOY = REPO_ROOT / "scripts" / "deploy.sh"
+
+
+def pm2_binary() -> str:
+    found = shutil.which("pm2") or str(REPO_ROOT / ".tools" / "node_modules" / ".bin" / "pm2")
+    if not os.access(found, os.X_OK):
+        message = "pm2 is not installed (scripts/install-test-tools.sh installs it)"
+        if REQUIRE_TOOLS:
+            pytest.fail(message)
+        pytest.skip(message)
+    if not (REPO_ROOT / ".venv" / "bin" / "assistant").exists():
+        pytest.skip("ecosystem.config.js runs the repository's .venv (scripts/test.sh makes it)")
+    return found
+
+
+@pytest.fixture
+def pm2(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """pm2 with its own home (its daemon is killed afterwards)."""
+    binary = pm2_binary()
+    env = {"PM2_HOME": str(tmp_path / "pm2"), "PM2": binary}
+    yield binary, env
+    subprocess.run(
+        [binary, "kill"], env=subprocess_env(**env), capture_output=True, check=False, timeout=60
+    )
+
+
+def deploy(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(DEPLOY), *args],
+        cwd=REPO_ROOT,
+        env=subprocess_env(ASSISTANT_ENV="development", **env),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def apps(binary: str, env: dict[str, str]) -> dict[str, str]:
+    listing = subprocess.run(
+        [binary, "jlist"],
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    # A new pm2 daemon prints its banner first: the JSON is the last line.
+    document = [line for line in listing.stdout.splitlines() if line.startswith("[")][-1]
+    return {app["name"]: app["pm2_env"]["status"] for app in json.loads(document)}
+
+
+def test_usage_errors_start_nothing() -> None:
+    unknown = deploy("qa")
+    assert unknown.returncode == 2
+    assert "unknown environment 'qa'" in unknown.stderr
+    missing_pm2 = deploy("development", PM2="/nonexistent/pm2", PATH="/usr/bin:/bin")
+    assert missing_pm2.returncode == 2
+    assert "pm2 not found" in missing_pm2.stderr
+
+
+def test_failed_health_gate_starts_nothing(pm2: tuple[str, dict[str, str]], data_dir: Path) -> None:
+    binary, env = pm2
+    result = deploy("development", **env, MONITOR_PORT=str(free_port()))  # no API key
+    assert result.returncode == 1
+    assert "Health checks failed, aborting deployment" in result.stderr
+    assert "no API key" in result.stdout
+    assert "assistant-monitor" not in apps(binary, env)
+
+
+def test_stub_500_fails_the_gate(pm2: tuple[str, dict[str, str]], data_dir: Path) -> None:
+    binary, env = pm2
+    with StubLLMServer(error_rate=1.0) as stub:
+        result = deploy(
+            "development",
+            **env,
+            LLM_BASE_URL=stub.url,
+            LLM_API_KEY="sk-deploy-000000000000",
+            MONITOR_PORT=str(free_port()),
+        )
+    assert result.returncode == 1
+    assert "Health checks failed" in result.stderr
+    assert "assistant-monitor" not in apps(binary, env)
+
+
+def test_passing_deploy_is_online_and_answers(
+    pm2: tuple[str, dict[str, str]], data_dir: Path
+) -> None:
+    binary, env = pm2
+    port = free_port()
+    with StubLLMServer() as stub:
+        result = deploy(
+            "development",
+            **env,
+            LLM_BASE_URL=stub.url,
+            LLM_API_KEY="sk-deploy-000000000000",
+            MONITOR_PORT=str(port),
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "deployed: assistant-monitor" in result.stdout
+        assert apps(binary, env)["assistant-monitor"] == "online"
+        status, _, body = get(f"http://127.0.0.1:{port}/health")
+        assert status == 200
+        assert json.loads(body)["status"] == "pass"
+        again = deploy(
+            "development",
+            **env,
+            LLM_BASE_URL=stub.url,
+            LLM_API_KEY="sk-deploy-000000000000",
+            MONITOR_PORT=str(port),
+        )
+        assert again.returncode == 0, again.stderr
+        assert apps(binary, env)["assistant-monitor"] == "online"
+    subprocess.run(
+        [binary, "delete", "assistant-monitor"],
+        env=subprocess_env(**env),
+        check=True,
+        capture_output=True,
+    )
+    assert "assistant-monitor" not in apps(binary, env)
