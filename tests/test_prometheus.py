@@ -84,9 +84,10 @@ def test_real_prometheus_scrapes_the_monitor(tmp_path: Path, data_dir: Path) -> 
     store.close()
     monitor_port, prometheus_port = free_port(), free_port()
     config = tmp_path / "prometheus.yml"
+    recording, alerting = PROMETHEUS_DIR / "recording_rules.yml", PROMETHEUS_DIR / "alert_rules.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"rule_files: ['{PROMETHEUS_DIR / 'recording_rules.yml'}', '{PROMETHEUS_DIR / 'alert_rules.yml'}']\n"
+        f"rule_files: ['{recording}', '{alerting}']\n"
         "scrape_configs:\n"
         "  - job_name: assistant\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{monitor_port}']}}]\n"
