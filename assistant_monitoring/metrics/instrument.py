@@ -201,6 +201,8 @@ class Instrumentation:
         self.prices = prices if prices is not None else PriceTable()
         self._cpu_seen = 0.0
         self._stage_done: dict[str, Callable[[float, BaseException | None], None]] = {}
+        # Called with every finished LLM call (the OpenTelemetry bridge listens here).
+        self.llm_listeners: list[Callable[[LlmCall, BaseException | None], None]] = []
 
     # -- timers ---------------------------------------------------------------
 
@@ -302,6 +304,8 @@ class Instrumentation:
                     m.llm_cost.labels(provider, model).inc(call.cost)
             if error is not None:
                 m.errors.labels(type(error).__name__, f"llm:{provider}").inc()
+            for listener in self.llm_listeners:
+                listener(call, error)
         except Exception as failure:
             _swallow(m, "llm_call", failure)
 

@@ -21,6 +21,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from assistant_monitoring.errors import EXIT_TERMINATED
 from assistant_monitoring.metrics.instrument import Instrumentation, _swallow
@@ -39,6 +40,7 @@ class MetricsRuntime:
         self.store = store
         self.flushes = 0
         self.failures = 0
+        self.otel: Any = None  # an OtelBridge when OTLP export is on
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -53,6 +55,11 @@ class MetricsRuntime:
             deltas = registry.take_deltas()
             if not deltas:
                 return True
+            if self.otel is not None:
+                try:
+                    self.otel.on_flush(registry.families(), deltas)
+                except Exception as error:  # export trouble never costs the store its data
+                    _swallow(self.instrumentation.metrics, "otel", error)
             try:
                 self.store.write(registry.families(), deltas)
             except Exception as error:
@@ -98,6 +105,11 @@ class MetricsRuntime:
             self._thread.join(timeout=5)
         self.instrumentation.sample_process()
         self.flush()
+        if self.otel is not None:
+            try:
+                self.otel.shutdown()
+            except Exception as error:
+                _swallow(self.instrumentation.metrics, "otel", error)
         if self.store is not None:
             self.store.close()
         atexit.unregister(self.close)
@@ -126,6 +138,10 @@ def start_metrics(
     instrumentation = Instrumentation(prices=PriceTable.with_overrides(prices_file))
     store = MetricsStore(store_path, retention_days=retention_days) if store_path else None
     runtime = MetricsRuntime(instrumentation, store)
+    from assistant_monitoring.otel import attach_otel, otlp_requested
+
+    if otlp_requested():
+        runtime.otel = attach_otel(instrumentation)
     runtime.install_exit_hooks()
     if flush_interval is not None:
         runtime.start_periodic_flush(flush_interval)
