@@ -181,6 +181,8 @@ def chat(
     current = conversation
     with asyncio.Runner() as runner:
         app: AssistantApp = runner.run(AssistantApp.open(settings))
+        # A session can last hours: its metrics land every MONITOR_FLUSH_INTERVAL.
+        app.runtime.start_periodic_flush(settings.monitoring.flush_interval_seconds)
         try:
             app.prepare_provider()
             if interactive:

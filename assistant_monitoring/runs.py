@@ -23,6 +23,10 @@ _COLUMNS = (
     "cache_write_tokens, cost_usd, retries, ttft_ms, failed_stage, error_type, error_message, "
     "prompt, response"
 )
+_NAMES = [name.strip() for name in _COLUMNS.split(",")]
+_INSERT = (
+    f"INSERT OR REPLACE INTO pipeline_runs ({_COLUMNS}) VALUES ({','.join('?' * len(_NAMES))})"
+)
 
 
 @dataclass
@@ -77,19 +81,26 @@ class RunStore:
         self._store = MetricsStore(path)
 
     def record(self, run: RunRecord) -> bool:
-        """Store a finished run; False (logged, counted by the caller) when it failed."""
-        values = asdict(run)
-        values["stages"] = json.dumps(values["stages"])
-        values["classifiers"] = json.dumps(values["classifiers"])
-        if values["error_message"]:
-            values["error_message"] = redact_text(values["error_message"])[:1000]
-        names = [name.strip() for name in _COLUMNS.split(",")]
+        """Store a finished run (one row, one transaction)."""
+        # Built by hand, not with dataclasses.asdict: this runs once per message and
+        # asdict's deep copy was most of its cost.
+        stages = [
+            {
+                "name": s.name,
+                "status": s.status,
+                "started_ms": s.started_ms,
+                "duration_ms": s.duration_ms,
+                "error_type": s.error_type,
+            }
+            for s in run.stages
+        ]
+        message = redact_text(run.error_message)[:1000] if run.error_message else None
+        row = [getattr(run, name) for name in _NAMES]
+        row[_NAMES.index("stages")] = json.dumps(stages)
+        row[_NAMES.index("classifiers")] = json.dumps(run.classifiers)
+        row[_NAMES.index("error_message")] = message
         with self._store.transaction() as conn:
-            conn.execute(
-                f"INSERT OR REPLACE INTO pipeline_runs ({_COLUMNS}) "
-                f"VALUES ({','.join('?' * len(names))})",
-                [values[name] for name in names],
-            )
+            conn.execute(_INSERT, row)
         return True
 
     def query(
@@ -138,8 +149,7 @@ class RunStore:
 
 
 def _run(row: tuple[Any, ...]) -> RunRecord:
-    names = [name.strip() for name in _COLUMNS.split(",")]
-    values = dict(zip(names, row, strict=True))
+    values = dict(zip(_NAMES, row, strict=True))
     values["stages"] = [StageRecord(**stage) for stage in json.loads(values["stages"])]
     values["classifiers"] = json.loads(values["classifiers"])
     return RunRecord(**values)

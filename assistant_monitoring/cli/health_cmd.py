@@ -63,7 +63,7 @@ def health(
         raise CannotCheckError(f"could not check: {error}") from None
     runtime = current_runtime()
     instrumentation = runtime.instrumentation if runtime else None
-    console = state.console()
+    console = None if as_json else state.console()
     title = f"assistant {__version__} · profile {settings.profile}"
     while True:
         report = run_health(
@@ -75,6 +75,7 @@ def health(
             # One line per round with --watch (JSON lines), readable otherwise.
             typer.echo(json.dumps(document, indent=None if watch is not None else 2))
         else:
+            assert console is not None
             if watch is not None:
                 console.clear()
             from assistant_monitoring.health.render import render_health

@@ -161,6 +161,7 @@ class MonitorServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: MonitorServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes
     timeout = _REQUEST_TIMEOUT_SECONDS  # slow or half-open clients are dropped
 
     def log_message(self, format: str, *args: Any) -> None:
