@@ -12,6 +12,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -184,47 +185,75 @@ class LoadWatch:
 
 @dataclass(frozen=True)
 class ChildRun:
-    """One finished command: wall time, and its own peak RSS and CPU time (from ``wait4``)."""
+    """One finished command: wall time, CPU time and peak RSS (see ``run_with_rusage``)."""
 
     wall_s: float
     max_rss_kib: int
     cpu_s: float
     exit_code: int
     stdout: bytes
+    rss_exact: bool = False  # measured by GNU time, not wait4's upper bound
 
 
-def run_with_rusage(argv: Sequence[str], env: Mapping[str, str] | None = None) -> ChildRun:
+GNU_TIME = Path("/usr/bin/time")
+
+
+def run_with_rusage(
+    argv: Sequence[str], env: Mapping[str, str] | None = None, *, peak_rss: bool = False
+) -> ChildRun:
     """Run a command to completion (stdout captured, stderr discarded).
 
-    ``os.wait4`` gives this child's own resource usage, so the peak RSS is the
-    command's and not the largest of every child the benchmark ever waited for
-    (which is what ``getrusage(RUSAGE_CHILDREN)`` reports). The wall time covers
-    fork, exec, the run, reading its output and reaping it.
+    The CPU time is the child's own, from ``os.wait4``. The wall time covers fork,
+    exec, the run, reading its output and reaping it.
+
+    Peak RSS: by default ``wait4``'s ``ru_maxrss``, which is only an upper bound. On
+    Linux a child's high-water mark includes the memory of the process it was forked
+    (or vforked) from, up to its ``exec``, so from a 200 MiB benchmark process even
+    ``python -c pass`` "peaks" at 200 MiB (``getrusage(RUSAGE_CHILDREN)`` has the same
+    flaw, and keeps the maximum over every child). ``peak_rss=True`` runs the command
+    under GNU ``time -f %M`` instead and reports the command's own peak
+    (``rss_exact``). ``time`` is a small C program, and adds its own fork and exec
+    (0 to 4 ms) to the wall time: time and measure memory in separate runs.
     """
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        list(argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=dict(env) if env is not None else None,
-    )
+    report = ""
+    command = list(argv)
+    if peak_rss:
+        if not GNU_TIME.exists():
+            raise RuntimeError(f"{GNU_TIME} (GNU time) is needed to measure peak RSS")
+        handle, report = tempfile.mkstemp(prefix="bench-rss-")
+        os.close(handle)
+        command = [str(GNU_TIME), "-f", "%M", "-o", report, *command]
     try:
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stdout.close()
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+        )
+        try:
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.stdout.close()
+        # GNU time writes "Command exited with non-zero status N" first when it did.
+        rss = int(Path(report).read_text().split()[-1]) if peak_rss else usage.ru_maxrss
+    finally:
+        if report:
+            os.unlink(report)
     return ChildRun(
         wall_s=wall,
-        max_rss_kib=usage.ru_maxrss,  # KiB on Linux
+        max_rss_kib=rss,  # KiB
         cpu_s=usage.ru_utime + usage.ru_stime,
         exit_code=proc.returncode,
         stdout=out,
+        rss_exact=peak_rss,
     )
 
 
