@@ -114,6 +114,10 @@ class MonitorServer(ThreadingHTTPServer):
         self.in_flight = 0
         self.alerts = AlertBroadcaster()
         self.stopping = threading.Event()
+        # /metrics bodies, shared for a second by concurrent scrapes: 200 threads each
+        # opening SQLite at once spent most of their time fighting over its lock.
+        self._exposition_lock = threading.Lock()
+        self._exposition: dict[bool, tuple[float, bytes]] = {}
         self._counter_lock = threading.Lock()
         super().__init__((config.host, config.port), _Handler)
 
@@ -123,6 +127,22 @@ class MonitorServer(ThreadingHTTPServer):
         host = self.server_address[0]
         host = host.decode() if isinstance(host, bytes) else str(host)
         return f"http://{host}:{self.server_address[1]}"
+
+    def exposition(self, *, openmetrics: bool) -> bytes:
+        """The /metrics body, rebuilt at most once a second (one builder at a time)."""
+        from assistant_monitoring.metrics.runtime import current_runtime
+        from assistant_monitoring.metrics.service import exposition_text
+
+        with self._exposition_lock:
+            cached = self._exposition.get(openmetrics)
+            if cached is not None and time.monotonic() - cached[0] < 1.0:
+                return cached[1]
+            runtime = current_runtime()
+            if runtime is not None:
+                runtime.flush()  # what this process recorded is in the scrape too
+            body = exposition_text(self.settings, openmetrics=openmetrics).encode()
+            self._exposition[openmetrics] = (time.monotonic(), body)
+            return body
 
     def count_request(self) -> None:
         with self._counter_lock:
@@ -236,16 +256,11 @@ class _Handler(BaseHTTPRequestHandler):
             OPENMETRICS_CONTENT_TYPE,
             PROMETHEUS_CONTENT_TYPE,
         )
-        from assistant_monitoring.metrics.runtime import current_runtime
-        from assistant_monitoring.metrics.service import exposition_text
 
-        runtime = current_runtime()
-        if runtime is not None:
-            runtime.flush()  # what this process recorded is in the scrape too
         openmetrics = "application/openmetrics-text" in self.headers.get("accept", "")
-        body = exposition_text(self.server.settings, openmetrics=openmetrics)
+        body = self.server.exposition(openmetrics=openmetrics)
         kind = OPENMETRICS_CONTENT_TYPE if openmetrics else PROMETHEUS_CONTENT_TYPE
-        self._send(200, body.encode(), kind)
+        self._send(200, body, kind)
 
     def api_metrics(self, query: dict[str, str]) -> None:
         from assistant_monitoring.metrics.service import metrics_report
