@@ -7,8 +7,9 @@ first time the name is used.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from assistant_monitoring._lazy import resolve_export
 
 __version__ = "0.1.0"
 
@@ -83,12 +84,7 @@ __all__ = [  # noqa: RUF022 - kept in step with _EXPORTS by tests/test_exported_
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'assistant_monitoring' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return resolve_export(__name__, globals(), _EXPORTS, name)
 
 
 def __dir__() -> list[str]:

@@ -312,7 +312,9 @@ def evaluate_and_record(
     try:
         conn = store.connect()
         window = query_window(conn, now - seconds, now, now=now)
-        today = query_window(conn, now // 86400 * 86400, now, now=now)
+        today = query_window(
+            conn, now // 86400 * 86400, now, now=now, families=("assistant_llm_cost_usd_total",)
+        )
         costs = today.family("assistant_llm_cost_usd_total")
         open_breakers = [s.service for s in breakers.load_all() if s.state == "open"]
         health = settings.health

@@ -41,6 +41,7 @@ from assistant_monitoring.breaker.classify import Classification, Verdict, class
 from assistant_monitoring.breaker.state import BreakerConfig, BreakerState
 from assistant_monitoring.breaker.store import BreakerStateStore
 from assistant_monitoring.errors import MonitoringError
+from assistant_monitoring.syncasync import AsyncFromSync
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -73,7 +74,7 @@ class CircuitOpenError(MonitoringError):
         )
 
 
-class CircuitBreaker:
+class CircuitBreaker(AsyncFromSync):
     """A breaker for one service (``llm:anthropic``, ``database``, any name)."""
 
     def __init__(
@@ -229,12 +230,9 @@ class CircuitBreaker:
         try:
             result = function(*args, **kwargs)
         except BaseException as error:
-            if isinstance(error, Exception) and not isinstance(error, CircuitOpenError):
-                self.record_failure(error, trial)
-            elif trial:
-                self._release(trial)
+            self._settle(trial, error)
             raise
-        self.record_success(trial)
+        self._settle(trial, None)
         return result
 
     async def acall(self, function: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -243,18 +241,20 @@ class CircuitBreaker:
         try:
             result = await function(*args, **kwargs)
         except BaseException as error:
-            if isinstance(error, Exception) and not isinstance(error, CircuitOpenError):
-                self.record_failure(error, trial)
-            elif trial:
-                self._release(trial)
+            self._settle(trial, error)
             raise
-        self.record_success(trial)
+        self._settle(trial, None)
         return result
 
-    def _release(self, trial: bool) -> None:
-        # Cancelled (Ctrl-C, task cancel): neither a success nor a failure.
-        with self._lock:
-            if trial:
+    def _settle(self, trial: bool, error: BaseException | None) -> None:
+        """Report how a permitted call ended, whichever way it was made."""
+        if error is None:
+            self.record_success(trial)
+        elif isinstance(error, Exception) and not isinstance(error, CircuitOpenError):
+            self.record_failure(error, trial)
+        elif trial:
+            # Cancelled (Ctrl-C, task cancel): neither a success nor a failure.
+            with self._lock:
                 self._in_flight_trials = max(0, self._in_flight_trials - 1)
 
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
@@ -286,20 +286,4 @@ class CircuitBreaker:
         stack = self._tokens.get()
         trial = stack[-1] if stack else False
         self._tokens.set(stack[:-1])
-        if exc is None:
-            self.record_success(trial)
-        elif isinstance(exc, Exception) and not isinstance(exc, CircuitOpenError):
-            self.record_failure(exc, trial)
-        else:
-            self._release(trial)
-
-    async def __aenter__(self) -> CircuitBreaker:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        self._settle(trial, exc)

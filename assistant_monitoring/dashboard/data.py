@@ -94,7 +94,9 @@ def _read_store(snapshot: Snapshot, settings: Settings, start: float, end: float
             v for _, v in minute_series(conn, family, window_start, end, status="failure")
         ]
         day_start = end // 86400 * 86400
-        today = query_window(conn, day_start, end, now=end)
+        today = query_window(
+            conn, day_start, end, now=end, families=("assistant_llm_cost_usd_total",)
+        )
         costs = today.family("assistant_llm_cost_usd_total")
         snapshot.cost_today = sum(s.value for s in costs) if costs else None
     finally:

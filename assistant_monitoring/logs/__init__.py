@@ -5,8 +5,9 @@ Re-exports are lazy: `monitor logs` imports the reader without paying for loguru
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from assistant_monitoring._lazy import resolve_export
 
 _EXPORTS = {
     "ERROR_FILE_NAME": "assistant_monitoring.logs.setup",
@@ -34,12 +35,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'assistant_monitoring.logs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return resolve_export(__name__, globals(), _EXPORTS, name)
 
 
 def __dir__() -> list[str]:

@@ -27,6 +27,7 @@ from assistant_monitoring.metrics.families import (
 )
 from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.metrics.registry import MetricsRegistry
+from assistant_monitoring.syncasync import AsyncFromSync
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,7 +49,7 @@ def _swallow(metrics: AssistantMetrics, operation: str, error: BaseException) ->
         pass
 
 
-class Timer:
+class Timer(AsyncFromSync):
     """Times a block or a function call and hands ``(seconds, error)`` to ``on_done``.
 
     ``error`` is the exception that left the block, or None. A new Timer is made for
@@ -81,17 +82,6 @@ class Timer:
         self.elapsed = self._clock() - self._start
         self._on_done(self.elapsed, exc)
 
-    async def __aenter__(self) -> Timer:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
-
     def _fresh(self) -> Timer:
         return Timer(self._on_done, clock=self._clock)
 
@@ -117,7 +107,7 @@ def _status(error: BaseException | None) -> str:
     return "success" if error is None else "failure"
 
 
-class LlmCall:
+class LlmCall(AsyncFromSync):
     """What one LLM call reports while it runs: first token, usage, retries, outcome."""
 
     def __init__(self, owner: Instrumentation, provider: str, model: str) -> None:
@@ -168,17 +158,6 @@ class LlmCall:
         if exc is not None and self.status == "success":
             self.status = "error"
         self._owner._record_llm(self, exc)
-
-    async def __aenter__(self) -> LlmCall:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
 class Instrumentation:

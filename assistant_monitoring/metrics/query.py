@@ -134,13 +134,23 @@ class WindowData:
         return result
 
 
-def query_window(conn: sqlite3.Connection, start: float, end: float, *, now: float) -> WindowData:
-    """Aggregate every series over ``[start, end)``."""
+def query_window(
+    conn: sqlite3.Connection,
+    start: float,
+    end: float,
+    *,
+    now: float,
+    families: tuple[str, ...] | None = None,
+) -> WindowData:
+    """Aggregate every series (or only those of ``families``) over ``[start, end)``."""
     pieces = segments(int(start), math.ceil(end), now=int(now))
     if not pieces:
         return WindowData(start, end, [])
     where = " OR ".join("(sm.resolution = ? AND sm.start >= ? AND sm.start < ?)" for _ in pieces)
-    params = [value for piece in pieces for value in piece]
+    params: list[object] = [value for piece in pieces for value in piece]
+    if families:
+        where = f"({where}) AND s.family IN ({','.join('?' * len(families))})"
+        params.extend(families)
     rows = conn.execute(
         f"""SELECT sm.series_id, s.family, s.labels, f.kind, sm.value, sm.updated, sm.count,
                    sm.sum, sm.min, sm.max, sm.zero, sm.sketch
