@@ -81,3 +81,41 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(overrides)
     return env
+
+
+# Thresholds that make the memory and disk checks pass whatever the machine's state.
+HEALTHY_THRESHOLDS = {
+    "HEALTH_DISK_DEGRADED_FREE_PERCENT": "0",
+    "HEALTH_DISK_UNHEALTHY_FREE_PERCENT": "0",
+    "HEALTH_MEMORY_DEGRADED_PERCENT": "100",
+    "HEALTH_MEMORY_UNHEALTHY_PERCENT": "100",
+}
+
+
+def make_healthy(
+    data_dir: Path, stub_url: str, monkeypatch: pytest.MonkeyPatch, *, key: str
+) -> dict[str, str]:
+    """A data dir with a database, the LLM at ``stub_url``: every health check passes."""
+    import sqlite3
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(data_dir / "assistant.db") as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    env = {"LLM_BASE_URL": stub_url, "LLM_API_KEY": key, **HEALTHY_THRESHOLDS}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def flush_into_store(data_dir: Path, instrumentation: object) -> None:
+    """Write what ``instrumentation`` recorded into ``data_dir``'s monitoring.db."""
+    from assistant_monitoring.metrics.instrument import Instrumentation
+    from assistant_monitoring.metrics.runtime import MetricsRuntime
+    from assistant_monitoring.metrics.store import MetricsStore
+
+    assert isinstance(instrumentation, Instrumentation)
+    store = MetricsStore(data_dir / "monitoring.db")
+    try:
+        assert MetricsRuntime(instrumentation, store).flush()
+    finally:
+        store.close()

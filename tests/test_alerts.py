@@ -19,10 +19,9 @@ from assistant_monitoring.alerts import AlertBook, Finding, evaluate_rules, webh
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.query import query_window
 from assistant_monitoring.metrics.registry import MetricsRegistry
-from assistant_monitoring.metrics.runtime import MetricsRuntime
 from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.settings import load_settings
-from tests.conftest import installed_assistant, subprocess_env
+from tests.conftest import flush_into_store, installed_assistant, subprocess_env
 from tests.test_serve import free_port, get
 
 
@@ -71,9 +70,7 @@ def record(data_dir: Path, *, failures: int, successes: int, cost: float = 0.0) 
     inst.metrics.stage_runs.labels("generate", "failure").inc(failures)
     if cost:
         inst.metrics.llm_cost.labels("anthropic", "m").inc(cost)
-    store = MetricsStore(data_dir / "monitoring.db")
-    assert MetricsRuntime(inst, store).flush()
-    store.close()
+    flush_into_store(data_dir, inst)
 
 
 def test_rules(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from assistant.stubllm import StubLLMServer
 from assistant_monitoring.breaker import BreakerConfig, BreakerStateStore, CircuitBreaker
 from assistant_monitoring.metrics.query import query_window
 from assistant_monitoring.metrics.store import MetricsStore
-from tests.conftest import installed_assistant, subprocess_env
+from tests.conftest import installed_assistant, make_healthy, subprocess_env
 
 
 @pytest.fixture
@@ -30,20 +29,7 @@ def healthy_env(
     data_dir: Path, stub: StubLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
     """A setup where every check passes whatever the machine's disk and memory."""
-    data_dir.mkdir(parents=True)
-    with sqlite3.connect(data_dir / "assistant.db") as conn:
-        conn.execute("CREATE TABLE t (x)")
-    env = {
-        "LLM_BASE_URL": stub.url,
-        "LLM_API_KEY": "sk-ant-test-0000000000000000",
-        "HEALTH_DISK_DEGRADED_FREE_PERCENT": "0",
-        "HEALTH_DISK_UNHEALTHY_FREE_PERCENT": "0",
-        "HEALTH_MEMORY_DEGRADED_PERCENT": "100",
-        "HEALTH_MEMORY_UNHEALTHY_PERCENT": "100",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
+    return make_healthy(data_dir, stub.url, monkeypatch, key="sk-ant-test-0000000000000000")
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -12,9 +12,12 @@ from typer.testing import CliRunner
 from assistant.cli import app
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
-from assistant_monitoring.metrics.runtime import MetricsRuntime
-from assistant_monitoring.metrics.store import MetricsStore
-from tests.conftest import installed_assistant, require_tool, subprocess_env
+from tests.conftest import (
+    flush_into_store,
+    installed_assistant,
+    require_tool,
+    subprocess_env,
+)
 
 runner = CliRunner()
 
@@ -38,9 +41,7 @@ def record_some_runs(data_dir: Path) -> None:
         call.usage(input=10, output=10)
     with inst.db_query("insert"):
         pass
-    store = MetricsStore(data_dir / "monitoring.db")
-    assert MetricsRuntime(inst, store).flush()
-    store.close()
+    flush_into_store(data_dir, inst)
 
 
 def test_empty_store_says_no_data(data_dir: Path) -> None:

@@ -17,11 +17,14 @@ from assistant.cli import app
 from assistant_monitoring.dashboard import render_frame, sparkline, take_snapshot
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
-from assistant_monitoring.metrics.runtime import MetricsRuntime
-from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.runs import RunRecord, RunStore, StageRecord
 from assistant_monitoring.settings import load_settings
-from tests.conftest import installed_assistant, require_tool, subprocess_env
+from tests.conftest import (
+    flush_into_store,
+    installed_assistant,
+    require_tool,
+    subprocess_env,
+)
 
 
 def fill(data_dir: Path) -> None:
@@ -31,9 +34,7 @@ def fill(data_dir: Path) -> None:
             call.usage(input=100, output=40)
         inst.metrics.pipeline_runs.labels("failure" if number % 4 == 0 else "success").inc()
         inst.metrics.pipeline_duration.observe(0.2 + number / 100)
-    store = MetricsStore(data_dir / "monitoring.db")
-    assert MetricsRuntime(inst, store).flush()
-    store.close()
+    flush_into_store(data_dir, inst)
     runs = RunStore(data_dir / "monitoring.db")
     runs.record(
         RunRecord(

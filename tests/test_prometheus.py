@@ -19,9 +19,13 @@ import pytest
 
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
-from assistant_monitoring.metrics.runtime import MetricsRuntime
-from assistant_monitoring.metrics.store import MetricsStore
-from tests.conftest import REPO_ROOT, installed_assistant, require_tool, subprocess_env
+from tests.conftest import (
+    REPO_ROOT,
+    flush_into_store,
+    installed_assistant,
+    require_tool,
+    subprocess_env,
+)
 from tests.test_serve import free_port, get
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
@@ -79,9 +83,7 @@ def test_real_prometheus_scrapes_the_monitor(tmp_path: Path, data_dir: Path) -> 
         inst.metrics.pipeline_duration.observe(0.3 if number % 2 else 0.7)
         with inst.llm_call("anthropic", "claude-haiku-4-5") as call:
             call.usage(input=100, output=25)
-    store = MetricsStore(data_dir / "monitoring.db")
-    assert MetricsRuntime(inst, store).flush()
-    store.close()
+    flush_into_store(data_dir, inst)
     monitor_port, prometheus_port = free_port(), free_port()
     config = tmp_path / "prometheus.yml"
     recording, alerting = PROMETHEUS_DIR / "recording_rules.yml", PROMETHEUS_DIR / "alert_rules.yml"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -19,9 +18,13 @@ import pytest
 from assistant.stubllm import StubLLMServer
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
-from assistant_monitoring.metrics.runtime import MetricsRuntime
-from assistant_monitoring.metrics.store import MetricsStore
-from tests.conftest import installed_assistant, require_tool, subprocess_env
+from tests.conftest import (
+    flush_into_store,
+    installed_assistant,
+    make_healthy,
+    require_tool,
+    subprocess_env,
+)
 
 
 def free_port() -> int:
@@ -44,22 +47,12 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, byte
 @pytest.fixture
 def served(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, StubLLMServer]]:
     """A real `assistant monitor serve` process over a store with some data."""
-    data_dir.mkdir(parents=True)
-    with sqlite3.connect(data_dir / "assistant.db") as conn:
-        conn.execute("CREATE TABLE t (x)")
     inst = Instrumentation(MetricsRegistry())
     inst.metrics.pipeline_runs.labels("success").inc(3)
     inst.metrics.pipeline_duration.observe(0.4)
-    store = MetricsStore(data_dir / "monitoring.db")
-    MetricsRuntime(inst, store).flush()
-    store.close()
     with StubLLMServer() as stub:
-        monkeypatch.setenv("LLM_BASE_URL", stub.url)
-        monkeypatch.setenv("LLM_API_KEY", "sk-test-0000000000000000")
-        monkeypatch.setenv("HEALTH_DISK_DEGRADED_FREE_PERCENT", "0")
-        monkeypatch.setenv("HEALTH_DISK_UNHEALTHY_FREE_PERCENT", "0")
-        monkeypatch.setenv("HEALTH_MEMORY_DEGRADED_PERCENT", "100")
-        monkeypatch.setenv("HEALTH_MEMORY_UNHEALTHY_PERCENT", "100")
+        make_healthy(data_dir, stub.url, monkeypatch, key="sk-test-0000000000000000")
+        flush_into_store(data_dir, inst)
         monkeypatch.setenv("MONITOR_FLUSH_INTERVAL", "0.5")
         port = free_port()
         process = subprocess.Popen(

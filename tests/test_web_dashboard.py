@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -14,9 +13,14 @@ import pytest
 from assistant.stubllm import StubLLMServer
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
-from assistant_monitoring.metrics.runtime import MetricsRuntime
-from assistant_monitoring.metrics.store import MetricsStore
-from tests.conftest import REPO_ROOT, installed_assistant, require_tool, subprocess_env
+from tests.conftest import (
+    REPO_ROOT,
+    flush_into_store,
+    installed_assistant,
+    make_healthy,
+    require_tool,
+    subprocess_env,
+)
 from tests.test_serve import free_port, get
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -37,25 +41,15 @@ def test_dashboard_page_in_chromium(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     binary = require_tool("chromium")
-    data_dir.mkdir(parents=True)
-    with sqlite3.connect(data_dir / "assistant.db") as conn:
-        conn.execute("CREATE TABLE t (x)")
     inst = Instrumentation(MetricsRegistry())
     for number in range(30):
         inst.metrics.pipeline_runs.labels("failure" if number % 10 == 0 else "success").inc()
         inst.metrics.pipeline_duration.observe(0.1 + number / 200)
         with inst.llm_call("anthropic", "claude-haiku-4-5") as call:
             call.usage(input=50, output=20)
-    store = MetricsStore(data_dir / "monitoring.db")
-    MetricsRuntime(inst, store).flush()
-    store.close()
     with StubLLMServer() as stub:
-        monkeypatch.setenv("LLM_BASE_URL", stub.url)
-        monkeypatch.setenv("LLM_API_KEY", "sk-test-0000000000000000")
-        monkeypatch.setenv("HEALTH_DISK_DEGRADED_FREE_PERCENT", "0")
-        monkeypatch.setenv("HEALTH_DISK_UNHEALTHY_FREE_PERCENT", "0")
-        monkeypatch.setenv("HEALTH_MEMORY_DEGRADED_PERCENT", "100")
-        monkeypatch.setenv("HEALTH_MEMORY_UNHEALTHY_PERCENT", "100")
+        make_healthy(data_dir, stub.url, monkeypatch, key="sk-test-0000000000000000")
+        flush_into_store(data_dir, inst)
         port = free_port()
         server = subprocess.Popen(
             [installed_assistant(), "monitor", "serve", "--port", str(port)],
