@@ -76,9 +76,9 @@ class RunRecord:
 class RunStore:
     """Write and query pipeline runs."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only_ok: bool = False) -> None:
         self.path = path
-        self._store = MetricsStore(path)
+        self._store = MetricsStore(path, read_only_ok=read_only_ok)
 
     def record(self, run: RunRecord) -> bool:
         """Store a finished run (one row, one transaction)."""

@@ -10,6 +10,8 @@ nothing half-written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -18,6 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.errors import DatabaseError
 from assistant.storage.migrations import MIGRATIONS, Migration
+from assistant_monitoring.sqlitefile import (
+    Diagnosis,
+    Subject,
+    create_database_file,
+    diagnose,
+    refuse_before_open,
+)
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -71,11 +80,22 @@ class Database:
 
     # -- connections ---------------------------------------------------------------
 
+    @property
+    def subject(self) -> Subject:
+        """This file, as the diagnosis messages name it."""
+        return Subject(self.path, "the conversations database", "DATABASE_PATH")
+
     async def _open(self) -> aiosqlite.Connection:
         import aiosqlite
 
+        problem = refuse_before_open(self.subject, creating=True)
+        if problem is not None:
+            raise DatabaseError(problem.message)
+        raw: aiosqlite.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                create_database_file(self.path)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves.
             raw = await aiosqlite.connect(
                 self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
@@ -84,13 +104,20 @@ class Database:
             await raw.execute("PRAGMA journal_mode = WAL")
             await raw.execute("PRAGMA foreign_keys = ON")
             await raw.execute("PRAGMA synchronous = NORMAL")
-        except (OSError, aiosqlite.Error) as error:
-            raise DatabaseError(
-                f"cannot open the database {self.path} ({error}): check DATABASE_PATH and "
-                "that its directory is writable"
-            ) from None
+        except BaseException as error:
+            # A connection whose set-up failed must still be closed: its worker
+            # thread is not a daemon and would keep the process alive forever.
+            if raw is not None:
+                with contextlib.suppress(Exception):
+                    await raw.close()
+            if isinstance(error, OSError | sqlite3.Error):
+                raise DatabaseError(self._diagnosis(error).message) from None
+            raise
         self._all.append(raw)
         return raw
+
+    def _diagnosis(self, error: BaseException) -> Diagnosis:
+        return diagnose(self.subject, error, busy_timeout_ms=self.busy_timeout_ms)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -115,11 +142,12 @@ class Database:
             await conn.execute("COMMIT")
 
     async def close(self) -> None:
-        """Close every connection."""
-        for raw in self._all:
-            await raw.close()
-        self._all.clear()
+        """Close every connection (each one, even when closing another fails)."""
+        connections, self._all = self._all, []
         self._idle.clear()
+        for raw in connections:
+            with contextlib.suppress(Exception):
+                await raw.close()
 
     # -- queries ------------------------------------------------------------------
 
@@ -151,7 +179,13 @@ class Database:
             async with self.instrumentation.db_query(operation_of(sql)):
                 return await guarded()
         except aiosqlite.Error as error:
-            translated = DatabaseError(f"database error in {operation_of(sql)}: {error}")
+            found = self._diagnosis(error)
+            message = (
+                found.message
+                if found.kind != "unknown"
+                else f"database error in {operation_of(sql)}: {error}"
+            )
+            translated = DatabaseError(message)
             translated.breaker_recorded = self.breaker is not None
             raise translated from error
 

@@ -20,8 +20,8 @@ _COLUMNS = "service, state, failures, trips, successes, opened_at, retry_at, rea
 class BreakerStateStore:
     """Load and update breaker rows (the table comes with the metrics store's migrations)."""
 
-    def __init__(self, path: Path) -> None:
-        self._store = MetricsStore(path)
+    def __init__(self, path: Path, *, read_only_ok: bool = False) -> None:
+        self._store = MetricsStore(path, read_only_ok=read_only_ok)
 
     def load_all(self) -> list[BreakerState]:
         """Every breaker that has a row, by service name."""

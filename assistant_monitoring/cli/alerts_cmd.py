@@ -31,7 +31,7 @@ def alerts(
 
     settings = current_state().start()
     events, firing = evaluate_and_record(settings)
-    store = MetricsStore(settings.monitoring_db_path)
+    store = MetricsStore(settings.monitoring_db_path, read_only_ok=True)
     try:
         past = [a for a in AlertBook(store).recent(history + len(firing)) if a.state != "firing"]
     finally:

@@ -40,9 +40,11 @@ def breakers(
     path = settings.monitoring_db_path
     states = []
     if path.exists():
-        store = BreakerStateStore(path)
-        states = store.load_all()
-        store.close()
+        store = BreakerStateStore(path, read_only_ok=reset is None)
+        try:
+            states = store.load_all()
+        finally:
+            store.close()
     if reset is not None:
         known = [s.service for s in states]
         if reset not in known:

@@ -25,7 +25,7 @@ def _store() -> RunStore | None:
 
     settings = current_state().load().settings
     path = settings.monitoring_db_path
-    return RunStore(path) if path.exists() else None
+    return RunStore(path, read_only_ok=True) if path.exists() else None
 
 
 @app.callback()

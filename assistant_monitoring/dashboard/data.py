@@ -84,7 +84,7 @@ def _read_store(snapshot: Snapshot, settings: Settings, start: float, end: float
     from assistant_monitoring.metrics.store import MetricsStore
     from assistant_monitoring.runs import RunStore
 
-    store = MetricsStore(settings.monitoring_db_path)
+    store = MetricsStore(settings.monitoring_db_path, read_only_ok=True)
     try:
         conn = store.connect()
         family = "assistant_pipeline_runs_total"
@@ -101,19 +101,19 @@ def _read_store(snapshot: Snapshot, settings: Settings, start: float, end: float
         snapshot.cost_today = sum(s.value for s in costs) if costs else None
     finally:
         store.close()
-    breakers = BreakerStateStore(settings.monitoring_db_path)
+    breakers = BreakerStateStore(settings.monitoring_db_path, read_only_ok=True)
     try:
         snapshot.breakers = breakers.load_all()
     finally:
         breakers.close()
-    runs = RunStore(settings.monitoring_db_path)
+    runs = RunStore(settings.monitoring_db_path, read_only_ok=True)
     try:
         snapshot.failed_runs = runs.query(status="failure", limit=5, since=start)
     finally:
         runs.close()
     from assistant_monitoring.alerts import AlertBook
 
-    alerts_store = MetricsStore(settings.monitoring_db_path)
+    alerts_store = MetricsStore(settings.monitoring_db_path, read_only_ok=True)
     try:
         snapshot.alerts = AlertBook(alerts_store).open_alerts()
     finally:

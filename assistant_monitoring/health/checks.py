@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import socket
 import sqlite3
@@ -64,42 +63,53 @@ async def in_daemon_thread(function: Callable[..., T], *args: Any, **kwargs: Any
 
 
 def check_database_sync(path: Path, *, slow_ms: float, busy_timeout_ms: float) -> CheckOutcome:
-    """Open the database read-only, run ``SELECT 1`` and time it."""
-    if not path.parent.is_dir():
+    """Open the database read-only, run ``SELECT 1`` and time it; say what is wrong if not.
+
+    Never writes: a damaged file stays as it was. Readable but not writable is
+    unhealthy too (the assistant could not save a conversation), with the data intact.
+    """
+    from assistant_monitoring.sqlitefile import (
+        Subject,
+        diagnose,
+        open_read_only,
+        read_only_reason,
+        refuse_before_open,
+    )
+
+    subject = Subject(path, "the conversations database", "DATABASE_PATH")
+    if not path.parent.exists():
         return CheckOutcome(
             Status.UNHEALTHY,
             f"data directory {path.parent} does not exist: create it or set ASSISTANT_DATA_DIR",
         )
+    problem = refuse_before_open(subject, creating=False)
+    if problem is not None:
+        return CheckOutcome(Status.UNHEALTHY, problem.message)
     if not path.exists():
         return CheckOutcome(
             Status.DEGRADED,
             f"{path.name} not created yet: run `assistant db migrate` (or any assistant command)",
         )
-    if not os.access(path, os.R_OK):
-        return CheckOutcome(Status.UNHEALTHY, f"cannot read {path}: permission denied")
     started = time.perf_counter()
     try:
-        conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, timeout=min(busy_timeout_ms, 2000) / 1000
-        )
+        conn = open_read_only(path, timeout=min(busy_timeout_ms, 2000) / 1000)
         try:
             conn.execute("SELECT 1").fetchone()
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
-        text = str(error)
-        if "locked" in text or "busy" in text:
-            return CheckOutcome(
-                Status.UNHEALTHY,
-                f"{path.name} is locked by another process (waited {busy_timeout_ms:g} ms)",
-            )
-        if "not a database" in text or "malformed" in text:
-            return CheckOutcome(
-                Status.UNHEALTHY, f"{path.name} is corrupt ({text}): restore it from a backup"
-            )
-        return CheckOutcome(Status.UNHEALTHY, f"cannot open {path}: {text}")
+        found = diagnose(subject, error, busy_timeout_ms=min(busy_timeout_ms, 2000))
+        return CheckOutcome(Status.UNHEALTHY, found.message)
     elapsed_ms = (time.perf_counter() - started) * 1000
+    unwritable = read_only_reason(path)
+    if unwritable is not None:
+        return CheckOutcome(
+            Status.UNHEALTHY,
+            f"{path.name} reads fine but cannot be written ({unwritable}): make it writable",
+            round(elapsed_ms, 3),
+            "ms",
+        )
     if elapsed_ms > slow_ms:
         return CheckOutcome(
             Status.DEGRADED,
@@ -275,7 +285,7 @@ def check_breakers_sync(store_path: Path) -> CheckOutcome:
 
     if not store_path.exists():
         return CheckOutcome(Status.HEALTHY, "no breaker has tripped", 0, "open")
-    store = BreakerStateStore(store_path)
+    store = BreakerStateStore(store_path, read_only_ok=True)
     try:
         states = store.load_all()
     finally:

@@ -36,6 +36,13 @@ from typing import Any
 from assistant_monitoring.errors import MonitoringError
 from assistant_monitoring.metrics.registry import AnyFamily, SeriesDelta
 from assistant_monitoring.metrics.sketch import encode_counts, encode_dense, merge_dense
+from assistant_monitoring.sqlitefile import (
+    Subject,
+    create_database_file,
+    diagnose,
+    open_read_only,
+    refuse_before_open,
+)
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 RESOLUTIONS = (MINUTE, HOUR, DAY)
@@ -219,22 +226,41 @@ class MetricsStore:
         *,
         retention_days: int = 30,
         clock: Callable[[], float] = time.time,
+        read_only_ok: bool = False,
     ) -> None:
         self.path = path
         self.retention_days = retention_days
         self.clock = clock
+        # Readers (reports, the dashboards, /api/*) still work on a store they may
+        # not write: a full or read-only disk must not hide the data already there.
+        self.read_only_ok = read_only_ok
+        self.read_only = False  # True once connected read-only
         self._series_ids: dict[tuple[str, str], int] = {}
         self._families_written: set[str] = set()
         self._conn: sqlite3.Connection | None = None
 
     # -- connection and schema ---------------------------------------------------
 
+    @property
+    def subject(self) -> Subject:
+        """This file, as the diagnosis messages name it."""
+        return Subject(self.path, "the metrics store", "MONITORING_DB_PATH")
+
     def connect(self) -> sqlite3.Connection:
-        """Open (and migrate) the database; StoreError with a clear message on failure."""
+        """Open (and migrate) the database; StoreError with a clear message on failure.
+
+        A damaged file is refused before SQLite could write to it; with
+        ``read_only_ok``, a valid store that cannot be written is opened read-only.
+        """
         if self._conn is not None:
             return self._conn
+        problem = refuse_before_open(self.subject, creating=True)
+        if problem is not None:
+            raise StoreError(problem.message)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                create_database_file(self.path)
             # check_same_thread=False: the periodic flush thread and the exit hook
             # share the connection; MetricsRuntime serialises their use.
             conn = sqlite3.connect(
@@ -244,30 +270,53 @@ class MetricsStore:
                 check_same_thread=False,
             )
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(
-                f"cannot open the metrics store {self.path} ({exc}): check MONITORING_DB_PATH "
-                "and that its directory is writable"
-            ) from None
+            return self._read_only_or_raise(exc)
         try:
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.create_function("merge_dense", 2, merge_dense, deterministic=True)
             self._migrate(conn)
-        except sqlite3.DatabaseError as exc:
+        except BaseException as exc:
             conn.close()
-            raise StoreError(
-                f"the metrics store {self.path} is unreadable ({exc}): it may be corrupt; "
-                "move it aside and a new one will be created"
-            ) from None
+            if isinstance(exc, sqlite3.Error | OSError):
+                return self._read_only_or_raise(exc)
+            raise
         self._conn = conn
         return conn
+
+    def _read_only_or_raise(self, error: BaseException) -> sqlite3.Connection:
+        found = diagnose(self.subject, error, busy_timeout_ms=_BUSY_TIMEOUT_MS)
+        if found.kind != "read_only" or not self.read_only_ok:
+            raise StoreError(found.message) from None
+        try:
+            conn = open_read_only(self.path, timeout=_BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error:
+            raise StoreError(found.message) from None
+        applied = self._applied(conn)
+        newer, missing = applied - KNOWN_MIGRATIONS, KNOWN_MIGRATIONS - applied
+        if newer or missing:
+            conn.close()
+            raise StoreError(
+                f"{found.message}; and its schema needs "
+                + ("a newer assistant" if newer else "an upgrade, which needs write access")
+            )
+        self.read_only = True
+        self._conn = conn
+        return conn
+
+    @staticmethod
+    def _applied(conn: sqlite3.Connection) -> set[str]:
+        try:
+            return {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+        except sqlite3.OperationalError:  # no such table: never migrated
+            return set()
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
         )
-        applied = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+        applied = self._applied(conn)
         newer = applied - KNOWN_MIGRATIONS
         if newer:
             raise StoreError(

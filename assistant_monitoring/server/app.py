@@ -290,7 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.server.settings.monitoring_db_path
         runs = []
         if path.exists():
-            store = RunStore(path)
+            store = RunStore(path, read_only_ok=True)
             try:
                 runs = [run.as_json() for run in store.query(status=status, limit=limit)]
             finally:
@@ -316,7 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
         points: list[dict[str, float]] = []
         path = self.server.settings.monitoring_db_path
         if path.exists():
-            store = MetricsStore(path)
+            store = MetricsStore(path, read_only_ok=True)
             try:
                 conn = store.connect()
                 family = "assistant_pipeline_runs_total"
@@ -338,7 +338,7 @@ class _Handler(BaseHTTPRequestHandler):
         firing: list[dict[str, Any]] = []
         recent: list[dict[str, Any]] = []
         if path.exists():
-            store = MetricsStore(path)
+            store = MetricsStore(path, read_only_ok=True)
             try:
                 book = AlertBook(store)
                 firing = [a.as_json() for a in book.open_alerts()]
@@ -386,7 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.server.settings.monitoring_db_path
         states = []
         if path.exists():
-            store = BreakerStateStore(path)
+            store = BreakerStateStore(path, read_only_ok=True)
             try:
                 states = [asdict(state) for state in store.load_all()]
             finally:

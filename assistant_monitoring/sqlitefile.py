@@ -1,0 +1,352 @@
+"""Say exactly what is wrong with a SQLite file that cannot be used, and never guess.
+
+Both databases (``assistant.db`` through aiosqlite, ``monitoring.db`` through
+sqlite3) open through the checks here, so a damaged, read-only, locked or missing
+file gets the same diagnosis, whichever command meets it:
+
+* **before opening** (:func:`refuse_before_open`): what SQLite would not report, or
+  would "repair" by writing: a zero-length file (SQLite would silently start a new
+  database in it), a directory where the file should be, a file where the data
+  directory should be;
+* **after SQLite refused** (:func:`diagnose`): the error's code, then the file
+  system and, where advice depends on it, a read-only ``PRAGMA quick_check``. Only
+  a file that SQLite itself cannot read is called damaged: a valid file in a
+  read-only directory is reported as read-only, with its data intact, and never
+  with advice to move it aside.
+
+New databases are created under a temporary name and linked into place
+(:func:`create_database_file`), so a file another process is creating is never seen
+half-made (zero bytes) and taken for a damaged one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sqlite3
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Kind = Literal[
+    "missing_directory",
+    "not_a_directory",
+    "is_a_directory",
+    "permission_denied",
+    "empty",
+    "corrupt",
+    "truncated",
+    "read_only",
+    "locked",
+    "disk_full",
+    "io_error",
+    "unknown",
+]
+# Problems that say nothing against the file's contents: its data is intact.
+_INTACT_KINDS = frozenset({"read_only", "locked", "disk_full", "permission_denied"})
+_HEADER = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What is wrong with a database file, as one line a person can act on."""
+
+    kind: Kind
+    message: str
+
+    @property
+    def data_intact(self) -> bool:
+        """Whether the file's contents are fine (only access to it is the problem)."""
+        return self.kind in _INTACT_KINDS
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Which database this is, for messages: its role and the setting that names it."""
+
+    path: Path
+    what: str  # "the conversations database"
+    setting: str  # "DATABASE_PATH"
+
+
+def refuse_before_open(subject: Subject, *, creating: bool) -> Diagnosis | None:
+    """A problem SQLite would hide, or None when the file may be opened.
+
+    ``creating``: the caller will create the file (and its directory) when absent.
+    """
+    path = subject.path
+    blocker = _file_in_the_way(path.parent)
+    if blocker is not None:
+        return _not_a_directory(subject, blocker)
+    if path.is_dir():
+        return Diagnosis(
+            "is_a_directory",
+            f"{subject.what} {path} is a directory, not a database file: fix {subject.setting}",
+        )
+    if not path.exists():
+        if not creating and not path.parent.is_dir():
+            return Diagnosis(
+                "missing_directory",
+                f"{subject.what} {path}: its directory {path.parent} does not exist: "
+                f"create it, or fix {subject.setting} (or ASSISTANT_DATA_DIR)",
+            )
+        return None
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        return _from_os_error(subject, error)
+    if size == 0:
+        return Diagnosis(
+            "empty",
+            f"{subject.what} {path} is empty (0 bytes), likely cut short by a full disk or an "
+            "interrupted copy: restore it from a backup, or move it aside to start a new one",
+        )
+    if not os.access(path, os.R_OK):
+        return _permission_denied(subject, "the file is not readable")
+    return None
+
+
+def diagnose(subject: Subject, error: BaseException, *, busy_timeout_ms: float) -> Diagnosis:
+    """Why SQLite (or the file system) refused ``subject``: one actionable line."""
+    path = subject.path
+    before = refuse_before_open(subject, creating=True)
+    if before is not None:
+        return before
+    if isinstance(error, OSError):
+        return _from_os_error(subject, error)
+    code = str(getattr(error, "sqlite_errorname", "") or "")
+    text = str(error)
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return Diagnosis(
+            "locked",
+            f"{subject.what} {path} is locked by another process (waited "
+            f"{busy_timeout_ms:g} ms): let it finish, or find it with `fuser {path}`",
+        )
+    if code.startswith("SQLITE_FULL") or "disk is full" in text:
+        return Diagnosis(
+            "disk_full",
+            f"{subject.what} {path}: the disk is full: free some space (`df -h {path.parent}`); "
+            "the data written so far is intact",
+        )
+    if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or (
+        "not a database" in text or "malformed" in text
+    ):
+        return _damaged(subject, text)
+    refused = code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM"))
+    if refused or "readonly" in text or "unable to open" in text:
+        reason = read_only_reason(path)
+        if reason is None and (code.startswith("SQLITE_READONLY") or "readonly" in text):
+            reason = "SQLite refused to write it"
+        if reason is not None:
+            # Only a file that still reads correctly is "intact, but read-only".
+            if is_valid(path) is False:
+                return _damaged(subject, text)
+            return Diagnosis(
+                "read_only",
+                f"{subject.what} {path} is intact but cannot be written ({reason}): make it "
+                f"writable (chmod/chown, or remount the disk read-write), or set "
+                f"{subject.setting} to a writable path",
+            )
+        if code.startswith("SQLITE_IOERR") or "disk I/O" in text:
+            if is_valid(path) is False:
+                return _damaged(subject, text)
+            return Diagnosis(
+                "io_error",
+                f"{subject.what} {path}: disk I/O error ({text}): check the disk (`dmesg`)",
+            )
+    return Diagnosis(
+        "unknown", f"cannot use {subject.what} {path} ({text}): check {subject.setting}"
+    )
+
+
+def is_valid(path: Path) -> bool | None:
+    """``PRAGMA quick_check`` on a read-only connection: True, False, or None (cannot tell)."""
+    try:
+        conn = open_read_only(path, timeout=1.0)
+    except sqlite3.DatabaseError as error:
+        text = str(error)
+        return False if ("not a database" in text or "malformed" in text) else None
+    try:
+        rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+    except sqlite3.DatabaseError as error:
+        text = str(error)
+        return False if ("not a database" in text or "malformed" in text) else None
+    finally:
+        conn.close()
+    return bool(rows) and rows[0][0] == "ok"
+
+
+def open_read_only(path: Path, *, timeout: float) -> sqlite3.Connection:
+    """A connection that can never write ``path``, even in a read-only directory.
+
+    A WAL database opened read-only needs its ``-shm`` file; in a directory nobody
+    may write, that file cannot be made and SQLite refuses ("unable to open"). Then
+    the file is opened as immutable: nothing can be writing it, since a writer would
+    need that same directory.
+    """
+    uri = f"file:{_uri_path(path)}?mode=ro"
+    try:
+        return _connect_and_probe(uri, timeout)
+    except sqlite3.OperationalError:
+        if read_only_reason(path) is None:
+            raise
+    return _connect_and_probe(f"{uri}&immutable=1", timeout)
+
+
+def _connect_and_probe(uri: str, timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def create_database_file(path: Path) -> None:
+    """Create an empty WAL database at ``path`` atomically, unless one appears first.
+
+    SQLite writes a new database's header only on its first write, so a file it is
+    creating is zero bytes for a moment; another process opening it then could not
+    tell it from a file emptied by a full disk. A temporary file holding a header,
+    hard-linked into place, is never seen half-made, and ``link`` refuses to
+    replace a database another process created meanwhile.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+    try:
+        conn = sqlite3.connect(temporary)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")  # writes the header
+        finally:
+            conn.close()
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process won: use its file
+        except OSError:
+            # No hard links here (some network or FUSE file systems): let SQLite
+            # create it in place, as it would have anyway.
+            if not path.exists():
+                sqlite3.connect(path).close()
+    finally:
+        for leftover in (temporary, Path(f"{temporary}-wal"), Path(f"{temporary}-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def truncation(path: Path) -> tuple[int, int] | None:
+    """``(size, expected)`` when the header says the file is longer than it is.
+
+    Only asked after SQLite called the file malformed: a checkpoint in progress
+    can make a healthy file look short for a moment, while its ``-wal`` holds the
+    rest, so this is an explanation, never a reason to refuse a file.
+    """
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError:
+        return None
+    if len(header) < 100 or not header.startswith(_HEADER):
+        return None
+    page_size = struct.unpack(">H", header[16:18])[0]
+    page_size = 65536 if page_size == 1 else page_size
+    pages, change, valid_for = struct.unpack(">I", header[28:32])[0], header[24:28], header[92:96]
+    expected = page_size * pages
+    if pages and change == valid_for and size < expected:
+        return size, expected
+    return None
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _uri_path(path: Path) -> str:
+    # '?' and '#' would end the path part of the URI; '%' starts an escape.
+    return str(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+
+
+def _file_in_the_way(directory: Path) -> Path | None:
+    """The nearest ancestor of ``directory`` (itself included) that exists and is not a dir."""
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def read_only_reason(path: Path) -> str | None:
+    """Why ``path`` cannot be written, when it can be read; None when it can be written."""
+    directory = path.parent
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return "the file system is mounted read-only"
+    except OSError:
+        return None
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is not writable"
+    if not os.access(directory, os.W_OK):
+        return f"its directory {directory} is not writable"
+    return None
+
+
+def _not_a_directory(subject: Subject, blocker: Path) -> Diagnosis:
+    return Diagnosis(
+        "not_a_directory",
+        f"{subject.what} {subject.path} cannot be used: {blocker} is a file, not a directory: "
+        f"fix {subject.setting} (or ASSISTANT_DATA_DIR)",
+    )
+
+
+def _permission_denied(subject: Subject, detail: str) -> Diagnosis:
+    return Diagnosis(
+        "permission_denied",
+        f"{subject.what} {subject.path}: permission denied ({detail}): give this user read and "
+        "write access (chown/chmod), or run as the file's owner",
+    )
+
+
+def _damaged(subject: Subject, text: str) -> Diagnosis:
+    path = subject.path
+    short = truncation(path)
+    if short is not None:
+        size, expected = short
+        return Diagnosis(
+            "truncated",
+            f"{subject.what} {path} is truncated ({size} of {expected} bytes): restore it from "
+            "a backup, or move it aside and a new one will be created",
+        )
+    return Diagnosis(
+        "corrupt",
+        f"{subject.what} {path} is damaged ({text}): restore it from a backup, or move it "
+        "aside and a new one will be created",
+    )
+
+
+def _from_os_error(subject: Subject, error: OSError) -> Diagnosis:
+    import errno
+
+    path = subject.path
+    reason = error.strerror or str(error)
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return _permission_denied(subject, reason)
+    if error.errno == errno.EROFS:
+        return Diagnosis(
+            "read_only",
+            f"{subject.what} {path} cannot be written (the file system is mounted read-only): "
+            f"remount it read-write, or set {subject.setting} to a writable path",
+        )
+    if error.errno == errno.ENOSPC:
+        return Diagnosis("disk_full", f"{subject.what} {path}: the disk is full: free some space")
+    if error.errno == errno.ENOTDIR:
+        blocker = _file_in_the_way(path.parent) or path.parent
+        return _not_a_directory(subject, blocker)
+    if error.errno == errno.EISDIR:
+        return Diagnosis(
+            "is_a_directory",
+            f"{subject.what} {path} is a directory, not a database file: fix {subject.setting}",
+        )
+    return Diagnosis(
+        "unknown", f"cannot use {subject.what} {path} ({reason}): check {subject.setting}"
+    )
