@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from assistant.errors import MissingApiKey
 from assistant.pipeline import Pipeline
@@ -58,12 +59,13 @@ class AssistantApp:
             retention_days=settings.monitoring.retention_days,
             prices_file=settings.monitoring.prices_file,
         )
+        store_path = _usable_store(settings, runtime)
         config = BreakerConfig(
             failure_threshold=settings.monitoring.breaker_failure_threshold,
             reset_timeout=settings.monitoring.breaker_reset_seconds,
         )
         breakers = BreakerRegistry(
-            settings.monitoring_db_path, config=config, instrumentation=runtime.instrumentation
+            store_path, config=config, instrumentation=runtime.instrumentation
         )
         database = Database(
             settings.database_path,
@@ -72,8 +74,12 @@ class AssistantApp:
             instrumentation=runtime.instrumentation,
             breaker=breakers.get("database"),
         )
-        await database.migrate()
-        runs = RunStore(settings.monitoring_db_path) if settings.features.metrics else None
+        try:
+            await database.migrate()
+        except BaseException:
+            await database.close()  # its connections' threads would keep the process alive
+            raise
+        runs = RunStore(store_path) if store_path is not None else None
         return cls(settings, runtime, breakers, database, runs, provider)
 
     def prepare_provider(self) -> None:
@@ -109,6 +115,8 @@ class AssistantApp:
             profile=self.settings.profile,
             on_text=on_text,
             on_call=keep,
+            model_known=request.model == llm.model
+            or self.instrumentation.prices.knows(request.model),
         )
 
     def record_run(self, run: RunRecord) -> None:
@@ -130,3 +138,27 @@ class AssistantApp:
         await self.database.close()
         if self.runs is not None:
             self.runs.close()
+
+
+def _usable_store(settings: Settings, runtime: MetricsRuntime) -> Path | None:
+    """monitoring.db's path, or None (with one warning) when it cannot be written.
+
+    The assistant answers even when its monitoring cannot record: metrics, run
+    records and shared breaker state are then off for this process, said once.
+    """
+    if not settings.features.metrics:
+        return None
+    from assistant_monitoring.metrics.store import MetricsStore, StoreError
+
+    probe = MetricsStore(settings.monitoring_db_path)
+    try:
+        probe.connect()
+    except StoreError as error:
+        from loguru import logger
+
+        logger.warning(f"not recording metrics, runs or breaker state: {error}")
+        runtime.store = None  # its flush would fail, and say so, again
+        return None
+    finally:
+        probe.close()
+    return settings.monitoring_db_path

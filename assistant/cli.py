@@ -78,12 +78,6 @@ def _report(message: str, *, color: bool) -> None:
     sys.stderr.write(f"{prefix} {message}\n")
 
 
-def _command_name(args: list[str]) -> str:
-    """'monitor health' from the arguments, for error context (options skipped)."""
-    words = [arg for arg in args if not arg.startswith("-")]
-    return " ".join(words[:2])
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the app, turn errors into one line and an exit code.
 
@@ -103,7 +97,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as error:
         state = current_state()
         debug = state.debug or "--debug" in args
-        handled = handle_uncaught(error, command=_command_name(args), debug=debug)
+        from assistant_monitoring.metrics.labels import command_context
+
+        # The command path the CLI defines (cli:monitor.metrics), never the arguments:
+        # it becomes a metric label, and arguments hold prompts and typed keys.
+        context = command_context(command, args)
+        handled = handle_uncaught(error, context=context, debug=debug)
         if debug:
             import traceback
 

@@ -12,6 +12,8 @@ import typer
 from assistant_monitoring.cli.state import current_state
 
 if TYPE_CHECKING:
+    import asyncio
+
     from assistant.app import AssistantApp
     from assistant.pipeline import Answer
 
@@ -50,12 +52,16 @@ def ask(
 
       assistant ask --conversation c_3f9a1b2c4d5e "And a bulkhead?"
     """
-    import asyncio
-
     from assistant.app import AssistantApp
+    from assistant_monitoring import aio
 
     settings = current_state().start()
     stream = not (no_stream or as_json)
+    streamed: list[str] = []
+
+    def show(piece: str) -> None:
+        streamed.append(piece)
+        _write(piece)
 
     async def run() -> Answer:
         app = await AssistantApp.open(settings)
@@ -66,16 +72,16 @@ def ask(
                 conversation_id=conversation,
                 model=model,
                 stream=stream,
-                on_text=_write if stream else None,
+                on_text=show if stream else None,
             )
         finally:
             await app.close()
 
     try:
-        answer = asyncio.run(run())
+        answer = aio.run(run())
     finally:
-        if stream:
-            _write("\n")
+        if streamed:
+            _write("\n")  # end the streamed line, answered or not
     if as_json:
         run_record = answer.run
         typer.echo(
@@ -169,62 +175,110 @@ def chat(
 
     Reads one message a line, so it can also be fed from a pipe:
     printf 'hello\\nwhat is WAL?\\n' | assistant chat
+
+    Exit codes: 0 every message answered; 1 some message failed; from a pipe, an
+    error every next message would meet too (no API key, key rejected, unknown
+    model or conversation) stops at once with ask's exit code (2, or 1).
     """
     import asyncio
 
     from assistant.app import AssistantApp
-    from assistant_monitoring.errors import MonitoringError
+    from assistant_monitoring import aio
 
     settings = current_state().start()
     interactive = sys.stdin.isatty()
-    stats = SessionStats()
-    current = conversation
     with asyncio.Runner() as runner:
-        app: AssistantApp = runner.run(AssistantApp.open(settings))
+        app: AssistantApp = aio.run(AssistantApp.open(settings), runner=runner)
         # A session can last hours: its metrics land every MONITOR_FLUSH_INTERVAL.
         app.runtime.start_periodic_flush(settings.monitoring.flush_interval_seconds)
+        session = _ChatSession(app, runner, conversation, model, no_stream)
         try:
             app.prepare_provider()
             if interactive:
                 typer.echo(f"assistant chat · {settings.llm.model} · {_CHAT_HELP}", err=True)
-            while True:
-                try:
-                    line = input("you> " if interactive else "")
-                except EOFError:
-                    break
-                text = line.strip()
-                if text.startswith("/"):
-                    action = _slash_command(text, stats)
-                    if action == "exit":
-                        break
-                    if action == "new":
-                        current = None
-                    continue
-                if not text:
-                    continue
-                try:
-                    answer = runner.run(
-                        app.pipeline.handle(
-                            text,
-                            conversation_id=current,
-                            model=model,
-                            stream=not no_stream,
-                            on_text=None if no_stream else _write,
-                        )
-                    )
-                except MonitoringError as error:
-                    # One failed message does not end the session.
-                    stats.failures += 1
-                    if not no_stream:
-                        _write("\n")
-                    typer.echo(f"error: {error}", err=True)
-                    continue
-                current = answer.conversation_id
-                stats.add(answer)
-                if no_stream:
-                    typer.echo(answer.text)
-                else:
-                    _write("\n")
+            session.loop(interactive)
         finally:
-            runner.run(app.close())
-    typer.echo(stats.render(), err=True)
+            aio.run(app.close(), runner=runner)
+    typer.echo(session.stats.render(), err=True)
+    if session.ended_by is not None:
+        raise session.ended_by  # one line and ask's exit code, from the CLI's error handler
+    if session.stats.failures:
+        raise typer.Exit(1)
+
+
+class _ChatSession:
+    """One chat: reads lines, answers them, keeps the conversation and the stats."""
+
+    def __init__(
+        self,
+        app: AssistantApp,
+        runner: asyncio.Runner,
+        conversation: str | None,
+        model: str | None,
+        no_stream: bool,
+    ) -> None:
+        self.app = app
+        self.runner = runner
+        self.conversation = conversation
+        self.model = model
+        self.no_stream = no_stream
+        self.stats = SessionStats()
+        self.ended_by: Exception | None = None  # the error that stopped a piped session
+
+    def loop(self, interactive: bool) -> None:
+        """Read and answer lines until EOF, /exit, or an error every line would meet."""
+        while True:
+            try:
+                line = input("you> " if interactive else "")
+            except EOFError:
+                return
+            text = line.strip()
+            if text.startswith("/"):
+                action = _slash_command(text, self.stats)
+                if action == "exit":
+                    return
+                if action == "new":
+                    self.conversation = None
+                continue
+            if text and not self.answer(text, interactive):
+                return
+
+    def answer(self, text: str, interactive: bool) -> bool:
+        """Answer one message; False when the session must stop."""
+        from assistant_monitoring import aio
+        from assistant_monitoring.errors import MonitoringError
+
+        streamed: list[str] = []
+
+        def show(piece: str) -> None:
+            streamed.append(piece)
+            _write(piece)
+
+        try:
+            answer = aio.run(
+                self.app.pipeline.handle(
+                    text,
+                    conversation_id=self.conversation,
+                    model=self.model,
+                    stream=not self.no_stream,
+                    on_text=None if self.no_stream else show,
+                ),
+                runner=self.runner,
+            )
+        except MonitoringError as error:
+            self.stats.failures += 1
+            if streamed:
+                _write("\n")
+            if not interactive and getattr(error, "ends_session", False):
+                # Every next line would fail the same way: stop, as ask would.
+                self.ended_by = error
+                return False
+            typer.echo(f"error: {error}", err=True)  # one failed message; the session goes on
+            return True
+        self.conversation = answer.conversation_id
+        self.stats.add(answer)
+        if self.no_stream:
+            typer.echo(answer.text)
+        else:
+            _write("\n")
+        return True

@@ -19,9 +19,8 @@ def migrate() -> None:
 
     Example: assistant -e production db migrate
     """
-    import asyncio
-
     from assistant.storage import Database
+    from assistant_monitoring import aio
 
     settings = current_state().start(metrics=False)
 
@@ -34,7 +33,7 @@ def migrate() -> None:
         finally:
             await database.close()
 
-    applied = asyncio.run(run())
+    applied = aio.run(run())
     if applied:
         typer.echo(f"applied {', '.join(applied)} to {settings.database_path}")
     else:
@@ -44,12 +43,16 @@ def migrate() -> None:
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """Show the database's path, applied and pending migrations, and its size."""
-    import asyncio
-
+    from assistant.errors import DatabaseError
     from assistant.storage import MIGRATIONS, ConversationRepository, Database
+    from assistant_monitoring import aio
+    from assistant_monitoring.sqlitefile import refuse_before_open
 
     settings = current_state().load().settings
     path = settings.database_path
+    problem = refuse_before_open(Database(path).subject, creating=True)
+    if problem is not None:  # a missing file is fine: "not created yet" below
+        raise DatabaseError(problem.message)
 
     async def run() -> tuple[list[str], tuple[int, int]]:
         database = Database(path, busy_timeout_ms=settings.database.busy_timeout_ms)
@@ -63,7 +66,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for sc
     applied: list[str] = []
     counts = (0, 0)
     if path.exists():
-        applied, counts = asyncio.run(run())
+        applied, counts = aio.run(run())
     pending = [m.name for m in MIGRATIONS if m.name not in applied]
     size = path.stat().st_size if path.exists() else 0
     document: dict[str, object] = {

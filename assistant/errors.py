@@ -19,6 +19,9 @@ class AssistantError(MonitoringError):
     # Set when the error came through a breaker-guarded call, which has counted it;
     # the CLI's last-resort handler trips the breaker only for errors that did not.
     breaker_recorded = False
+    # The same error would meet every next message (no key, a rejected key, an unknown
+    # model): a piped `chat` stops at the first one instead of failing each line.
+    ends_session = False
 
 
 class DatabaseError(AssistantError):
@@ -41,16 +44,23 @@ class MissingApiKey(ProviderError):
     """No API key configured."""
 
     exit_code = EXIT_USAGE
+    ends_session = True
 
 
 class ProviderAuthError(ProviderError):
     """The provider rejected the key (401/403)."""
 
     exit_code = EXIT_USAGE
+    ends_session = True
 
 
 class ProviderRequestError(ProviderError):
     """The provider rejected the request (400/404/422): wrong model name, bad input."""
+
+    @property
+    def ends_session(self) -> bool:  # type: ignore[override]
+        """A 404 is the model (every message meets it); a 400 may be this message only."""
+        return self.status == 404
 
 
 class ProviderUnavailable(ProviderError):
@@ -63,3 +73,4 @@ class ConversationNotFound(AssistantError):
     """``--conversation ID`` names no conversation."""
 
     exit_code = EXIT_USAGE
+    ends_session = True

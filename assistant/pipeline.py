@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from assistant.classifiers import Classification, classify
 from assistant.providers.base import ChatMessage, Generation, GenerationRequest, TextCallback
 from assistant.storage import ConversationRepository, StoredMessage, new_id
+from assistant_monitoring.aio import interruption, is_interruption
 from assistant_monitoring.logs import log_context, log_pipeline_summary
 from assistant_monitoring.runs import RunRecord, StageRecord
 
@@ -70,6 +71,9 @@ class Pipeline:
         )
         if settings.logging.log_content:
             run.prompt = text
+        # Written now as `running`, so a process killed outright leaves a trace
+        # (shown as abandoned later) instead of no run at all.
+        self.app.record_run(run)
         clock = time.perf_counter()
         with log_context(conversation_id=conversation, message_id=message_id, run_id=run.id):
             try:
@@ -92,12 +96,18 @@ class Pipeline:
                         "persist",
                         lambda: self._persist(conversation, is_new, message_id, text, generation),
                     )
-            except Exception as error:
+            except BaseException as error:
                 if self.app.last_llm_call is not None and run.failed_stage == "generate":
                     run.retries = self.app.last_llm_call.retries
-                run.status = "failure"
-                run.error_type = type(error).__name__
-                run.error_message = str(error)
+                if is_interruption(error):
+                    # Stopped from outside (SIGTERM, Ctrl-C): not a failure of anything.
+                    run.status = "interrupted"
+                    run.error_type = "Interrupted"
+                    run.error_message = f"interrupted by {interruption()}"
+                else:
+                    run.status = "failure"
+                    run.error_type = type(error).__name__
+                    run.error_message = str(error)
                 raise
             else:
                 run.status = "success"
@@ -116,14 +126,15 @@ class Pipeline:
         try:
             async with self.app.instrumentation.stage(name):
                 result = await work()
-        except Exception as error:
+        except BaseException as error:
+            interrupted = is_interruption(error)
             run.stages.append(
                 StageRecord(
                     name,
-                    "failure",
+                    "interrupted" if interrupted else "failure",
                     _ms(started - clock),
                     _ms(time.perf_counter() - started),
-                    type(error).__name__,
+                    "Interrupted" if interrupted else type(error).__name__,
                 )
             )
             run.failed_stage = name

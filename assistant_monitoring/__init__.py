@@ -15,6 +15,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "CannotCheckError": "assistant_monitoring.errors",
+    "HealthUsageError": "assistant_monitoring.errors",
+    "is_interruption": "assistant_monitoring.errors",
     "Instrumentation": "assistant_monitoring.metrics",
     "MetricsRegistry": "assistant_monitoring.metrics",
     "MetricsStore": "assistant_monitoring.metrics",
@@ -50,6 +52,8 @@ _EXPORTS = {
 __all__ = [  # noqa: RUF022 - kept in step with _EXPORTS by tests/test_exported_members.py
     "__version__",
     "CannotCheckError",
+    "HealthUsageError",
+    "is_interruption",
     "EXIT_CANNOT_CHECK",
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",

@@ -114,12 +114,15 @@ def evaluate_rules(
                 )
             )
     requests = window.total("assistant_llm_requests_total")
-    succeeded = window.total("assistant_llm_requests_total", status="success")
+    # An interrupted request (SIGTERM, Ctrl-C) is no sign of a failing provider.
+    not_failed = window.total("assistant_llm_requests_total", status="success") + window.total(
+        "assistant_llm_requests_total", status="interrupted"
+    )
     if (
         requests >= rules.minimum_runs
-        and (requests - succeeded) / requests >= rules.llm_error_ratio
+        and (requests - not_failed) / requests >= rules.llm_error_ratio
     ):
-        ratio = (requests - succeeded) / requests
+        ratio = (requests - not_failed) / requests
         findings.append(
             Finding(
                 "llm_error_ratio",

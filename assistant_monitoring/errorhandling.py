@@ -37,14 +37,17 @@ def severity_of(error: BaseException) -> str:
     return "bug"
 
 
-def handle_uncaught(error: BaseException, *, command: str, debug: bool) -> HandledError:
-    """Log, count and classify ``error``; return the line to print."""
+def handle_uncaught(error: BaseException, *, context: str, debug: bool) -> HandledError:
+    """Log, count and classify ``error``; return the line to print.
+
+    ``context`` is where it happened, as the code names it (``cli:monitor.metrics``):
+    it becomes a label of ``assistant_errors_total``.
+    """
     severity = severity_of(error)
-    context = f"cli:{command}" if command else "cli"
     try:
         from loguru import logger
 
-        from assistant_monitoring.logs.setup import FILE_ONLY
+        from assistant_monitoring.logs.names import FILE_ONLY
 
         logger.opt(exception=error).bind(
             **{FILE_ONLY: True},

@@ -9,14 +9,17 @@ Exit codes (documented in ``assistant --help`` and the README):
 ====  =====================================================================
 0     success (``monitor health``: healthy)
 1     the command ran and found a problem, or an unexpected error
-2     invalid usage or invalid settings (nothing was done)
-3     a check could not run (``monitor health`` with unusable settings)
+2     invalid usage or invalid settings (nothing was done); ``monitor health``: unhealthy
+3     ``monitor health`` gave no verdict: invalid usage (a typo in a deploy script must
+      not read as "unhealthy") or settings it could not check with
 130   interrupted (Ctrl-C / SIGINT)
 143   terminated (SIGTERM)
 ====  =====================================================================
 """
 
 from __future__ import annotations
+
+import sys
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -65,6 +68,12 @@ class UsageError(MonitoringError):
     exit_code = EXIT_USAGE
 
 
+class HealthUsageError(UsageError):
+    """A ``monitor health`` option is wrong: exit 3, since 2 means "unhealthy" there."""
+
+    exit_code = EXIT_CANNOT_CHECK
+
+
 class CannotCheckError(MonitoringError):
     """``monitor health`` could not run its checks (invalid settings, unusable paths)."""
 
@@ -77,6 +86,17 @@ class LogDirectoryError(MonitoringError):
     exit_code = EXIT_USAGE
 
 
+def is_interruption(error: BaseException | None) -> bool:
+    """Whether ``error`` means the work was stopped from outside (SIGTERM, Ctrl-C, a
+    cancelled task), not that anything failed: such a run ends *interrupted*."""
+    if isinstance(error, KeyboardInterrupt | SystemExit):
+        return True
+    # Without asyncio imported no task can have been cancelled; looked up, not
+    # imported, because importing asyncio would cost every command ~15 ms.
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(error, asyncio.CancelledError)
+
+
 __all__ = [
     "EXIT_CANNOT_CHECK",
     "EXIT_FAILURE",
@@ -85,9 +105,11 @@ __all__ = [
     "EXIT_TERMINATED",
     "EXIT_USAGE",
     "CannotCheckError",
+    "HealthUsageError",
     "LogDirectoryError",
     "MonitoringError",
     "ProfileError",
     "SettingsError",
     "UsageError",
+    "is_interruption",
 ]

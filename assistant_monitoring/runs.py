@@ -4,12 +4,19 @@ One row per run in ``monitoring.db``: ids, status, total and per-stage durations
 classifier labels, provider, model, tokens, cost, retries, and the error when it
 failed. Prompt and response text are stored only when ``LOG_CONTENT=true``.
 Recording never raises into the pipeline.
+
+A run's row is written when it starts (``running``) and again when it ends, in
+exactly one of ``success``, ``failure`` or ``interrupted`` (SIGTERM, Ctrl-C). A
+process killed outright (SIGKILL, power loss) cannot write the end: its run stays
+``running`` in the table, and is shown as ``abandoned`` once it is older than the
+longest a run can take (:func:`longest_run_seconds`), never as still running.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,28 @@ _NAMES = [name.strip() for name in _COLUMNS.split(",")]
 _INSERT = (
     f"INSERT OR REPLACE INTO pipeline_runs ({_COLUMNS}) VALUES ({','.join('?' * len(_NAMES))})"
 )
+# What a run row can say, and what `monitor runs --status` can ask for.
+STATUSES = ("running", "success", "failure", "interrupted", "abandoned")
+_ABANDON_SLACK_SECONDS = 60.0
+_SLOWEST_STREAM_TOKENS_PER_SECOND = 10.0
+
+
+def longest_run_seconds(settings: Any) -> float:
+    """The longest a pipeline run can last with ``settings``; a run older is abandoned.
+
+    Every attempt may take LLM_TIMEOUT, retries may add LLM_MAX_RETRY_SECONDS, an
+    answer of LLM_MAX_TOKENS may stream at a slow 10 tokens a second, and each of the
+    database steps may wait DATABASE_BUSY_TIMEOUT; plus a minute of slack.
+    """
+    llm = settings.llm
+    return float(
+        llm.timeout_seconds * (llm.max_retries + 1)
+        + llm.max_retry_seconds
+        + llm.max_tokens / _SLOWEST_STREAM_TOKENS_PER_SECOND
+        + 4 * settings.database.busy_timeout_ms / 1000
+        + settings.features.classifier_timeout_ms / 1000
+        + _ABANDON_SLACK_SECONDS
+    )
 
 
 @dataclass
@@ -76,12 +105,22 @@ class RunRecord:
 class RunStore:
     """Write and query pipeline runs."""
 
-    def __init__(self, path: Path, *, read_only_ok: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only_ok: bool = False,
+        abandon_after: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
+        # Runs still `running` after this many seconds are shown as abandoned.
+        self.abandon_after = abandon_after
+        self.clock = clock
         self._store = MetricsStore(path, read_only_ok=read_only_ok)
 
     def record(self, run: RunRecord) -> bool:
-        """Store a finished run (one row, one transaction)."""
+        """Store a run as it is now: when it starts, and when it ends (one transaction)."""
         # Built by hand, not with dataclasses.asdict: this runs once per message and
         # asdict's deep copy was most of its cost.
         stages = [
@@ -114,7 +153,15 @@ class RunStore:
         """The newest runs matching the filters, newest first."""
         where: list[str] = []
         params: list[object] = []
-        if status is not None:
+        cutoff = self._cutoff()
+        if status in ("running", "abandoned") and cutoff is not None:
+            where.append(
+                "status = 'running' AND started_at " + (">= ?" if status == "running" else "< ?")
+            )
+            params.append(cutoff)
+        elif status == "abandoned":
+            where.append("0")  # without a bound, no run can be called abandoned
+        elif status is not None:
             where.append("status = ?")
             params.append(status)
         if since is not None:
@@ -128,7 +175,7 @@ class RunStore:
             f"SELECT {_COLUMNS} FROM pipeline_runs {clause} ORDER BY started_at DESC LIMIT ?",
             [*params, limit],
         )
-        return [_run(row) for row in rows]
+        return [self._shown(_run(row)) for row in rows]
 
     def get(self, run_id: str) -> RunRecord | None:
         """A run by id, or by a unique prefix of it."""
@@ -141,7 +188,17 @@ class RunStore:
             )
             .fetchall()
         )
-        return _run(rows[0]) if len(rows) == 1 else None
+        return self._shown(_run(rows[0])) if len(rows) == 1 else None
+
+    def _cutoff(self) -> float | None:
+        return None if self.abandon_after is None else self.clock() - self.abandon_after
+
+    def _shown(self, run: RunRecord) -> RunRecord:
+        """A run as it should be shown: `running` past the longest run is abandoned."""
+        cutoff = self._cutoff()
+        if run.status == "running" and cutoff is not None and run.started_at < cutoff:
+            run.status = "abandoned"
+        return run
 
     def close(self) -> None:
         """Close the connection."""

@@ -209,17 +209,33 @@ def test_classifier_timeout_degrades_the_run_but_does_not_fail_it(
 def test_chat_session_with_stats_and_a_failure_in_the_middle(
     provider: str, stub: StubLLMServer, data_dir: Path
 ) -> None:
-    stub.push_faults("401")  # the first message is rejected; the session goes on
+    stub.push_faults("500")  # the first message fails (no retries); the session goes on
     script = "first message\nsecond message\n/stats\nthird message\n/exit\n"
     result = assistant("chat", stdin=script, LLM_MAX_RETRIES="0")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, "a message failed: exit 1"
     assert result.stdout.count("stub model answering") == 2
-    assert "rejected the API key (401)" in result.stderr
+    assert "is unavailable (500)" in result.stderr
     assert "2 answered, 1 failed" in result.stderr
     statuses = [r["status"] for r in runs()]
     assert statuses == ["success", "success", "failure"]
     conversations = {r["conversation_id"] for r in runs("--status", "success")}
     assert len(conversations) == 1, "one chat session is one conversation"
+
+
+def test_piped_chat_stops_at_an_error_every_line_would_meet(
+    provider: str, stub: StubLLMServer, data_dir: Path
+) -> None:
+    # No key (or a rejected one) fails every line alike: stop at the first, as ask does.
+    result = assistant("chat", stdin="one\ntwo\nthree\n", LLM_API_KEY="")
+    assert result.returncode == 2, result.stderr
+    assert "0 answered, 1 failed" in result.stderr
+    assert result.stderr.count("no API key") == 1
+    stub.push_faults("401")
+    result = assistant("chat", stdin="one\ntwo\n", LLM_MAX_RETRIES="0")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("rejected the API key (401)") == 1
+    assert result.stdout.count("stub model answering") == 0, "the second line was not sent"
+    assert [r["status"] for r in runs()] == ["failure", "failure"]
 
 
 def test_log_content_stores_prompt_and_response(provider: str) -> None:

@@ -98,8 +98,19 @@ def test_check_subset_and_unknown_check(healthy_env: dict[str, str], stub: StubL
     assert set(json.loads(result.stdout)["checks"]) == {"memory:utilization", "disk:free"}
     assert stub.requests == [], "the LLM was not called"
     unknown = run("monitor", "health", "--check", "gpu")
-    assert unknown.returncode == 2
+    assert unknown.returncode == 3, "a usage error is no verdict (3), never unhealthy (2)"
     assert "unknown check 'gpu' (known: database, llm, memory, disk, breakers)" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--jsn"], ["--fail-on", "unhealty"], ["--timeout", "0"], ["--watch", "x"], ["extra"]],
+)
+def test_health_usage_errors_exit_3_not_unhealthy(args: list[str]) -> None:
+    # A typo in a deploy script's health gate must not read as an unhealthy service.
+    result = run("monitor", "health", *args)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_timeout_caps_the_run(healthy_env: dict[str, str], stub: StubLLMServer) -> None:
@@ -196,13 +207,13 @@ def test_uncaught_errors_are_logged_and_counted(
         json.loads(line) for line in (data_dir / "logs" / "error.jsonl").read_text().splitlines()
     ]
     assert errors[-1]["exc_type"] == "UsageError"
-    assert errors[-1]["context"] == "cli:monitor breakers"
+    assert errors[-1]["context"] == "cli:monitor.breakers"
     store = MetricsStore(data_dir / "monitoring.db")
     now = time.time()
     window = query_window(store.connect(), now - 600, now + 60, now=now)
     store.close()
     assert (
-        window.total("assistant_errors_total", type="UsageError", context="cli:monitor breakers")
+        window.total("assistant_errors_total", type="UsageError", context="cli:monitor.breakers")
         == 1
     )
 

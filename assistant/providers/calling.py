@@ -28,6 +28,7 @@ from assistant.providers.base import Generation, GenerationRequest, Provider, Te
 from assistant_monitoring.breaker import CircuitBreaker, CircuitOpenError
 from assistant_monitoring.breaker.classify import retry_after_of, status_of
 from assistant_monitoring.metrics import Instrumentation, LlmCall
+from assistant_monitoring.metrics.labels import UNVERIFIED_MODEL
 from assistant_monitoring.redact import redact_text
 
 _NAMES = {"anthropic": "Anthropic", "openai": "OpenAI"}
@@ -116,8 +117,14 @@ async def call_model(
     on_text: TextCallback | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_call: Callable[[LlmCall], None] | None = None,
+    model_known: bool = True,
 ) -> tuple[Generation, LlmCall]:
-    """Generate an answer with retries, the breaker, metrics and logs."""
+    """Generate an answer with retries, the breaker, metrics and logs.
+
+    ``model_known``: the model is configured or priced. Otherwise (``--model``
+    typed by the user) its metrics are labelled ``unverified`` unless the provider
+    answers, which proves it a model's name rather than any text.
+    """
     from loguru import logger
     from tenacity import (
         AsyncRetrying,
@@ -131,7 +138,8 @@ async def call_model(
     streamed = False
     attempts = 0
 
-    async with instrumentation.llm_call(provider.name, request.model) as call:
+    label = request.model if model_known else UNVERIFIED_MODEL
+    async with instrumentation.llm_call(provider.name, label) as call:
         if on_call is not None:
             on_call(call)  # the caller keeps the retries and timings even if this fails
 
@@ -204,6 +212,7 @@ async def call_model(
             )
             translated.breaker_recorded = True  # the breaker above already counted it
             raise translated from error
+        call.model = request.model  # the provider served it: a real model's name
         usage = generation.usage
         call.usage(
             input=usage.input,

@@ -121,16 +121,38 @@ class CircuitBreaker(AsyncFromSync):
         if self.store is None or (not force and now - self._refreshed < _REFRESH_SECONDS):
             return
         self._refreshed = now
-        stored = self.store.load(self.service)
+        try:
+            stored = self.store.load(self.service)
+        except Exception as error:
+            self._lose_store(error)
+            return
         if stored is not None and stored.updated_at >= self._state.updated_at:
             self._state = stored
 
+    def _lose_store(self, error: Exception) -> None:
+        """Go on with this process's own state when the shared one cannot be read or written.
+
+        A breaker protects the service it guards; a damaged or read-only
+        monitoring.db must not make every call fail. Warned once per breaker.
+        """
+        self.store = None
+        from loguru import logger
+
+        logger.warning(
+            f"circuit breaker {self.service}: its state is not shared with other processes "
+            f"any more ({error})"
+        )
+
     def _apply(self, change: Callable[[BreakerState], BreakerState]) -> None:
         """Apply a transition (to the shared row when there is a store); notify listeners."""
+        before = after = None
         if self.store is not None:
-            before, after = self.store.update(self.service, change)
-            self._refreshed = self.clock()
-        else:
+            try:
+                before, after = self.store.update(self.service, change)
+                self._refreshed = self.clock()
+            except Exception as error:
+                self._lose_store(error)
+        if before is None or after is None:
             before, after = self._state, change(self._state)
         self._state = after
         if before.state != after.state:

@@ -4,19 +4,47 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperCommand
 
 from assistant_monitoring.cli.state import current_state
+from assistant_monitoring.errors import EXIT_CANNOT_CHECK
 
 if TYPE_CHECKING:
     from assistant_monitoring.health.model import HealthReport
 
 HEALTH_EPILOG = (
-    "Exit codes: 0 healthy, 1 degraded, 2 unhealthy, 3 could not check (invalid "
+    "Exit codes: 0 healthy, 1 degraded, 2 unhealthy, 3 no verdict (invalid usage or "
     "settings). With --fail-on unhealthy, degraded exits 0."
 )
+
+
+class HealthCommand(TyperCommand):
+    """``monitor health``: its usage errors exit 3, never 2, which means "unhealthy".
+
+    A typo in a deploy script's health gate (`--fail-on unhealty`, `--jsn`) must not
+    read as an unhealthy service: it is "no verdict", like settings it cannot use.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _click_usage_error() as error:
+            error.exit_code = EXIT_CANNOT_CHECK  # type: ignore[attr-defined]
+            raise
+
+
+def _click_usage_error() -> type[Exception]:
+    """click's UsageError (typer 0.24+ ships click inside itself as typer._click)."""
+    try:
+        from typer._click.exceptions import UsageError
+    except ImportError:  # a typer that depends on click instead
+        from click.exceptions import UsageError  # type: ignore[import-not-found,no-redef]
+    return UsageError
 
 
 def health(
@@ -49,6 +77,17 @@ def health(
 
       assistant monitor health --check llm --watch 5
     """
+    from assistant_monitoring.errors import HealthUsageError, UsageError
+
+    try:
+        _health(as_json, check, timeout, watch, fail_on)
+    except UsageError as error:
+        raise HealthUsageError(str(error)) from None
+
+
+def _health(
+    as_json: bool, check: list[str], timeout: float | None, watch: float | None, fail_on: str
+) -> None:
     from assistant_monitoring import __version__
     from assistant_monitoring.errors import CannotCheckError, MonitoringError, UsageError
     from assistant_monitoring.health.service import exit_code_for, run_health

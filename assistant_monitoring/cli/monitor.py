@@ -20,7 +20,9 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-app.command("health", epilog=health_cmd.HEALTH_EPILOG)(health_cmd.health)
+app.command("health", epilog=health_cmd.HEALTH_EPILOG, cls=health_cmd.HealthCommand)(
+    health_cmd.health
+)
 app.command("metrics")(metrics_cmd.metrics)
 app.command("logs")(logs_cmd.logs)
 app.add_typer(runs_cmd.app, name="runs")

@@ -20,19 +20,34 @@ app = typer.Typer(
 )
 
 
+_COLORS = {
+    "success": "green",
+    "failure": "red",
+    "interrupted": "yellow",
+    "running": "cyan",
+    "abandoned": "magenta",
+}
+
+
 def _store() -> RunStore | None:
-    from assistant_monitoring.runs import RunStore
+    from assistant_monitoring.runs import RunStore, longest_run_seconds
 
     settings = current_state().load().settings
     path = settings.monitoring_db_path
-    return RunStore(path, read_only_ok=True) if path.exists() else None
+    if not path.exists():
+        return None
+    return RunStore(path, read_only_ok=True, abandon_after=longest_run_seconds(settings))
 
 
 @app.callback()
 def runs(
     ctx: typer.Context,
     status: str | None = typer.Option(
-        None, "--status", "-s", help="success or failure (or failed)."
+        None,
+        "--status",
+        "-s",
+        help="success, failure (or failed), interrupted, running or abandoned (running "
+        "longer than any run can: its process was killed).",
     ),
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=10_000, help="How many runs."),
     since: str | None = typer.Option(
@@ -54,12 +69,15 @@ def runs(
     if ctx.invoked_subcommand is not None:
         return
     from assistant_monitoring.errors import UsageError
+    from assistant_monitoring.runs import STATUSES
     from assistant_monitoring.timeparse import parse_since
 
     if status == "failed":
         status = "failure"
-    if status not in (None, "success", "failure"):
-        raise UsageError(f"--status: expected success or failure (got '{status}')")
+    if status is not None and status not in STATUSES:
+        raise UsageError(
+            f"--status: expected one of {', '.join(STATUSES)} (or failed) (got '{status}')"
+        )
     store = _store()
     if store is None:
         typer.echo("No runs recorded yet.")
@@ -85,7 +103,7 @@ def runs(
     for column in columns:
         table.add_column(column, overflow="fold", no_wrap=column != "error")
     for run in found:
-        color = "green" if run.status == "success" else "red"
+        color = _COLORS.get(run.status, "red")
         # context/classify/generate/persist in ms; ✗ marks the stage that failed.
         stages = "/".join(
             f"{s.duration_ms:.0f}{'✗' if s.status != 'success' else ''}" for s in run.stages
@@ -123,7 +141,7 @@ def show(
         typer.echo(json.dumps(run.as_json(), indent=2))
         return
     console = current_state().console()
-    color = "green" if run.status == "success" else "red"
+    color = _COLORS.get(run.status, "red")
     started = datetime.fromtimestamp(run.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     console.print(
         f"[bold]{run.id}[/bold]  [{color}]{run.status}[/{color}]  "
@@ -147,8 +165,9 @@ def show(
         )
         console.print(f"classifier {name}: {label} ({confidence}) {outcome}")
     if run.error_type:
+        verb = "interrupted in" if run.status == "interrupted" else "failed at"
         console.print(
-            f"[red]failed at {run.failed_stage}: {run.error_type}: {run.error_message}[/red]"
+            f"[{color}]{verb} {run.failed_stage}: {run.error_type}: {run.error_message}[/{color}]"
         )
     width = 40
     total = max(run.duration_ms, 0.001)

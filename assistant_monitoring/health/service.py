@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
 from assistant_monitoring.errors import UsageError
@@ -28,10 +27,16 @@ def run_health(
         raise UsageError(
             f"--check: unknown check '{unknown[0]}' (known: {', '.join(monitor.names())})"
         )
-    report = asyncio.run(monitor.run(selected or None, total_timeout=total_timeout))
+    from assistant_monitoring import aio
+    from assistant_monitoring.metrics.labels import CODE_NAME, one_of
+
+    report = aio.run(monitor.run(selected or None, total_timeout=total_timeout))
     if instrumentation is not None:
         runs = instrumentation.registry.counter(
-            "assistant_health_checks_total", "Health check runs by result.", ["check", "status"]
+            "assistant_health_checks_total",
+            "Health check runs by result.",
+            ["check", "status"],
+            rules={"check": CODE_NAME, "status": one_of(*(s.value for s in Status))},
         )
         for result in report.checks:
             instrumentation.health(result.name, result.status.value)

@@ -13,6 +13,8 @@ from typing import Any
 
 from loguru import logger
 
+from assistant_monitoring.logs.names import FILE_ONLY
+
 _log = logger.bind(logger_name="assistant.events")
 
 
@@ -33,10 +35,14 @@ def log_pipeline_summary(
     error_type: str | None = None,
     failed_stage: str | None = None,
 ) -> None:
-    """Log the execution summary of one pipeline run (INFO; ERROR when it failed)."""
+    """Log the execution summary of one pipeline run.
+
+    INFO when it succeeded, ERROR when it failed, WARNING when it was interrupted
+    (SIGTERM, Ctrl-C: nothing failed, but the answer is missing).
+    """
     stages = " ".join(f"{name}={seconds * 1000:.1f}ms" for name, seconds in stage_seconds.items())
     outcome = status if error_type is None else f"{status} at {failed_stage}: {error_type}"
-    level = "INFO" if error_type is None else "ERROR"
+    level = {"success": "INFO", "interrupted": "WARNING"}.get(status, "ERROR")
     fields: dict[str, Any] = {
         "event": "pipeline_summary",
         "conversation_id": conversation_id,
@@ -47,6 +53,9 @@ def log_pipeline_summary(
     }
     if error_type is not None:
         fields.update(error_type=error_type, failed_stage=failed_stage)
+    if status == "failure":
+        # The CLI shows the error itself, in one line; the terminal needs no second one.
+        fields[FILE_ONLY] = True
     # depth=1: the line names the caller's module as its logger, not this helper's.
     logger.opt(depth=1).bind(**fields).log(
         level, f"pipeline {outcome} in {total_seconds * 1000:.1f}ms ({stages})"

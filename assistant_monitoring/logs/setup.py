@@ -30,13 +30,12 @@ from loguru import logger
 
 from assistant_monitoring.errors import LogDirectoryError
 from assistant_monitoring.logs.jsonformat import JsonLineFormatter
-from assistant_monitoring.logs.names import ERROR_FILE_NAME, LOG_FILE_NAME
+from assistant_monitoring.logs.names import ERROR_FILE_NAME, FILE_ONLY, LOG_FILE_NAME
 from assistant_monitoring.logs.render import DIM, RESET, level_color
 from assistant_monitoring.logs.writer import RotatingFileWriter
 from assistant_monitoring.redact import redact_text
 
 SERVICE_NAME = "assistant"
-FILE_ONLY = "_file_only"
 
 # Chatty libraries that log every request at DEBUG; their warnings still come through.
 _QUIET_LIBRARIES = (
@@ -95,8 +94,14 @@ def _empty_format(_record: Any) -> str:
     return ""
 
 
-def render_console_line(record: Mapping[str, Any], *, color: bool) -> str:
-    """The human form of a record: time, level, logger, message, context, exception."""
+def render_console_line(
+    record: Mapping[str, Any], *, color: bool, tracebacks: bool = True
+) -> str:
+    """The human form of a record: time, level, logger, message, context, exception.
+
+    ``tracebacks=False`` leaves the traceback to the log file (it is there either way):
+    on a terminal it is shown only with ``--debug``.
+    """
     level = record["level"].name
     time_text = record["time"].strftime("%H:%M:%S.%f")[:-3]
     # Only the identifiers: the structured fields (stages, durations) are for the
@@ -116,7 +121,7 @@ def render_console_line(record: Mapping[str, Any], *, color: bool) -> str:
         if context:
             line += f" {context}"
     exception = record["exception"]
-    if exception is not None:
+    if exception is not None and tracebacks:
         import traceback
 
         line += (
@@ -148,8 +153,10 @@ def configure_logging(
     out = stream if stream is not None else sys.stderr
     use_color = out.isatty() if color is None else color
 
+    tracebacks = console_level.upper() in ("TRACE", "DEBUG")
+
     def console_sink(message: Any) -> None:
-        out.write(render_console_line(message.record, color=use_color))
+        out.write(render_console_line(message.record, color=use_color, tracebacks=tracebacks))
 
     handle = LoggingHandle(log_file=None, error_file=None)
     handle.handler_ids.append(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from assistant_monitoring.errors import is_interruption
 from assistant_monitoring.metrics.families import (
     DB_OPERATIONS,
     TOKEN_TYPES,
@@ -104,7 +105,14 @@ class Timer(AsyncFromSync):
 
 
 def _status(error: BaseException | None) -> str:
-    return "success" if error is None else "failure"
+    if error is None:
+        return "success"
+    return "interrupted" if is_interruption(error) else "failure"
+
+
+def _is_error(error: BaseException | None) -> bool:
+    """An exception that counts in ``assistant_errors_total`` (an interruption does not)."""
+    return error is not None and not is_interruption(error)
 
 
 class LlmCall(AsyncFromSync):
@@ -156,7 +164,7 @@ class LlmCall(AsyncFromSync):
     ) -> None:
         self.duration = self._owner.clock() - self._start
         if exc is not None and self.status == "success":
-            self.status = "error"
+            self.status = "interrupted" if is_interruption(exc) else "error"
         self._owner._record_llm(self, exc)
 
 
@@ -228,7 +236,7 @@ class Instrumentation:
         def done(seconds: float, error: BaseException | None) -> None:
             try:
                 m.classifier_duration.labels(name).observe(seconds)
-                if error is not None:
+                if _is_error(error):
                     m.errors.labels(type(error).__name__, f"classifier:{name}").inc()
             except Exception as failure:
                 _swallow(m, "classifier", failure)
@@ -251,7 +259,7 @@ class Instrumentation:
             try:
                 m.db_queries.labels(op).inc()
                 m.db_query_duration.labels(op).observe(seconds)
-                if error is not None:
+                if _is_error(error):
                     m.errors.labels(type(error).__name__, f"db:{op}").inc()
             except Exception as failure:
                 _swallow(m, "db_query", failure)
@@ -281,7 +289,7 @@ class Instrumentation:
                 if price is not None:
                     call.cost = price.cost(**call.tokens)
                     m.llm_cost.labels(provider, model).inc(call.cost)
-            if error is not None:
+            if _is_error(error):
                 m.errors.labels(type(error).__name__, f"llm:{provider}").inc()
             for listener in self.llm_listeners:
                 listener(call, error)

@@ -81,6 +81,19 @@ class PriceTable:
                 return self.prices[name]
         return None
 
+    def knows(self, model: str) -> bool:
+        """Whether ``model`` is in the table by name, or as a dated release of one.
+
+        Stricter than :meth:`price` (which prices any ``<name>-...``): this decides
+        whether a name typed on the command line may become a metric label.
+        """
+        if model in self.prices:
+            return True
+        base, _, suffix = model.rpartition("-")
+        return base in self.prices and (
+            suffix == "latest" or (len(suffix) == 8 and suffix.isascii() and suffix.isdigit())
+        )
+
     @classmethod
     def with_overrides(cls, path: Path | None) -> PriceTable:
         """The built-in table updated with the user's file (if any)."""

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from assistant_monitoring.metrics.labels import INVALID_VALUE, LabelRule
 from assistant_monitoring.metrics.sketch import INV_LOG_GAMMA, MIN_POSITIVE
 
 Kind = Literal["counter", "gauge", "histogram"]
@@ -32,6 +33,7 @@ _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 OVERFLOW_VALUE = "__overflow__"
 OVERFLOW_FAMILY = "assistant_metric_overflow_total"
+INVALID_FAMILY = "assistant_metric_invalid_labels_total"
 DEFAULT_MAX_SERIES = 1000
 # Bound once: global and attribute look-ups show on a path that runs ~1 us.
 _log, _ceil, _bisect_left, _INF = math.log, math.ceil, bisect.bisect_left, math.inf
@@ -161,16 +163,26 @@ class MetricFamily(Generic[C]):
         *,
         unit: str = "",
         max_series: int = DEFAULT_MAX_SERIES,
+        rules: Mapping[str, LabelRule] | None = None,
     ) -> None:
         _check_names(name, labelnames, self.kind)
+        unknown = set(rules or ()) - set(labelnames)
+        if unknown:
+            raise ValueError(f"{name}: rules for undeclared labels {sorted(unknown)}")
         self.name = name
         self.help = help
         self.unit = unit
         self.labelnames = tuple(labelnames)
         self.max_series = max_series
         self.overflowed = 0
-        # Set by the registry: counts overflows per family in a family of its own.
+        self.invalid = 0
+        # Per label position, the rule its values must follow (None: any value).
+        self._rules: tuple[LabelRule | None, ...] | None = (
+            tuple((rules or {}).get(label) for label in self.labelnames) if rules else None
+        )
+        # Set by the registry: count overflows and invalid values in families of their own.
         self.overflow_counter: Counter | None = None
+        self.invalid_counter: Counter | None = None
         self._children: dict[tuple[str, ...], C] = {}
         self._lock = threading.Lock()
 
@@ -210,6 +222,11 @@ class MetricFamily(Generic[C]):
         child = self._children.get(values)
         if child is not None:
             return child
+        if self._rules is not None:
+            values = self._checked(values)
+            child = self._children.get(values)
+            if child is not None:
+                return child
         with self._lock:
             child = self._children.get(values)
             if child is not None:
@@ -218,6 +235,22 @@ class MetricFamily(Generic[C]):
                 return self._overflow()
             child = self._children[values] = self._new_child()
             return child
+
+    def _checked(self, values: tuple[str, ...]) -> tuple[str, ...]:
+        """``values`` with each one that breaks its label's rule replaced by __invalid__."""
+        assert self._rules is not None
+        checked = tuple(
+            value if rule is None or rule(value) else INVALID_VALUE
+            for value, rule in zip(values, self._rules, strict=True)
+        )
+        if checked != values:
+            # Never the value itself in the log: it may be the very text that must not leak.
+            self.invalid += 1
+            if self.invalid_counter is not None:
+                self.invalid_counter.labels(self.name).inc()
+            if self.invalid == 1:
+                _warn_invalid(self, values, checked)
+        return checked
 
     def _overflow(self) -> C:
         # Past the cap, new label combinations share one series: memory stays
@@ -282,12 +315,13 @@ class Histogram(MetricFamily[HistogramChild]):
         buckets: Iterable[float] = DEFAULT_BUCKETS,
         unit: str = "",
         max_series: int = DEFAULT_MAX_SERIES,
+        rules: Mapping[str, LabelRule] | None = None,
     ) -> None:
         bounds = tuple(sorted(float(b) for b in buckets if not math.isinf(b)))
         if not bounds or len(set(bounds)) != len(bounds):
             raise ValueError(f"{name}: buckets must be distinct finite numbers")
         self.buckets = bounds
-        super().__init__(name, help, labelnames, unit=unit, max_series=max_series)
+        super().__init__(name, help, labelnames, unit=unit, max_series=max_series, rules=rules)
 
     def _new_child(self) -> HistogramChild:
         return HistogramChild(self.buckets)
@@ -309,10 +343,16 @@ class MetricsRegistry:
             "Observations recorded under __overflow__ because a metric hit its series cap.",
             ["metric"],
         )
+        self.invalid = self.counter(
+            INVALID_FAMILY,
+            "Observations recorded under __invalid__ because a label value broke its rule.",
+            ["metric"],
+        )
 
     def _register(self, family: AnyFamily) -> AnyFamily:
-        if family.name != OVERFLOW_FAMILY:
+        if family.name not in (OVERFLOW_FAMILY, INVALID_FAMILY):
             family.overflow_counter = self.overflow
+            family.invalid_counter = self.invalid
         with self._lock:
             existing = self._families.get(family.name)
             if existing is None:
@@ -327,14 +367,29 @@ class MetricsRegistry:
                 raise ValueError(f"{family.name} is already registered with another definition")
             return existing
 
-    def counter(self, name: str, help: str, labelnames: Sequence[str] = ()) -> Counter:
-        """Declare (or get) a counter family."""
-        family = Counter(name, help, labelnames, max_series=self.max_series)
+    def counter(
+        self,
+        name: str,
+        help: str,
+        labelnames: Sequence[str] = (),
+        *,
+        rules: Mapping[str, LabelRule] | None = None,
+    ) -> Counter:
+        """Declare (or get) a counter family; ``rules`` say what values each label takes."""
+        family = Counter(name, help, labelnames, max_series=self.max_series, rules=rules)
         return self._register(family)  # type: ignore[return-value]
 
-    def gauge(self, name: str, help: str, labelnames: Sequence[str] = (), unit: str = "") -> Gauge:
+    def gauge(
+        self,
+        name: str,
+        help: str,
+        labelnames: Sequence[str] = (),
+        unit: str = "",
+        *,
+        rules: Mapping[str, LabelRule] | None = None,
+    ) -> Gauge:
         """Declare (or get) a gauge family."""
-        family = Gauge(name, help, labelnames, unit=unit, max_series=self.max_series)
+        family = Gauge(name, help, labelnames, unit=unit, max_series=self.max_series, rules=rules)
         return self._register(family)  # type: ignore[return-value]
 
     def histogram(
@@ -345,10 +400,17 @@ class MetricsRegistry:
         *,
         buckets: Iterable[float] = DEFAULT_BUCKETS,
         unit: str = "",
+        rules: Mapping[str, LabelRule] | None = None,
     ) -> Histogram:
         """Declare (or get) a histogram family."""
         family = Histogram(
-            name, help, labelnames, buckets=buckets, unit=unit, max_series=self.max_series
+            name,
+            help,
+            labelnames,
+            buckets=buckets,
+            unit=unit,
+            max_series=self.max_series,
+            rules=rules,
         )
         return self._register(family)  # type: ignore[return-value]
 
@@ -450,6 +512,20 @@ def _check_names(name: str, labelnames: Sequence[str], kind: Kind) -> None:
             raise ValueError(f"{name}: invalid label name {label!r}")
         if kind == "histogram" and label == "le":
             raise ValueError(f"{name}: 'le' is reserved for histogram buckets")
+
+
+def _warn_invalid(family: AnyFamily, values: tuple[str, ...], checked: tuple[str, ...]) -> None:
+    from loguru import logger
+
+    broken = [
+        name
+        for name, value, kept in zip(family.labelnames, values, checked, strict=True)
+        if value != kept
+    ]
+    logger.warning(
+        f"metric {family.name}: a value of label {', '.join(broken)} broke its rule and is "
+        f"counted under {INVALID_VALUE!r} (a bug: label values must come from closed sets)"
+    )
 
 
 def _warn_overflow(family: AnyFamily) -> None:

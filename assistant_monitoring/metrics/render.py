@@ -77,13 +77,17 @@ def _render_pipeline(report: dict[str, Any], console: Console) -> None:
     pipeline = report.get("pipeline")
     if pipeline is not None and pipeline["runs"]:
         table = _table("Pipeline", "runs")
-        for name in ("ok", "failed", "err%", "/min"):
+        # Interrupted runs (SIGTERM, Ctrl-C) get a column only when there are some:
+        # the table must fit 80 columns.
+        interrupted = pipeline.get("interrupted", 0)
+        names = ("ok", "failed", *(["intr"] if interrupted else []), "err%", "/min")
+        for name in names:
             table.add_column(name, justify="right")
         _latency_columns(table)
+        counts = [pipeline["success"], pipeline["failure"], *([interrupted] if interrupted else [])]
         table.add_row(
             fmt_count(pipeline["runs"]),
-            fmt_count(pipeline["success"]),
-            fmt_count(pipeline["failure"]),
+            *(fmt_count(count) for count in counts),
             fmt_ratio(pipeline["error_ratio"]),
             f"{pipeline['runs_per_minute']:.2f}",
             *_latency(pipeline["duration_seconds"]),

@@ -61,11 +61,13 @@ def build_report(
     if "pipeline" in groups:
         success = window.total("assistant_pipeline_runs_total", status="success")
         failure = window.total("assistant_pipeline_runs_total", status="failure")
-        runs = success + failure
+        interrupted = window.total("assistant_pipeline_runs_total", status="interrupted")
+        runs = success + failure + interrupted
         report["pipeline"] = {
             "runs": int(runs),
             "success": int(success),
             "failure": int(failure),
+            "interrupted": int(interrupted),
             "error_ratio": _ratio(failure, runs),
             "runs_per_minute": runs / (window.seconds / 60),
             "duration_seconds": distribution(
@@ -167,6 +169,9 @@ def _llm(window: WindowData, prices: PriceTable, keep: Any) -> list[dict[str, An
         success = window.total(
             "assistant_llm_requests_total", provider=provider, model=model, status="success"
         )
+        interrupted = window.total(
+            "assistant_llm_requests_total", provider=provider, model=model, status="interrupted"
+        )
         cost_series = [
             s
             for s in window.family("assistant_llm_cost_usd_total")
@@ -186,8 +191,9 @@ def _llm(window: WindowData, prices: PriceTable, keep: Any) -> list[dict[str, An
                 "provider": provider,
                 "model": model,
                 "requests": int(requests),
-                "errors": int(requests - success),
-                "error_ratio": _ratio(requests - success, requests),
+                "errors": int(requests - success - interrupted),
+                "error_ratio": _ratio(requests - success - interrupted, requests),
+                "interrupted": int(interrupted),
                 "duration_seconds": distribution(
                     window.combined(
                         "assistant_llm_request_duration_seconds", provider=provider, model=model
