@@ -29,6 +29,12 @@ def stub_llm(
     api_key: str | None = typer.Option(
         None, "--api-key", help="Accept only this key (default: any non-empty key)."
     ),
+    any_model: bool = typer.Option(
+        False,
+        "--any-model",
+        help="Answer for any model name (default: like the real APIs, 404 for a model not "
+        "in its list: claude-sonnet-4-5, claude-haiku-4-5, gpt-4.1, ...).",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request."),
 ) -> None:
     """Serve a stub of the Anthropic and OpenAI APIs until SIGTERM or Ctrl-C.
@@ -48,6 +54,7 @@ def stub_llm(
         error_rate=error_rate,
         stream_delay=stream_delay,
         required_key=api_key,
+        any_model=any_model,
         verbose=verbose,
     )
     typer.echo(f"Stub LLM server on {server.url} (set LLM_BASE_URL={server.url})", err=True)

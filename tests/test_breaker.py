@@ -86,7 +86,7 @@ def test_client_errors_do_not_count_and_429_opens_for_retry_after() -> None:
 
         def ask() -> object:
             return client.messages.create(
-                model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+                model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
             )
 
         stub.push_faults("401", "401", "401", "400")

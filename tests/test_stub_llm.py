@@ -113,10 +113,10 @@ def test_faults_map_to_the_sdk_errors(stub: StubLLMServer) -> None:
     ]
     for error_type in expected:
         with pytest.raises(error_type) as caught:
-            client.messages.create(model="m", max_tokens=5, messages=PROMPT)
+            client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=PROMPT)
         if error_type is anthropic.RateLimitError:
             assert caught.value.response.headers["retry-after"] == "7"  # type: ignore[attr-defined]
-    assert client.messages.create(model="m", max_tokens=5, messages=PROMPT).content
+    assert client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=PROMPT).content
 
 
 def test_openai_faults(stub: StubLLMServer) -> None:
@@ -134,12 +134,12 @@ def test_required_key_latency_and_error_rate(stub: StubLLMServer) -> None:
     stub.plan.error_rate = 1.0
     with pytest.raises(anthropic.AuthenticationError):
         anthropic_client(stub.url, "wrong-key-0000").messages.create(
-            model="m", max_tokens=5, messages=PROMPT
+            model="claude-haiku-4-5", max_tokens=5, messages=PROMPT
         )
     good = anthropic_client(stub.url, "right-key-0000")
     started = time.perf_counter()
     with pytest.raises(anthropic.InternalServerError):
-        good.messages.create(model="m", max_tokens=5, messages=PROMPT)
+        good.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=PROMPT)
     assert time.perf_counter() - started >= 0.05
 
 
@@ -152,7 +152,9 @@ def test_faults_can_be_queued_over_http(stub: StubLLMServer) -> None:
     with urllib.request.urlopen(request) as response:
         assert json.loads(response.read())["queued"] == 1
     with pytest.raises(anthropic.InternalServerError):
-        anthropic_client(stub.url).messages.create(model="m", max_tokens=5, messages=PROMPT)
+        anthropic_client(stub.url).messages.create(
+            model="claude-haiku-4-5", max_tokens=5, messages=PROMPT
+        )
 
 
 def test_dev_stub_llm_command_serves_until_sigterm() -> None:
@@ -168,10 +170,31 @@ def test_dev_stub_llm_command_serves_until_sigterm() -> None:
         assert "Stub LLM server on http://127.0.0.1:" in line
         url = line.split(" on ")[1].split()[0]
         with anthropic.Anthropic(api_key="k-000000", base_url=url, max_retries=0) as client:
-            assert client.messages.create(model="m", max_tokens=5, messages=PROMPT).content
+            assert client.messages.create(
+                model="claude-haiku-4-5", max_tokens=5, messages=PROMPT
+            ).content
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
     assert code == 143
+
+
+def test_unknown_models_get_a_404_like_the_real_apis(stub: StubLLMServer) -> None:
+    with pytest.raises(anthropic.NotFoundError, match="not found"):
+        anthropic_client(stub.url).messages.create(
+            model="claude-nonsense-9", max_tokens=5, messages=PROMPT
+        )
+    with pytest.raises(openai.NotFoundError, match="not found"):
+        openai_client(stub.url).chat.completions.create(model="gpt-nonsense", messages=PROMPT)  # type: ignore[arg-type]
+    dated = anthropic_client(stub.url).messages.create(
+        model="claude-haiku-4-5-20251001", max_tokens=5, messages=PROMPT
+    )
+    assert dated.content
+    with StubLLMServer(any_model=True) as lenient:
+        assert (
+            anthropic_client(lenient.url)
+            .messages.create(model="my-local-model", max_tokens=5, messages=PROMPT)
+            .content
+        )

@@ -140,6 +140,7 @@ def anthropic_error(status: int, message: str) -> dict[str, Any]:
     """An Anthropic error body."""
     kinds = {
         401: "authentication_error",
+        404: "not_found_error",
         429: "rate_limit_error",
         500: "api_error",
         529: "overloaded_error",
@@ -214,8 +215,14 @@ def openai_models() -> dict[str, Any]:
 
 def openai_error(status: int, message: str) -> dict[str, Any]:
     """An OpenAI error body."""
-    kinds = {401: "invalid_request_error", 429: "rate_limit_exceeded", 500: "server_error"}
-    return {"error": {"message": message, "type": kinds.get(status, "server_error"), "code": None}}
+    kinds = {
+        401: "invalid_request_error",
+        404: "invalid_request_error",
+        429: "rate_limit_exceeded",
+        500: "server_error",
+    }
+    code = "model_not_found" if status == 404 else None
+    return {"error": {"message": message, "type": kinds.get(status, "server_error"), "code": code}}
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:

@@ -50,6 +50,7 @@ class FaultPlan:
     stream_delay: float = 0.0
     error_rate: float = 0.0
     required_key: str | None = None
+    any_model: bool = False
     queue: deque[str] = field(default_factory=deque)
     rng: random.Random = field(default_factory=random.Random)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,6 +61,15 @@ class FaultPlan:
             return header
         with self.lock:
             return self.queue.popleft() if self.queue else None
+
+    def knows(self, model: object) -> bool:
+        """Whether a real provider would serve ``model`` (a listed name, or a dated one)."""
+        if self.any_model:
+            return True
+        name = str(model)
+        base, _, suffix = name.rpartition("-")
+        listed = {m for models in protocol.MODELS.values() for m in models}
+        return name in listed or (base in listed and len(suffix) == 8 and suffix.isdigit())
 
     def random_fault(self) -> str | None:
         """A 500 for ``error_rate`` of the requests."""
@@ -161,6 +171,16 @@ class _Handler(BaseHTTPRequestHandler):
         key = self._key()
         if fault is None and (not key or (plan.required_key and key != plan.required_key)):
             fault = "401"
+        if fault is None and body is not None and not plan.knows(body.get("model")):
+            # What both real APIs do for a model they do not have.
+            message = f"model: {body.get('model')} not found (stub)"
+            error = (
+                protocol.anthropic_error(404, message)
+                if api == "anthropic"
+                else protocol.openai_error(404, message)
+            )
+            self._json(404, error, api=api)
+            return
         if fault is None:
             fault = plan.random_fault()
         if fault is not None and self._inject(fault, api):
@@ -298,6 +318,7 @@ class StubLLMServer:
         stream_delay: float = 0.0,
         error_rate: float = 0.0,
         required_key: str | None = None,
+        any_model: bool = False,
         seed: int | None = None,
         verbose: bool = False,
     ) -> None:
@@ -306,6 +327,7 @@ class StubLLMServer:
             stream_delay=stream_delay,
             error_rate=error_rate,
             required_key=required_key,
+            any_model=any_model,
             rng=random.Random(seed),
         )
         self._server = _Server((host, port), self.plan, verbose)

@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 from assistant_monitoring.errors import is_interruption
 from assistant_monitoring.metrics.families import (
     DB_OPERATIONS,
+    RUN_STATUSES,
     TOKEN_TYPES,
     AssistantMetrics,
     declare_families,
@@ -216,13 +217,12 @@ class Instrumentation:
     def _make_stage_done(self, name: str) -> Callable[[float, BaseException | None], None]:
         # One callback per stage name, kept: a pipeline times four stages per message.
         m = self.metrics
-        runs_ok = m.stage_runs.labels(name, "success")
-        runs_failed = m.stage_runs.labels(name, "failure")
+        runs = {status: m.stage_runs.labels(name, status) for status in RUN_STATUSES}
         duration = m.stage_duration.labels(name)
 
         def done(seconds: float, error: BaseException | None) -> None:
             try:
-                (runs_ok if error is None else runs_failed).inc()
+                runs[_status(error)].inc()
                 duration.observe(seconds)
             except Exception as failure:
                 _swallow(m, "stage", failure)
