@@ -112,7 +112,7 @@ class AssistantApp:
             policy=RetryPolicy(
                 max_retries=llm.max_retries, max_total_seconds=llm.max_retry_seconds
             ),
-            profile=self.settings.profile,
+            key_hint=self.settings.hint("LLM_API_KEY", verb="check"),
             on_text=on_text,
             on_call=keep,
             model_known=request.model == llm.model

@@ -136,7 +136,11 @@ def test_rejected_key_fails_at_once_with_a_clear_line(
     result = assistant("ask", "hello", ASSISTANT_ENV="test")
     assert result.returncode == 2
     name = {"anthropic": "Anthropic", "openai": "OpenAI"}[provider]
-    assert f"{name} rejected the API key (401): check LLM_API_KEY in .env.test" in result.stderr
+    # The key came from the environment: that is where to look, not a file.
+    assert f"{name} rejected the API key (401): check LLM_API_KEY in the environment" in (
+        result.stderr
+    )
+    assert ".env." not in result.stderr
     assert "Traceback" not in result.stderr
     assert len([r for r in stub.requests if r.status == 401]) == 1, "a 401 is not retried"
     (run,) = runs("--status", "failed")

@@ -150,7 +150,12 @@ def llm(
     provider: str, key: str | None, url: str | None, timeout: float = 2.0, slow: float = 5.0
 ) -> CheckOutcome:
     return check_llm_sync(
-        provider, key, url, timeout=timeout, slow_seconds=slow, profile="production"
+        provider,
+        key,
+        url,
+        timeout=timeout,
+        slow_seconds=slow,
+        key_hint="set LLM_API_KEY in /srv/.env.production or the environment",
     )
 
 
@@ -169,12 +174,13 @@ def test_llm_check_messages() -> None:
     no_key = llm("anthropic", None, None)
     assert no_key.status is Status.UNHEALTHY
     assert no_key.message == (
-        "no API key for Anthropic: set LLM_API_KEY in .env.production or the environment"
+        "no API key for Anthropic: set LLM_API_KEY in /srv/.env.production or the environment"
     )
     with StubLLMServer(required_key="the-right-key-0") as stub:
         rejected = llm("anthropic", "wrong-key-00000", stub.url)
         assert rejected.message == (
-            "Anthropic rejected the API key (401): check LLM_API_KEY in .env.production"
+            "Anthropic rejected the API key (401): check LLM_API_KEY in /srv/.env.production "
+            "or the environment"
         )
         stub.push_faults("429:30")
         limited = llm("openai", "the-right-key-0", stub.url)

@@ -148,6 +148,23 @@ def test_bad_requests_get_json_errors_and_the_server_survives(
     assert "--period: expected a duration" in json.loads(body)["error"]
     status, _, body = get(url + "/api/runs?limit=lots")
     assert status == 400
+    # Valid-looking input is a 400 naming the parameter, never a 500 or silence.
+    for path, named in [
+        ("/api/metrics?period=99999999999999d", "period"),
+        ("/api/timeseries?period=99999999999999d", "period"),
+        ("/api/timeseries?period=0m", "period"),
+        ("/api/metrics?period=0m", "period"),
+        ("/api/runs?since=garbage", "since"),
+        ("/api/runs?since=", "since"),
+        ("/api/runs?stauts=failed", "stauts"),
+        ("/api/runs?status=exploded", "status"),
+        ("/api/runs?limit=0", "limit"),
+        ("/api/breakers?x=1", "x"),
+        ("/api/metrics?group=gpu", "group"),
+    ]:
+        status, _, body = get(url + path)
+        assert status == 400, (path, body)
+        assert named in json.loads(body)["error"], (path, body)
     status, _, body = get(url + "/api/metrics?x=" + "a" * 70_000)
     assert status == 414
     assert json.loads(body)["error"]
@@ -171,6 +188,43 @@ def test_non_loopback_needs_a_token(data_dir: Path) -> None:
     )
     assert result.returncode == 2
     assert "set MONITOR_TOKEN" in result.stderr
+    # The same address from the environment is not silently ignored.
+    result = subprocess.run(
+        [installed_assistant(), "monitor", "serve", "--port", "0"],
+        env=subprocess_env(MONITOR_HOST="0.0.0.0"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "MONITOR_HOST 0.0.0.0 is not loopback: set MONITOR_TOKEN" in result.stderr
+
+
+def test_a_short_token_is_refused(data_dir: Path) -> None:
+    result = subprocess.run(
+        [installed_assistant(), "monitor", "serve", "--port", "0"],
+        env=subprocess_env(MONITOR_TOKEN="12345"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "MONITOR_TOKEN: must be at least 16 characters" in result.stderr
+    assert "12345" not in result.stderr, "a secret, even a bad one, is never printed"
+
+
+def test_bearer_comparison() -> None:
+    from assistant_monitoring.server.app import bearer_matches
+
+    token = "0123456789abcdef"
+    assert bearer_matches(f"Bearer {token}", token)
+    assert bearer_matches(f"bearer  {token} ", token)
+    assert not bearer_matches(f"Bearer {token}x", token)
+    assert not bearer_matches(token, token)
+    assert not bearer_matches("Bearer ünïcödé", token)  # no TypeError from compare_digest
+    assert not bearer_matches("", token)
 
 
 def test_token_guards_everything_but_live(data_dir: Path) -> None:
@@ -190,6 +244,13 @@ def test_token_guards_everything_but_live(data_dir: Path) -> None:
                 time.sleep(0.1)
         assert get(url + "/metrics")[0] == 401
         assert get(url + "/metrics", {"Authorization": "Bearer s3cret-token-value"})[0] == 200
+        # The scheme is case-insensitive (RFC 9110); the token is not.
+        assert get(url + "/metrics", {"Authorization": "bearer s3cret-token-value"})[0] == 200
+        assert get(url + "/metrics", {"Authorization": "BEARER s3cret-token-value"})[0] == 200
+        assert get(url + "/metrics", {"Authorization": "Bearer S3CRET-TOKEN-VALUE"})[0] == 401
+        assert get(url + "/metrics", {"Authorization": "Basic s3cret-token-value"})[0] == 401
+        assert get(url + "/metrics", {"Authorization": "Bearer s3cret-token-valu"})[0] == 401
+        assert get(url + "/api/alerts/stream?token=wrong")[0] == 401
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 143

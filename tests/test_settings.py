@@ -232,3 +232,40 @@ def test_profile_intent() -> None:
 def test_production_defaults_to_a_system_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ASSISTANT_DATA_DIR")
     assert load_settings("production").settings.data_dir == Path("/var/lib/assistant")
+
+
+def test_hints_name_only_places_that_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "set LLM_API_KEY in .env.development" when no such file exists sent people
+    # looking for a file that was never there.
+    monkeypatch.setenv("ASSISTANT_ENV_FILE", "none")
+    settings = load_settings().settings
+    assert settings.hint("LLM_API_KEY") == "set LLM_API_KEY in the environment"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-from-the-fallback-000")
+    settings = load_settings().settings
+    assert (
+        settings.hint("LLM_API_KEY", verb="check") == "check ANTHROPIC_API_KEY in the environment"
+    )
+    monkeypatch.delenv("ASSISTANT_ENV_FILE")
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    path = write_env(tmp_path, "staging", "LLM_API_KEY=sk-in-the-file-0000\n")
+    monkeypatch.setenv("ASSISTANT_CONFIG_DIR", str(tmp_path))
+    settings = load_settings("staging").settings
+    assert settings.hint("LLM_API_KEY", verb="check") == f"check LLM_API_KEY in {path}"
+    assert settings.hint("LLM_MODEL") == f"set LLM_MODEL in {path} or the environment"
+    monkeypatch.setenv("LLM_API_KEY", "sk-in-the-environment-00")
+    settings = load_settings("staging").settings
+    assert settings.hint("LLM_API_KEY") == "set LLM_API_KEY in the environment"
+
+
+@pytest.mark.parametrize(
+    "token", ["12345", "short-token-15c", "has a space in it ok", "tab\tinside-the-token"]
+)
+def test_monitor_token_must_be_long_and_printable(
+    token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONITOR_TOKEN", token)
+    with pytest.raises(SettingsError, match="MONITOR_TOKEN: must") as caught:
+        load_settings()
+    assert token not in str(caught.value)
+    monkeypatch.setenv("MONITOR_TOKEN", "0123456789abcdef")
+    assert load_settings().settings.monitoring.token is not None

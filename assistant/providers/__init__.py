@@ -21,8 +21,7 @@ def make_provider(settings: Settings) -> Provider:
     if llm.api_key is None or not llm.api_key.get_secret_value():
         fallback = "ANTHROPIC_API_KEY" if llm.provider == "anthropic" else "OPENAI_API_KEY"
         raise MissingApiKey(
-            f"no API key for {llm.provider}: set LLM_API_KEY (or {fallback}) in "
-            f".env.{settings.profile} or the environment",
+            f"no API key for {llm.provider}: {settings.hint('LLM_API_KEY')} (or {fallback})",
             provider=llm.provider,
         )
     key = llm.api_key.get_secret_value()

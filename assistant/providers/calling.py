@@ -71,7 +71,7 @@ def is_transient(error: BaseException) -> bool:
 
 
 def translate(
-    error: BaseException, *, provider: str, model: str, profile: str, attempts: int
+    error: BaseException, *, provider: str, model: str, key_hint: str, attempts: int
 ) -> ProviderError:
     """The assistant's error for an SDK error, with what to do about it."""
     name = _NAMES.get(provider, provider)
@@ -80,7 +80,7 @@ def translate(
     tried = f" after {attempts} attempts" if attempts > 1 else ""
     if status in (401, 403):
         return ProviderAuthError(
-            f"{name} rejected the API key ({status}): check LLM_API_KEY in .env.{profile}",
+            f"{name} rejected the API key ({status}): {key_hint}",
             provider=provider,
             status=status,
         )
@@ -113,7 +113,7 @@ async def call_model(
     breaker: CircuitBreaker,
     instrumentation: Instrumentation,
     policy: RetryPolicy,
-    profile: str,
+    key_hint: str,
     on_text: TextCallback | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_call: Callable[[LlmCall], None] | None = None,
@@ -202,7 +202,7 @@ async def call_model(
                 error,
                 provider=provider.name,
                 model=request.model,
-                profile=profile,
+                key_hint=key_hint,
                 attempts=attempts,
             )
             call.fail(

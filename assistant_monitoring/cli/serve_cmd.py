@@ -23,7 +23,9 @@ def _is_loopback(host: str) -> bool:
 
 def serve(
     host: str | None = typer.Option(
-        None, "--host", help="Address to bind (default 127.0.0.1; others need MONITOR_TOKEN)."
+        None,
+        "--host",
+        help="Address to bind (default MONITOR_HOST, 127.0.0.1; others need MONITOR_TOKEN).",
     ),
     port: int | None = typer.Option(
         None, "--port", "-p", min=0, max=65535, help="Port (default MONITOR_PORT, 9464)."
@@ -49,11 +51,12 @@ def serve(
 
     settings = current_state().start()
     monitoring = settings.monitoring
-    chosen_host = host or "127.0.0.1"
+    chosen_host = host or monitoring.host
     token = monitoring.token.get_secret_value() if monitoring.token else None
     if not _is_loopback(chosen_host) and not token:
+        named = "--host" if host else "MONITOR_HOST"
         raise UsageError(
-            f"--host {chosen_host} is not loopback: set MONITOR_TOKEN so that only clients "
+            f"{named} {chosen_host} is not loopback: set MONITOR_TOKEN so that only clients "
             "with the bearer token can read health and metrics"
         )
     config = ServerConfig(

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from assistant_monitoring import __version__
 from assistant_monitoring.errors import MonitoringError
+from assistant_monitoring.server.api import ENDPOINTS
 from assistant_monitoring.settings import Settings
 
 _REQUEST_TIMEOUT_SECONDS = 10.0
@@ -197,7 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.count_request()
         parts = urlsplit(self.path)
         route = parts.path.rstrip("/") or "/"
-        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        # Blank values kept: `?since=` is a mistake to report, not a parameter to drop.
+        pairs = parse_qs(parts.query, keep_blank_values=True)
+        query = {key: values[-1] for key, values in pairs.items()}
         # /dashboard is a static page holding no data; its API calls carry the token.
         if route not in ("/live", "/dashboard") and not self._authorized():
             self._send_json(401, {"error": "missing or wrong bearer token (MONITOR_TOKEN)"})
@@ -217,12 +220,12 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.server.config.token
         if not token:
             return True
-        if self.headers.get("authorization", "") == f"Bearer {token}":
+        if bearer_matches(self.headers.get("authorization", ""), token):
             return True
         # EventSource cannot send headers: the event stream alone takes ?token=.
         parts = urlsplit(self.path)
         given = parse_qs(parts.query).get("token", [""])[-1]
-        return parts.path == "/api/alerts/stream" and hmac.compare_digest(given, token)
+        return parts.path == "/api/alerts/stream" and same_secret(given, token)
 
     # -- routes -------------------------------------------------------------------
 
@@ -262,90 +265,15 @@ class _Handler(BaseHTTPRequestHandler):
         kind = OPENMETRICS_CONTENT_TYPE if openmetrics else PROMETHEUS_CONTENT_TYPE
         self._send(200, body, kind)
 
-    def api_metrics(self, query: dict[str, str]) -> None:
-        from assistant_monitoring.metrics.service import metrics_report
-
-        report = metrics_report(
-            self.server.settings,
-            period=query.get("period", "1h"),
-            since=query.get("since"),
-            until=query.get("until"),
-        )
-        self._send_json(200, report)
-
-    def api_runs(self, query: dict[str, str]) -> None:
-        from assistant_monitoring.errors import UsageError
-        from assistant_monitoring.runs import RunStore
-
-        status = query.get("status")
-        status = "failure" if status == "failed" else status
-        if status not in (None, "success", "failure"):
-            raise UsageError(f"status: expected success or failure (got '{status}')")
-        try:
-            limit = int(query.get("limit", "20"))
-        except ValueError:
-            raise UsageError(f"limit: expected a whole number (got '{query['limit']}')") from None
-        if not 1 <= limit <= 1000:
-            raise UsageError("limit: expected 1 to 1000")
-        path = self.server.settings.monitoring_db_path
-        runs = []
-        if path.exists():
-            store = RunStore(path, read_only_ok=True)
-            try:
-                runs = [run.as_json() for run in store.query(status=status, limit=limit)]
-            finally:
-                store.close()
-        self._send_json(200, {"runs": runs})
+    def json_api(self, query: dict[str, str]) -> None:
+        route = urlsplit(self.path).path.rstrip("/")
+        self._send_json(200, ENDPOINTS[route](self.server.settings, query))
 
     def dashboard(self, query: dict[str, str]) -> None:
         from importlib import resources
 
         page = resources.files("assistant_monitoring.server").joinpath("static/dashboard.html")
         self._send(200, page.read_bytes(), "text/html; charset=utf-8")
-
-    def api_timeseries(self, query: dict[str, str]) -> None:
-        import time as clock
-
-        from assistant_monitoring.metrics.query import minute_series
-        from assistant_monitoring.metrics.store import MetricsStore
-        from assistant_monitoring.timeparse import parse_duration
-
-        seconds = parse_duration(query.get("period", "1h"), option="period").total_seconds()
-        end = clock.time()
-        start = max(end - seconds, end - 48 * 3600)  # minute rows are kept 48 hours
-        points: list[dict[str, float]] = []
-        path = self.server.settings.monitoring_db_path
-        if path.exists():
-            store = MetricsStore(path, read_only_ok=True)
-            try:
-                conn = store.connect()
-                family = "assistant_pipeline_runs_total"
-                runs = minute_series(conn, family, start, end)
-                failures = dict(minute_series(conn, family, start, end, status="failure"))
-            finally:
-                store.close()
-            points = [
-                {"minute": minute, "runs": value, "failures": failures.get(minute, 0.0)}
-                for minute, value in runs
-            ]
-        self._send_json(200, {"points": points})
-
-    def api_alerts(self, query: dict[str, str]) -> None:
-        from assistant_monitoring.alerts import AlertBook
-        from assistant_monitoring.metrics.store import MetricsStore
-
-        path = self.server.settings.monitoring_db_path
-        firing: list[dict[str, Any]] = []
-        recent: list[dict[str, Any]] = []
-        if path.exists():
-            store = MetricsStore(path, read_only_ok=True)
-            try:
-                book = AlertBook(store)
-                firing = [a.as_json() for a in book.open_alerts()]
-                recent = [a.as_json() for a in book.recent(20)]
-            finally:
-                store.close()
-        self._send_json(200, {"firing": firing, "recent": recent})
 
     def api_alerts_stream(self, query: dict[str, str]) -> None:
         """Server-sent events: one ``alert`` event per transition, a comment every 15 s."""
@@ -378,21 +306,6 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.alerts.unsubscribe(subscriber)
 
-    def api_breakers(self, query: dict[str, str]) -> None:
-        from dataclasses import asdict
-
-        from assistant_monitoring.breaker import BreakerStateStore
-
-        path = self.server.settings.monitoring_db_path
-        states = []
-        if path.exists():
-            store = BreakerStateStore(path, read_only_ok=True)
-            try:
-                states = [asdict(state) for state in store.load_all()]
-            finally:
-                store.close()
-        self._send_json(200, {"breakers": states})
-
     # -- writing -------------------------------------------------------------------
 
     def _send_json(
@@ -414,14 +327,21 @@ _ROUTES: dict[str, Callable[[_Handler, dict[str, str]], None]] = {
     "/ready": _Handler.ready,
     "/health": _Handler.health,
     "/metrics": _Handler.metrics,
-    "/api/metrics": _Handler.api_metrics,
-    "/api/runs": _Handler.api_runs,
-    "/api/breakers": _Handler.api_breakers,
-    "/api/timeseries": _Handler.api_timeseries,
-    "/api/alerts": _Handler.api_alerts,
+    **dict.fromkeys(ENDPOINTS, _Handler.json_api),
     "/api/alerts/stream": _Handler.api_alerts_stream,
     "/dashboard": _Handler.dashboard,
 }
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison (``==`` tells an attacker how much of a guess was right)."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+def bearer_matches(header: str, token: str) -> bool:
+    """Whether an Authorization header carries ``token`` (the scheme is case-insensitive)."""
+    scheme, _, credentials = header.strip().partition(" ")
+    return scheme.lower() == "bearer" and same_secret(credentials.strip(), token)
 
 
 def _store_usable(settings: Settings) -> bool:

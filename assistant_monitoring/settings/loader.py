@@ -199,6 +199,8 @@ def load_settings(
             derived = key in {"DATABASE_PATH", "LOG_DIR", "MONITORING_DB_PATH"}
             sources[key] = SOURCE_DERIVED if derived else SOURCE_DEFAULT
     sources["ASSISTANT_ENV"] = "--profile/ASSISTANT_ENV" if explicit else SOURCE_DEFAULT
+    settings._sources = dict(sources)
+    settings._env_file = env_file.absolute() if env_file is not None else None
     for secret in (settings.llm.api_key, settings.monitoring.token):
         if secret is not None:
             register_secret(secret.get_secret_value())

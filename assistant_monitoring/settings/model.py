@@ -20,12 +20,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
 )
 
 PROFILES = ("development", "staging", "production", "test")
+MIN_TOKEN_LENGTH = 16
 Profile = Literal["development", "staging", "production", "test"]
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
@@ -134,6 +136,25 @@ class MonitoringSettings(_Group):
     breaker_failure_threshold: int = Field(5, ge=1, le=1000, alias="BREAKER_FAILURE_THRESHOLD")
     breaker_reset_seconds: float = Field(60.0, gt=0, le=86400, alias="BREAKER_RESET_SECONDS")
 
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # A short token can be guessed over the network it is meant to keep out.
+        secret = value.get_secret_value() if value is not None else ""
+        if value is not None and len(secret) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_LENGTH} characters (make one with "
+                "`openssl rand -hex 16`)"
+            )
+        if any(char.isspace() or not char.isprintable() for char in secret):
+            raise ValueError("must not hold spaces or control characters (it is sent in a header)")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        return value.strip()
+
 
 class HealthSettings(_Group):
     """Thresholds of the health checks."""
@@ -217,6 +238,24 @@ class Settings(BaseModel):
     health: HealthSettings = Field(default_factory=HealthSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    # Set by the loader: where each value came from, and the profile's file, so a
+    # hint names the place a value can really be changed.
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _env_file: Path | None = PrivateAttr(default=None)
+
+    def hint(self, env_name: str, *, verb: str = "set") -> str:
+        """``set LLM_API_KEY in /srv/.env.production or the environment``, naming only
+        places that exist: a file that is not there is never suggested."""
+        source = self._sources.get(env_name, "default")
+        if source.startswith("environment"):
+            # "environment (ANTHROPIC_API_KEY)": the variable that gave the value.
+            name = source[source.index("(") + 1 : -1] if "(" in source else env_name
+            return f"{verb} {name} in the environment"
+        if self._env_file is not None:
+            if source == self._env_file.name:
+                return f"{verb} {env_name} in {self._env_file}"
+            return f"{verb} {env_name} in {self._env_file} or the environment"
+        return f"{verb} {env_name} in the environment"
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
