@@ -20,7 +20,11 @@ def filled_store(path: Path) -> MetricsStore:
         inst.metrics.pipeline_duration.observe(seconds)
     with inst.llm_call("anthropic", "claude-haiku-4-5") as call:
         call.usage(input=120, output=40)
-    inst.error("ValueError", context='tricky "quoted" \\ back\nslash')
+    # Our families' labels only take safe values; a family of a library user may not.
+    tricky = inst.registry.counter(
+        "app_tricky_total", 'HELP with "quotes", \\ and\na newline', ["v"]
+    )
+    tricky.labels('tricky "quoted" \\ back\nslash').inc()
     inst.metrics.breaker_state.labels("llm:anthropic", "closed").set(1)
     inst.sample_process()
     store = MetricsStore(path)
@@ -38,7 +42,8 @@ def test_text_format(tmp_path: Path) -> None:
     assert 'assistant_pipeline_duration_seconds_bucket{le="+Inf"} 3' in text
     assert "assistant_pipeline_duration_seconds_count 3" in text
     assert 'le="81.92"' in text  # GenAI duration boundaries on LLM histograms
-    assert 'context="tricky \\"quoted\\" \\\\ back\\nslash"' in text
+    assert 'v="tricky \\"quoted\\" \\\\ back\\nslash"' in text
+    assert '# HELP app_tricky_total HELP with "quotes", \\\\ and\\na newline' in text
     assert "# EOF" not in text
     store.close()
 
@@ -67,3 +72,17 @@ def test_promtool_accepts_the_exposition(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "", f"promtool lint: {result.stdout}"
+
+
+def test_openmetrics_help_escapes_quotes_and_parses(tmp_path: Path) -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    store = filled_store(tmp_path / "monitoring.db")
+    text = render_exposition(store.connect(), openmetrics=True)
+    store.close()
+    assert '# HELP app_tricky HELP with \\"quotes\\", \\\\ and\\na newline' in text
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert families["app_tricky"].documentation == 'HELP with "quotes", \\ and\na newline'
+    (sample,) = families["app_tricky"].samples
+    assert sample.labels == {"v": 'tricky "quoted" \\ back\nslash'}
+    assert families["assistant_pipeline_runs"].type == "counter"

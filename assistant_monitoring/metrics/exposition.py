@@ -31,8 +31,14 @@ def escape_label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+def escape_help(text: str, *, openmetrics: bool = False) -> str:
+    """Escape HELP text: backslash and newline; OpenMetrics escapes double quotes too.
+
+    The two formats differ here: Prometheus text 0.0.4 keeps ``"`` as it is in HELP,
+    OpenMetrics 1.0 (its ABNF ``escaped-string``) requires ``\\"``.
+    """
+    escaped = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return escaped.replace('"', '\\"') if openmetrics else escaped
 
 
 def format_value(value: float) -> str:
@@ -77,7 +83,7 @@ def render_exposition(conn: sqlite3.Connection, *, openmetrics: bool = False) ->
         if family is None:
             continue
         base = name[: -len("_total")] if openmetrics and family.kind == "counter" else name
-        lines.append(f"# HELP {base} {_escape_help(family.help)}")
+        lines.append(f"# HELP {base} {escape_help(family.help, openmetrics=openmetrics)}")
         lines.append(f"# TYPE {base} {family.kind}")
         if openmetrics and family.unit and base.endswith("_" + family.unit):
             lines.append(f"# UNIT {base} {family.unit}")
