@@ -145,7 +145,7 @@ def test_bad_requests_get_json_errors_and_the_server_survives(
     assert "unknown path" in json.loads(body)["error"]
     status, _, body = get(url + "/api/metrics?period=zzz")
     assert status == 400
-    assert "--period: expected a duration" in json.loads(body)["error"]
+    assert json.loads(body)["error"].startswith("period: expected a duration")
     status, _, body = get(url + "/api/runs?limit=lots")
     assert status == 400
     # Valid-looking input is a 400 naming the parameter, never a 500 or silence.

@@ -269,3 +269,13 @@ def test_monitor_token_must_be_long_and_printable(
     assert token not in str(caught.value)
     monkeypatch.setenv("MONITOR_TOKEN", "0123456789abcdef")
     assert load_settings().settings.monitoring.token is not None
+
+
+@pytest.mark.parametrize("window", ["٣m", "0m", "99999999999999d", "5 minutes"])
+def test_alert_window_is_checked_by_the_parser_the_rules_use(
+    window: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Accepted here once, these failed only later, when the alert rules ran.
+    monkeypatch.setenv("ALERT_WINDOW", window)
+    with pytest.raises(SettingsError, match="ALERT_WINDOW: "):
+        load_settings()

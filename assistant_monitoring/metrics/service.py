@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,23 +16,54 @@ from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.settings import Settings
 from assistant_monitoring.timeparse import parse_duration, parse_since
 
+CLI_OPTIONS = {"period": "--period", "since": "--since", "until": "--until"}
+
 
 def resolve_window(
-    *, period: str, since: str | None, until: str | None, now: float
+    *,
+    period: str,
+    since: str | None,
+    until: str | None,
+    now: float,
+    options: Mapping[str, str] = CLI_OPTIONS,
 ) -> tuple[float, float, str]:
-    """``(start, end, label)`` from --period or --since/--until; UsageError when bad."""
+    """``(start, end, label)`` of the window that --period or --since/--until describe.
+
+    --until defaults to now; --since, when given, replaces --period. Nothing newer
+    than now is stored, so an --until in the future ends the window now (the label
+    then says so), while a --since at or after now is refused: that window could only
+    be empty, and such a time is almost always a wrong year or time zone.
+
+    Raises :class:`UsageError` naming the option the user gave, as ``options`` spell
+    them (``--period`` on the command line, ``period`` over HTTP).
+    """
+
+    def minute(moment: datetime) -> str:
+        # Not strftime: "%Y" drops the leading zeros of years before 1000 on glibc.
+        return moment.isoformat(sep=" ", timespec="minutes")[:16]
+
     current = datetime.fromtimestamp(now, UTC)
-    end = parse_since(until, now=current, option="--until").timestamp() if until else now
+    end, end_at = now, current
+    if until:
+        until_at = parse_since(until, now=current, option=options["until"])
+        if until_at < current:
+            end, end_at = until_at.timestamp(), until_at
+        else:
+            until = None
     if since:
-        start = parse_since(since, now=current, option="--since").timestamp()
-        label = f"{datetime.fromtimestamp(start, UTC):%Y-%m-%d %H:%M} to " + (
-            "now" if not until else f"{datetime.fromtimestamp(end, UTC):%Y-%m-%d %H:%M} UTC"
-        )
-    else:
-        start = end - parse_duration(period, option="--period").total_seconds()
-        label = f"the last {period}" if not until else f"{period} before {until}"
-    if start >= end:
-        raise UsageError("--since must be before --until")
+        start_at = parse_since(since, now=current, option=options["since"])
+        if start_at >= current:
+            raise UsageError(
+                f"{options['since']}: must be before now (got '{since.strip()}', "
+                f"now is {minute(current)} UTC)"
+            )
+        if start_at >= end_at:
+            raise UsageError(f"{options['since']} must be before {options['until']}")
+        label = f"{minute(start_at)} to " + (f"{minute(end_at)} UTC" if until else "now")
+        return start_at.timestamp(), end, label
+    # Seconds, not datetimes: a window reaching before year 1 is merely empty.
+    start = end - parse_duration(period, option=options["period"]).total_seconds()
+    label = f"{period.strip()} before {until.strip()}" if until else f"the last {period.strip()}"
     return start, end, label
 
 
@@ -40,7 +72,7 @@ def read_window(settings: Settings, start: float, end: float, *, now: float) -> 
     path = settings.monitoring_db_path
     if not path.exists():
         return WindowData(start, end, [])
-    store = MetricsStore(path, retention_days=settings.monitoring.retention_days)
+    store = MetricsStore(path, retention_days=settings.monitoring.retention_days, read_only_ok=True)
     try:
         return query_window(store.connect(), start, end, now=now)
     finally:
@@ -56,10 +88,13 @@ def metrics_report(
     groups: tuple[str, ...] = GROUPS,
     name: str | None = None,
     now: float | None = None,
+    options: Mapping[str, str] = CLI_OPTIONS,
 ) -> dict[str, Any]:
-    """The ``monitor metrics`` document for a window."""
+    """The ``monitor metrics`` document for a window (``options``: see resolve_window)."""
     current = time.time() if now is None else now
-    start, end, label = resolve_window(period=period, since=since, until=until, now=current)
+    start, end, label = resolve_window(
+        period=period, since=since, until=until, now=current, options=options
+    )
     window = read_window(settings, start, end, now=current)
     prices = PriceTable.with_overrides(settings.monitoring.prices_file)
     report = build_report(window, period=period, prices=prices, groups=groups, name=name)
@@ -72,7 +107,7 @@ def exposition_text(settings: Settings, *, openmetrics: bool = False) -> str:
     path = settings.monitoring_db_path
     if not path.exists():
         return "# EOF\n" if openmetrics else ""
-    store = MetricsStore(path, retention_days=settings.monitoring.retention_days)
+    store = MetricsStore(path, retention_days=settings.monitoring.retention_days, read_only_ok=True)
     try:
         return render_exposition(store.connect(), openmetrics=openmetrics)
     finally:

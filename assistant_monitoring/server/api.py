@@ -77,6 +77,7 @@ def metrics(settings: Settings, query: Query) -> dict[str, Any]:
         until=query.get("until"),
         groups=groups,
         name=query.get("name"),
+        options={"period": "period", "since": "since", "until": "until"},
     )
 
 

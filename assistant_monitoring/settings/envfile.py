@@ -7,15 +7,21 @@ command with the file name, the line number and what is wrong.
 Accepted syntax, one assignment a line::
 
     # a comment
-    KEY=value               # unquoted; an inline comment needs a space before '#'
+    KEY=value               # unquoted; an inline comment needs a space or tab before '#'
     export KEY=value        # shell-compatible prefix
     KEY="value with \\n escapes"
     KEY='literal value'
     KEY=                    # empty: the setting keeps its default
+
+Lines end at ``\n``, ``\r\n`` or ``\r`` only, as in the user's editor. A leading UTF-8
+byte order mark is skipped (Windows editors write one). When a key appears twice the
+last assignment wins, as when a shell sources the file. NUL characters are refused:
+environment variables cannot hold them, and they mean a binary or UTF-16 file.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 
@@ -23,6 +29,12 @@ from assistant_monitoring.errors import ProfileError
 from assistant_monitoring.redact import redact_text
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Not str.splitlines(): it also breaks at \x0c, \x85, \u2028..., which would cut quoted
+# values in two and number lines differently from the user's editor.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_EXPORT = re.compile(r"export[ \t]+")
+_INLINE_COMMENT = re.compile(r"[ \t]#")
+_BOM = "\ufeff"
 _DOUBLE_QUOTE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
 
 
@@ -32,7 +44,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     Raises :class:`ProfileError` when the file cannot be read or a line is malformed.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ProfileError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -41,25 +53,42 @@ def read_env_file(path: Path) -> dict[str, str]:
         raise ProfileError(
             f"{path}: cannot read the file (permission denied): fix its permissions"
         ) from None
-    except UnicodeDecodeError as exc:
-        raise ProfileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read the file ({exc.strerror})") from None
+    if _looks_like_utf16(data):
+        raise ProfileError(f"{path}: is UTF-16 text: save it as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return parse_env_text(text, source=str(path))
+
+
+def _looks_like_utf16(data: bytes) -> bool:
+    # Windows PowerShell's "> .env" and Notepad's "Unicode" write UTF-16; without a BOM
+    # the tell is a NUL byte beside every ASCII character.
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    head = data[:64]
+    return len(head) >= 2 and (not any(head[1::2]) or not any(head[0::2]))
 
 
 def parse_env_text(text: str, *, source: str = "<env>") -> dict[str, str]:
     """Parse ``.env`` text; ``source`` names the file in error messages."""
     values: dict[str, str] = {}
-    for number, raw_line in enumerate(text.splitlines(), start=1):
+    text = text.removeprefix(_BOM)
+    for number, raw_line in enumerate(_LINE_BREAK.split(text), start=1):
         line = raw_line.strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
+        where = f"{source}:{number}"
+        if "\x00" in line:
+            raise ProfileError(f"{where}: a NUL character (is this a text file? save it as UTF-8)")
+        export = _EXPORT.match(line)
+        if export:
+            line = line[export.end() :]
         key, sep, rest = line.partition("=")
         key = key.strip()
-        where = f"{source}:{number}"
         if not sep:
             raise ProfileError(f"{where}: expected KEY=VALUE, got '{_shorten(raw_line)}'")
         if not _KEY.match(key):
@@ -67,24 +96,27 @@ def parse_env_text(text: str, *, source: str = "<env>") -> dict[str, str]:
                 f"{where}: '{_shorten(key)}' is not a valid variable name "
                 "(letters, digits and '_', not starting with a digit)"
             )
-        values[key] = _parse_value(rest.strip(), where)
+        values[key] = _parse_value(rest, where)
     return values
 
 
-def _parse_value(rest: str, where: str) -> str:
+def _parse_value(raw: str, where: str) -> str:
+    rest = raw.strip()
     if not rest:
         return ""
     quote = rest[0]
     if quote not in "\"'":
-        # An unquoted value ends at an inline comment (" #"), like in a shell.
-        comment = rest.find(" #")
-        return (rest if comment < 0 else rest[:comment]).rstrip()
+        # An unquoted value ends at an inline comment (whitespace then '#'), like in a
+        # shell; searched in the unstripped text so that "KEY= # note" is empty.
+        return _INLINE_COMMENT.split(raw, maxsplit=1)[0].strip()
     closing = _find_closing_quote(rest, quote)
     if closing < 0:
         raise ProfileError(f"{where}: unterminated {quote} quote (values must fit on one line)")
     trailing = rest[closing + 1 :].strip()
     if trailing and not trailing.startswith("#"):
-        raise ProfileError(f"{where}: unexpected text after the closing quote: '{trailing}'")
+        raise ProfileError(
+            f"{where}: unexpected text after the closing quote: '{_shorten(trailing)}'"
+        )
     body = rest[1:closing]
     return _unescape(body) if quote == '"' else body
 
@@ -118,6 +150,17 @@ def _unescape(body: str) -> str:
 
 
 def _shorten(text: str, limit: int = 40) -> str:
-    # A malformed line may hold a key ("LLM_API_KEY sk-..."): never echo it.
-    text = redact_text(text.strip())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    # A malformed line may hold a key ("LLM_API_KEY sk-..."): never echo it. Invisible
+    # characters (a stray BOM, control codes) are shown escaped, or the message would
+    # look like it complains about nothing.
+    pieces = [
+        char if char.isprintable() else repr(char)[1:-1] for char in redact_text(text.strip())
+    ]
+    if sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    shown = ""
+    for piece in pieces:
+        if len(shown) + len(piece) > limit - 3:
+            break
+        shown += piece
+    return shown + "..."

@@ -192,8 +192,16 @@ class AlertSettings(_Group):
     @field_validator("window")
     @classmethod
     def _check_window(cls, value: str) -> str:
-        if not re.match(r"^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$", value):
-            raise ValueError("must be a duration such as 5m or 1h")
+        # The parser the rules use, so what passes here cannot fail at evaluation.
+        from assistant_monitoring.errors import UsageError
+        from assistant_monitoring.timeparse import parse_duration
+
+        try:
+            parse_duration(value, option="ALERT_WINDOW")
+        except UsageError as error:
+            # The loader adds "(got ...)" itself.
+            problem = str(error).removeprefix("ALERT_WINDOW: ").rsplit(" (got ", 1)[0]
+            raise ValueError(problem) from None
         return value.strip()
 
     @field_validator("webhook_url")
