@@ -47,6 +47,8 @@ Kind = Literal[
 # Problems that say nothing against the file's contents: its data is intact.
 _INTACT_KINDS = frozenset({"read_only", "locked", "disk_full", "permission_denied"})
 _HEADER = b"SQLite format 3\x00"
+# Less free space than this and SQLite cannot grow its -wal or -shm files.
+_FULL_BELOW_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,8 @@ def diagnose(subject: Subject, error: BaseException, *, busy_timeout_ms: float) 
             f"{subject.what} {path} is locked by another process (waited "
             f"{busy_timeout_ms:g} ms): let it finish, or find it with `fuser {path}`",
         )
-    if code.startswith("SQLITE_FULL") or "disk is full" in text:
+    if code.startswith("SQLITE_FULL") or "disk is full" in text or _disk_full(path.parent):
+        # SQLite often says only "disk I/O error" when it cannot grow -wal or -shm.
         return Diagnosis(
             "disk_full",
             f"{subject.what} {path}: the disk is full: free some space (`df -h {path.parent}`); "
@@ -182,15 +185,16 @@ def open_read_only(path: Path, *, timeout: float) -> sqlite3.Connection:
     """A connection that can never write ``path``, even in a read-only directory.
 
     A WAL database opened read-only needs its ``-shm`` file; in a directory nobody
-    may write, that file cannot be made and SQLite refuses ("unable to open"). Then
-    the file is opened as immutable: nothing can be writing it, since a writer would
-    need that same directory.
+    may write (or on a full disk) that file cannot be made and SQLite refuses
+    ("unable to open", "disk I/O error"). Then the file is opened as immutable:
+    nothing can be writing it, since a writer would need that same directory (or
+    the space).
     """
     uri = f"file:{_uri_path(path)}?mode=ro"
     try:
         return _connect_and_probe(uri, timeout)
     except sqlite3.OperationalError:
-        if read_only_reason(path) is None:
+        if read_only_reason(path) is None and not _disk_full(path.parent):
             raise
     return _connect_and_probe(f"{uri}&immutable=1", timeout)
 
@@ -289,6 +293,18 @@ def read_only_reason(path: Path) -> str | None:
     if not os.access(directory, os.W_OK):
         return f"its directory {directory} is not writable"
     return None
+
+
+def _disk_full(directory: Path) -> bool:
+    """Whether the file system holding ``directory`` has (next to) no space left."""
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            try:
+                stats = os.statvfs(candidate)
+            except OSError:
+                return False
+            return stats.f_bavail * stats.f_frsize < _FULL_BELOW_BYTES
+    return False
 
 
 def _not_a_directory(subject: Subject, blocker: Path) -> Diagnosis:

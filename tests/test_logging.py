@@ -201,7 +201,7 @@ def test_unwritable_log_dir_is_a_clear_error(tmp_path: Path) -> None:
         locked.mkdir()
         locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
         log_dir = locked / "logs"
-    with pytest.raises(LogDirectoryError, match="LOG_DIR: cannot write logs in"):
+    with pytest.raises(LogDirectoryError, match="LOG_DIR: cannot write logs to"):
         setup(log_dir)
 
 

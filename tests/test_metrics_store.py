@@ -183,5 +183,5 @@ def test_newer_schema_is_a_clear_error(tmp_path: Path) -> None:
 def test_corrupt_store_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "monitoring.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="is damaged .* move it aside"):
+    with pytest.raises(StoreError, match=r"is damaged .* move it aside"):
         MetricsStore(path).connect()

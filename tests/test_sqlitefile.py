@@ -27,7 +27,7 @@ from assistant_monitoring.sqlitefile import (
     is_valid,
     refuse_before_open,
 )
-from tests.helpers.readonly import read_only_directory
+from tests.helpers.readonly import full_disk_argv, read_only_directory, require_mount_namespaces
 
 
 def digest(path: Path) -> str:
@@ -244,3 +244,43 @@ def test_valid_store_in_a_read_only_directory_is_read_not_condemned(tmp_path: Pa
     assert "corrupt" not in writer
     assert "damaged" not in writer
     assert digest(path) == before
+
+
+FULL_DISK_PROBE = """
+import sys
+from pathlib import Path
+from assistant_monitoring.metrics.store import MetricsStore, StoreError
+path = Path(sys.argv[1])
+reader = MetricsStore(path, read_only_ok=True)
+count = reader.connect().execute("SELECT count(*) FROM series").fetchone()[0]
+print("reader", count)
+reader.close()
+try:
+    MetricsStore(path).connect()
+    print("writer opened")
+except StoreError as error:
+    print("writer", error)
+"""
+
+
+def test_a_full_disk_is_named_and_the_data_still_read(tmp_path: Path) -> None:
+    # SQLite says only "disk I/O error" when it cannot grow its -wal and -shm files.
+    require_mount_namespaces()
+    directory = tmp_path / "data"
+    directory.mkdir()
+    path = directory / "monitoring.db"
+    store = MetricsStore(path)
+    store.connect().execute("INSERT INTO series (family, labels) VALUES ('f', '[]')")
+    store.close()
+    result = subprocess.run(
+        full_disk_argv(directory, [sys.executable, "-c", FULL_DISK_PROBE, str(path)]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    reader, writer = result.stdout.strip().splitlines()
+    assert reader == "reader 1"
+    assert "the disk is full: free some space" in writer
+    assert "disk I/O error" not in writer

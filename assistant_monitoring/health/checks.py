@@ -174,8 +174,7 @@ def _http_error(
     if status in (401, 403):
         return CheckOutcome(
             Status.UNHEALTHY,
-            f"{name} rejected the API key ({status}): "
-            + key_hint.replace("set ", "check ", 1),
+            f"{name} rejected the API key ({status}): " + key_hint.replace("set ", "check ", 1),
             value,
             "ms",
         )
@@ -286,9 +285,14 @@ def check_breakers_sync(store_path: Path) -> CheckOutcome:
 
     if not store_path.exists():
         return CheckOutcome(Status.HEALTHY, "no breaker has tripped", 0, "open")
+    from assistant_monitoring.metrics.store import StoreError
+
     store = BreakerStateStore(store_path, read_only_ok=True)
     try:
         states = store.load_all()
+    except StoreError as error:
+        # Unreadable shared state: every process now keeps its own breakers.
+        return CheckOutcome(Status.UNHEALTHY, f"cannot read the breakers' state: {error}")
     finally:
         store.close()
     now = time.time()

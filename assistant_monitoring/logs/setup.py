@@ -94,9 +94,7 @@ def _empty_format(_record: Any) -> str:
     return ""
 
 
-def render_console_line(
-    record: Mapping[str, Any], *, color: bool, tracebacks: bool = True
-) -> str:
+def render_console_line(record: Mapping[str, Any], *, color: bool, tracebacks: bool = True) -> str:
     """The human form of a record: time, level, logger, message, context, exception.
 
     ``tracebacks=False`` leaves the traceback to the log file (it is there either way):
@@ -181,9 +179,14 @@ def configure_logging(
             )
         except OSError as exc:
             handle.close()
+            target = exc.filename or log_dir
+            fix = (
+                "move that directory aside, or set LOG_DIR to another directory"
+                if isinstance(exc, IsADirectoryError)
+                else "set LOG_DIR or ASSISTANT_DATA_DIR to a writable directory"
+            )
             raise LogDirectoryError(
-                f"LOG_DIR: cannot write logs in {log_dir} ({exc.strerror or exc}): "
-                "set LOG_DIR or ASSISTANT_DATA_DIR to a writable directory"
+                f"LOG_DIR: cannot write logs to {target} ({exc.strerror or exc}): {fix}"
             ) from None
         handle.writers += [main, errors]
         handle.log_file, handle.error_file = main.path, errors.path

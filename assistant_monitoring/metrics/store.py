@@ -287,7 +287,7 @@ class MetricsStore:
 
     def _read_only_or_raise(self, error: BaseException) -> sqlite3.Connection:
         found = diagnose(self.subject, error, busy_timeout_ms=_BUSY_TIMEOUT_MS)
-        if found.kind != "read_only" or not self.read_only_ok:
+        if found.kind not in ("read_only", "disk_full") or not self.read_only_ok:
             raise StoreError(found.message) from None
         try:
             conn = open_read_only(self.path, timeout=_BUSY_TIMEOUT_MS / 1000)

@@ -212,7 +212,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             handler(self, query)
         except MonitoringError as error:
-            self._send_json(400 if error.exit_code == 2 else 500, {"error": str(error)})
+            # Bad input is the client's to fix (400); a damaged or locked store is the
+            # server's state, reported for what it is (503), never as a crash (500).
+            self._send_json(400 if error.exit_code == 2 else 503, {"error": str(error)})
         except Exception as error:  # one bad request never takes the server down
             self._send_json(500, {"error": f"{type(error).__name__}: {error}"})
 

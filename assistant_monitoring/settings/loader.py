@@ -221,12 +221,48 @@ def _validate(
         else:
             nested.setdefault(group, {})[key] = value
     try:
-        return Settings(**nested)
+        settings = Settings(**nested)
     except ValidationError as exc:
         problems = [_describe(error, values) for error in exc.errors()]
         raise SettingsError(
             sorted(set(problems)), profile=profile, env_file=str(env_file) if env_file else None
         ) from None
+    problems = _unusable_paths(settings)
+    if problems:
+        raise SettingsError(problems, profile=profile, env_file=str(env_file) if env_file else None)
+    return settings
+
+
+def _unusable_paths(settings: Settings) -> list[str]:
+    """Paths that can never work: a file where a directory must be, or the reverse.
+
+    A missing directory is fine (it is created when needed); a file in its way is
+    a mistake in the settings, named here once (for the first setting it blocks)
+    instead of by every command's own failure further on.
+    """
+    blocked: dict[Path, str] = {}
+    directories = (
+        ("ASSISTANT_DATA_DIR", settings.data_dir),
+        ("LOG_DIR", settings.log_dir),
+        ("DATABASE_PATH", settings.database_path.parent),
+        ("MONITORING_DB_PATH", settings.monitoring_db_path.parent),
+    )
+    for env_name, directory in directories:
+        for candidate in (directory, *directory.parents):
+            if candidate.exists():
+                if not candidate.is_dir() and candidate not in blocked:
+                    blocked[candidate] = (
+                        f"{env_name}: {candidate} is a file, not a directory (got '{directory}')"
+                    )
+                break
+    problems = list(blocked.values())
+    for env_name, path in (
+        ("DATABASE_PATH", settings.database_path),
+        ("MONITORING_DB_PATH", settings.monitoring_db_path),
+    ):
+        if path.is_dir():
+            problems.append(f"{env_name}: is a directory, not a database file (got '{path}')")
+    return problems
 
 
 def _describe(error: Any, values: Mapping[str, str]) -> str:

@@ -57,3 +57,32 @@ def read_only_directory(directory: Path) -> Iterator[list[str]]:
         )
     prefix = read_only_argv(directory, [])
     yield prefix
+
+
+def full_disk_argv(directory: Path, argv: Sequence[str]) -> list[str]:
+    """``argv`` run where ``directory`` is a small file system that is already full.
+
+    The command sees whatever ``directory`` held copied onto a 1 MiB tmpfs mounted in
+    its place, then a filler file taking the rest of the space (root only: a private
+    mount namespace, as for :func:`read_only_argv`).
+    """
+    script = (
+        'cp -a "$0" "$0.copy" && mount -t tmpfs -o size=1m tmpfs "$0" && '
+        'cp -a "$0.copy/." "$0" && (dd if=/dev/zero of="$0/filler" bs=4k 2>/dev/null; true) '
+        '&& exec "$@"'
+    )
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(directory), *argv]
+
+
+def require_mount_namespaces() -> None:
+    """Skip (fail under CI) unless this process may mount in a namespace of its own."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        _skip_or_fail("mounting a small file system needs root and unshare (util-linux)")
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        _skip_or_fail(f"cannot make a mount namespace here ({probe.stderr.strip()!r})")

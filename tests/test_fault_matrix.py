@@ -1,0 +1,420 @@
+"""Every command against every way its files can be broken: one test per cell.
+
+The operator's bad day, as a table: a damaged conversations database (junk, cut in
+half, zero bytes), a damaged metrics store, a data directory that is missing or is
+a file, a log directory nobody may write, a log file that is a directory. Each
+command, in each of those, must:
+
+* exit within 10 s (a leaked non-daemon thread once kept `db status` alive forever);
+* say what is wrong in a few lines on stderr, with no traceback and nothing
+  "unexpected";
+* exit with the code the README documents for that situation;
+* leave the damaged file's bytes exactly as they were.
+
+The cells run as the installed CLI in subprocesses, several at once, in a
+module-wide pass; each test then checks one cell, so a failure names its cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from assistant.stubllm import StubLLMServer
+from tests.conftest import HEALTHY_THRESHOLDS, REPO_ROOT, installed_assistant
+from tests.helpers.readonly import read_only_argv
+
+SECONDS = 10
+MAX_STDERR_LINES = 5
+_SETTING_PREFIXES = ("LLM_", "DATABASE_", "LOG_", "MONITOR", "ENABLE_", "ASSISTANT_", "HEALTH_")
+
+# -- the commands -----------------------------------------------------------------------
+
+COMMANDS: dict[str, list[str]] = {
+    "ask": ["ask", "hello there"],
+    "chat": ["chat"],
+    "db-migrate": ["db", "migrate"],
+    "db-status": ["db", "status", "--json"],
+    "config-check": ["config", "check"],
+    "health": ["monitor", "health", "--json"],
+    "metrics": ["monitor", "metrics", "--json"],
+    "metrics-prometheus": ["monitor", "metrics", "--format", "prometheus"],
+    "runs": ["monitor", "runs", "--json"],
+    "runs-show": ["monitor", "runs", "show", "{run_id}"],
+    "logs": ["monitor", "logs", "--json"],
+    "logs-errors": ["monitor", "logs", "--level", "error"],
+    "breakers": ["monitor", "breakers", "--json"],
+    "alerts": ["monitor", "alerts", "--json"],
+    "dashboard": ["monitor", "dashboard", "--once"],
+    "serve": ["monitor", "serve", "--port", "{port}"],
+}
+STDIN = {"chat": "hello there\n"}
+# What runs the pipeline (and so needs the stub LLM), what opens the logs for writing.
+ASKING = {"ask", "chat"}
+
+# -- the faults -------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    """One command in one fault, prepared in its own directory."""
+
+    command: str
+    fault: str
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+    damaged: Path | None = None
+    read_only: Path | None = None
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+
+def _truncate(path: Path) -> None:
+    with path.open("r+b") as handle:
+        handle.truncate(path.stat().st_size // 2)
+
+
+def _junk(path: Path) -> None:
+    path.write_bytes(os.urandom(32768))
+
+
+def _damage(name: str, how: Callable[[Path], None]) -> Callable[[Cell], None]:
+    def apply(cell: Cell) -> None:
+        path = cell.data / name
+        how(path)
+        cell.damaged = path
+
+    return apply
+
+
+def _empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _data_dir_missing(cell: Cell) -> None:
+    shutil.rmtree(cell.data)
+
+
+def _data_dir_is_file(cell: Cell) -> None:
+    shutil.rmtree(cell.data)
+    cell.data.write_text("not a directory\n")
+    cell.damaged = cell.data
+
+
+def _log_dir_unwritable(cell: Cell) -> None:
+    cell.read_only = cell.data / "logs"
+
+
+def _log_file_is_a_directory(cell: Cell) -> None:
+    path = cell.data / "logs" / "assistant.jsonl"
+    path.unlink()
+    path.mkdir()
+    (path / "keep").write_text("x")
+
+
+FAULTS: dict[str, Callable[[Cell], None]] = {
+    "none": lambda cell: None,  # the control row: what each command does when all is well
+    "app-db-junk": _damage("assistant.db", _junk),
+    "app-db-truncated": _damage("assistant.db", _truncate),
+    "app-db-empty": _damage("assistant.db", _empty),
+    "store-junk": _damage("monitoring.db", _junk),
+    "store-truncated": _damage("monitoring.db", _truncate),
+    "data-dir-missing": _data_dir_missing,
+    "data-dir-is-file": _data_dir_is_file,
+    "log-dir-unwritable": _log_dir_unwritable,
+    "log-file-is-a-directory": _log_file_is_a_directory,
+}
+
+# -- what each cell must exit with (the README's exit codes) ------------------------------
+# 0 ok; 1 ran and found a problem; 2 invalid usage or settings (health: unhealthy);
+# 3 health had no verdict; 143 serve stopped by SIGTERM.
+
+_READERS_OF_THE_STORE = ("metrics", "metrics-prometheus", "runs", "runs-show", "breakers")
+# (`config check` only logs its verdict when it can: it checks settings, not the disk.)
+_WRITERS_OF_LOGS = ("ask", "chat", "db-migrate", "health", "alerts", "serve")
+
+
+def expected_exit(command: str, fault: str) -> int:
+    """The documented exit code of ``command`` in ``fault``."""
+    if command == "serve":
+        return (
+            2
+            if fault in ("data-dir-is-file", "log-dir-unwritable", "log-file-is-a-directory")
+            else 143
+        )
+    if fault == "data-dir-is-file":
+        return 3 if command == "health" else 2  # the settings name an impossible path
+    if fault in ("log-dir-unwritable", "log-file-is-a-directory"):
+        if command in _WRITERS_OF_LOGS:
+            return 3 if command == "health" else 2  # LOG_DIR cannot be used
+        if command == "logs" and fault == "log-file-is-a-directory":
+            return 1  # the log to read is not a file
+        return 0
+    if fault.startswith("app-db-"):
+        if command in ("ask", "chat", "db-migrate", "db-status"):
+            return 1  # one line: the database is damaged, restore it or move it aside
+        if command == "health":
+            return 2  # unhealthy: the database check says why
+        return 0
+    if fault.startswith("store-"):
+        if command in (*_READERS_OF_THE_STORE, "alerts", "dashboard"):
+            return 1  # one line: the store is damaged
+        if command == "health":
+            return 2  # unhealthy: the breakers' shared state cannot be read
+        return 0  # the assistant answers anyway, warning once that it is not recording
+    if fault == "data-dir-missing":
+        if command == "runs-show":
+            return 2  # no such run (nothing was recorded yet)
+        if command == "health":
+            return 1  # degraded: the database is not created yet
+        return 0
+    return 0
+
+
+# -- running the cells --------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _base_env(stub_url: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_SETTING_PREFIXES) and k not in ("ANTHROPIC_API_KEY", "NO_COLOR")
+    }
+    env.update(
+        ASSISTANT_ENV="test",
+        ASSISTANT_CONFIG_DIR=str(REPO_ROOT),
+        LLM_BASE_URL=stub_url,
+        LLM_API_KEY="sk-test-0000000000000000",
+        LLM_MAX_RETRIES="0",
+        MONITOR_FLUSH_INTERVAL="1",
+        **HEALTHY_THRESHOLDS,
+    )
+    return env
+
+
+@dataclass
+class Outcome:
+    """What one cell did."""
+
+    argv: list[str]
+    code: int | None
+    seconds: float
+    stdout: str
+    stderr: str
+    digest_before: str | None
+    digest_after: str | None
+    http: dict[str, int] = field(default_factory=dict)
+
+
+def _digest(path: Path | None) -> str | None:
+    if path is None or not path.exists():
+        return None
+    if path.is_dir():
+        return "directory"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return int(error.code)
+
+
+def _serve(argv: list[str], cell: Cell, port: int) -> tuple[int | None, str, str, dict[str, int]]:
+    process = subprocess.Popen(
+        argv,
+        env=cell.env,
+        cwd=cell.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    http: dict[str, int] = {}
+    deadline = time.monotonic() + SECONDS
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                http["/live"] = _get(f"http://127.0.0.1:{port}/live")
+                break
+            except OSError:
+                time.sleep(0.1)
+        if process.poll() is None and "/live" in http:
+            for path in ("/ready", "/health", "/api/runs", "/metrics"):
+                http[path] = _get(f"http://127.0.0.1:{port}{path}")
+            process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=SECONDS)
+        return process.returncode, stdout, stderr, http
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        return None, stdout, stderr, http
+
+
+def _run(cell: Cell, run_id: str) -> Outcome:
+    port = _free_port()
+    argv = [
+        installed_assistant(),
+        *(a.format(run_id=run_id, port=port) for a in COMMANDS[cell.command]),
+    ]
+    if cell.read_only is not None:
+        argv = read_only_argv(cell.read_only, argv)
+    before = _digest(cell.damaged)
+    started = time.monotonic()
+    http: dict[str, int] = {}
+    if cell.command == "serve":
+        code, stdout, stderr, http = _serve(argv, cell, port)
+    else:
+        try:
+            result = subprocess.run(
+                argv,
+                env=cell.env,
+                cwd=cell.root,
+                input=STDIN.get(cell.command, ""),
+                capture_output=True,
+                text=True,
+                timeout=SECONDS,
+                check=False,
+            )
+            code, stdout, stderr = result.returncode, result.stdout, result.stderr
+        except subprocess.TimeoutExpired as expired:
+            code = None
+            stdout = str(expired.stdout or "")
+            stderr = str(expired.stderr or "")
+    return Outcome(
+        argv, code, time.monotonic() - started, stdout, stderr, before, _digest(cell.damaged), http
+    )
+
+
+def _template(root: Path, stub: StubLLMServer) -> tuple[Path, str]:
+    """A data directory as real use leaves it: a conversation, runs, metrics, logs."""
+    data = root / "data"
+    root.mkdir(parents=True)
+    env = _base_env(stub.url)
+    env["ASSISTANT_DATA_DIR"] = str(data)
+    for question in ("first question", "second question"):
+        subprocess.run(
+            [installed_assistant(), "ask", question],
+            env=env,
+            cwd=root,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+    # Enough pages that cutting a file in half cuts into its tables.
+    with sqlite3.connect(data / "assistant.db") as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS padding (x TEXT)")
+        conn.executemany("INSERT INTO padding VALUES (?)", [("p" * 500,)] * 400)
+    conn.close()
+    with sqlite3.connect(data / "monitoring.db") as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (run_id,) = conn.execute("SELECT id FROM pipeline_runs LIMIT 1").fetchone()
+        conn.execute("CREATE TABLE IF NOT EXISTS padding (x TEXT)")
+        conn.executemany("INSERT INTO padding VALUES (?)", [("p" * 500,)] * 400)
+    conn.close()
+    for leftover in data.glob("*.db-*"):
+        leftover.unlink()
+    return data, str(run_id)
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict[tuple[str, str], Outcome]:
+    """Run every selected cell (one per core at a time) and hand back what each did."""
+    selected = [
+        item.callspec.params["cell"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec")
+    ]
+    base = tmp_path_factory.mktemp("faults")
+    with StubLLMServer() as stub:
+        template, run_id = _template(base / "template", stub)
+        cells = []
+        for command, fault in selected:
+            root = base / f"{command}--{fault}"
+            shutil.copytree(template.parent, root)
+            cell = Cell(command, fault, root, env=_base_env(stub.url))
+            cell.env["ASSISTANT_DATA_DIR"] = str(cell.data)
+            FAULTS[fault](cell)
+            cells.append(cell)
+        # As many at once as there are cores: more only makes each cell slower.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            results = list(pool.map(lambda cell: _run(cell, run_id), cells))
+    report = os.environ.get("ASSISTANT_FAULT_MATRIX_REPORT")
+    if report:  # the whole table, for reading the messages side by side
+        rows = [
+            {
+                "command": c.command,
+                "fault": c.fault,
+                "code": r.code,
+                "seconds": round(r.seconds, 2),
+                "stderr": r.stderr.strip().splitlines(),
+                "http": r.http,
+            }
+            for c, r in zip(cells, results, strict=True)
+        ]
+        Path(report).write_text(json.dumps(rows, indent=1))
+    return {(c.command, c.fault): r for c, r in zip(cells, results, strict=True)}
+
+
+CELLS = [(command, fault) for fault in FAULTS for command in COMMANDS]
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=[f"{c}--{f}" for c, f in CELLS])
+def test_cell(cell: tuple[str, str], outcomes: dict[tuple[str, str], Outcome]) -> None:
+    command, fault = cell
+    if fault == "log-dir-unwritable" and os.geteuid() == 0 and shutil.which("unshare") is None:
+        pytest.skip("a read-only directory as root needs unshare (util-linux)")
+    outcome = outcomes[cell]
+    story = f"{' '.join(outcome.argv[-6:])}\n--- stderr ---\n{outcome.stderr}"
+    assert outcome.code is not None, f"did not exit within {SECONDS} s: {story}"
+    assert "Traceback" not in outcome.stderr, story
+    assert "unexpected" not in outcome.stderr, story
+    lines = [line for line in outcome.stderr.splitlines() if line.strip()]
+    assert len(lines) <= MAX_STDERR_LINES, story
+    assert outcome.code == expected_exit(command, fault), story
+    assert outcome.digest_after == outcome.digest_before, f"the damaged file changed: {story}"
+    if fault != "none" and outcome.code not in (0, 143):
+        assert lines, f"a failure says why: {story}"
+    if command == "serve" and outcome.code == 143:
+        assert outcome.http["/live"] == 200, outcome.http
+        broken = fault.startswith(("app-db-", "store-"))
+        assert outcome.http["/ready"] == (503 if broken else 200), outcome.http
+        store_broken = fault.startswith("store-")
+        assert outcome.http["/api/runs"] == (503 if store_broken else 200), outcome.http
+        assert outcome.http["/metrics"] == (503 if store_broken else 200), outcome.http
+    if command in ASKING and expected_exit(command, fault) == 0:
+        assert "stub model answering" in outcome.stdout, story
+
+
+def test_every_cell_is_in_the_table() -> None:
+    assert len(CELLS) == len(COMMANDS) * len(FAULTS)
+    for command, fault in CELLS:
+        assert expected_exit(command, fault) in (0, 1, 2, 3, 143)
+    assert json.dumps(sorted(FAULTS))  # the fault names are the README's
