@@ -83,10 +83,7 @@ def refuse_before_open(subject: Subject, *, creating: bool) -> Diagnosis | None:
     if blocker is not None:
         return _not_a_directory(subject, blocker)
     if path.is_dir():
-        return Diagnosis(
-            "is_a_directory",
-            f"{subject.what} {path} is a directory, not a database file: fix {subject.setting}",
-        )
+        return _is_a_directory(subject)
     if not path.exists():
         if not creating and not path.parent.is_dir():
             return Diagnosis(
@@ -126,17 +123,11 @@ def diagnose(subject: Subject, error: BaseException, *, busy_timeout_ms: float) 
             f"{subject.what} {path} is locked by another process (waited "
             f"{busy_timeout_ms:g} ms): let it finish, or find it with `fuser {path}`",
         )
+    if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or _says_damaged(text):
+        return _damaged(subject, text)
     if code.startswith("SQLITE_FULL") or "disk is full" in text or _disk_full(path.parent):
         # SQLite often says only "disk I/O error" when it cannot grow -wal or -shm.
-        return Diagnosis(
-            "disk_full",
-            f"{subject.what} {path}: the disk is full: free some space (`df -h {path.parent}`); "
-            "the data written so far is intact",
-        )
-    if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or (
-        "not a database" in text or "malformed" in text
-    ):
-        return _damaged(subject, text)
+        return _full(subject)
     refused = code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM"))
     if refused or "readonly" in text or "unable to open" in text:
         reason = read_only_reason(path)
@@ -146,12 +137,7 @@ def diagnose(subject: Subject, error: BaseException, *, busy_timeout_ms: float) 
             # Only a file that still reads correctly is "intact, but read-only".
             if is_valid(path) is False:
                 return _damaged(subject, text)
-            return Diagnosis(
-                "read_only",
-                f"{subject.what} {path} is intact but cannot be written ({reason}): make it "
-                f"writable (chmod/chown, or remount the disk read-write), or set "
-                f"{subject.setting} to a writable path",
-            )
+            return _read_only(subject, reason)
         if code.startswith("SQLITE_IOERR") or "disk I/O" in text:
             if is_valid(path) is False:
                 return _damaged(subject, text)
@@ -169,13 +155,11 @@ def is_valid(path: Path) -> bool | None:
     try:
         conn = open_read_only(path, timeout=1.0)
     except sqlite3.DatabaseError as error:
-        text = str(error)
-        return False if ("not a database" in text or "malformed" in text) else None
+        return False if _says_damaged(str(error)) else None
     try:
         rows = conn.execute("PRAGMA quick_check(1)").fetchall()
     except sqlite3.DatabaseError as error:
-        text = str(error)
-        return False if ("not a database" in text or "malformed" in text) else None
+        return False if _says_damaged(str(error)) else None
     finally:
         conn.close()
     return bool(rows) and rows[0][0] == "ok"
@@ -307,6 +291,34 @@ def _disk_full(directory: Path) -> bool:
     return False
 
 
+def _says_damaged(text: str) -> bool:
+    return "not a database" in text or "malformed" in text
+
+
+def _is_a_directory(subject: Subject) -> Diagnosis:
+    return Diagnosis(
+        "is_a_directory",
+        f"{subject.what} {subject.path} is a directory, not a database file: fix {subject.setting}",
+    )
+
+
+def _read_only(subject: Subject, reason: str) -> Diagnosis:
+    return Diagnosis(
+        "read_only",
+        f"{subject.what} {subject.path} is intact but cannot be written ({reason}): make it "
+        f"writable (chmod/chown, or remount the disk read-write), or set "
+        f"{subject.setting} to a writable path",
+    )
+
+
+def _full(subject: Subject) -> Diagnosis:
+    return Diagnosis(
+        "disk_full",
+        f"{subject.what} {subject.path}: the disk is full: free some space "
+        f"(`df -h {subject.path.parent}`); the data written so far is intact",
+    )
+
+
 def _not_a_directory(subject: Subject, blocker: Path) -> Diagnosis:
     return Diagnosis(
         "not_a_directory",
@@ -348,21 +360,14 @@ def _from_os_error(subject: Subject, error: OSError) -> Diagnosis:
     if error.errno in (errno.EACCES, errno.EPERM):
         return _permission_denied(subject, reason)
     if error.errno == errno.EROFS:
-        return Diagnosis(
-            "read_only",
-            f"{subject.what} {path} cannot be written (the file system is mounted read-only): "
-            f"remount it read-write, or set {subject.setting} to a writable path",
-        )
+        return _read_only(subject, "the file system is mounted read-only")
     if error.errno == errno.ENOSPC:
-        return Diagnosis("disk_full", f"{subject.what} {path}: the disk is full: free some space")
+        return _full(subject)
     if error.errno == errno.ENOTDIR:
         blocker = _file_in_the_way(path.parent) or path.parent
         return _not_a_directory(subject, blocker)
     if error.errno == errno.EISDIR:
-        return Diagnosis(
-            "is_a_directory",
-            f"{subject.what} {path} is a directory, not a database file: fix {subject.setting}",
-        )
+        return _is_a_directory(subject)
     return Diagnosis(
         "unknown", f"cannot use {subject.what} {path} ({reason}): check {subject.setting}"
     )

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from loguru import logger
+
+if TYPE_CHECKING:
+    from assistant_monitoring.metrics.query import WindowData
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _SETTING_PREFIXES = ("LLM_", "DATABASE_", "LOG_", "MONITOR", "ENABLE_", "ASSISTANT_")
@@ -117,5 +123,33 @@ def flush_into_store(data_dir: Path, instrumentation: object) -> None:
     store = MetricsStore(data_dir / "monitoring.db")
     try:
         assert MetricsRuntime(instrumentation, store).flush()
+    finally:
+        store.close()
+
+
+def run_assistant(
+    *args: str, stdin: str | None = None, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``assistant`` as a user would, with ``env`` on top of this one."""
+    return subprocess.run(
+        [installed_assistant(), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=subprocess_env(**env),
+        timeout=timeout,
+        check=False,
+    )
+
+
+def metrics_window(data_dir: Path, seconds: float = 3600) -> WindowData:
+    """What ``data_dir``'s monitoring.db holds for the last ``seconds``."""
+    from assistant_monitoring.metrics.query import query_window
+    from assistant_monitoring.metrics.store import MetricsStore
+
+    store = MetricsStore(data_dir / "monitoring.db")
+    now = time.time()
+    try:
+        return query_window(store.connect(), now - seconds, now + 60, now=now)
     finally:
         store.close()

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,8 @@ from typing import Any
 import pytest
 
 from assistant.stubllm import StubLLMServer
-from assistant_monitoring.metrics.query import WindowData, query_window
-from assistant_monitoring.metrics.store import MetricsStore
-from tests.conftest import installed_assistant, subprocess_env
+from tests.conftest import metrics_window
+from tests.conftest import run_assistant as assistant
 
 MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4.1"}
 
@@ -41,27 +38,6 @@ def provider(
     monkeypatch.setenv("LLM_BASE_URL", stub.url + ("/v1" if name == "openai" else ""))
     monkeypatch.setenv("LLM_API_KEY", "sk-test-key-0000000000000000")
     return name
-
-
-def assistant(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [installed_assistant(), *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=subprocess_env(**env),
-        timeout=120,
-        check=False,
-    )
-
-
-def window(data_dir: Path) -> WindowData:
-    store = MetricsStore(data_dir / "monitoring.db")
-    now = time.time()
-    try:
-        return query_window(store.connect(), now - 3600, now + 60, now=now)
-    finally:
-        store.close()
 
 
 def runs(*args: str) -> list[dict[str, Any]]:
@@ -102,7 +78,7 @@ def test_ask_streams_persists_and_records_everything(provider: str, data_dir: Pa
             )
         ]
     assert roles == ["user", "assistant", "user", "assistant"]
-    metrics = window(data_dir)
+    metrics = metrics_window(data_dir)
     assert metrics.total("assistant_pipeline_runs_total", status="success") == 2
     assert metrics.total("assistant_stage_runs_total", stage="generate", status="success") == 2
     assert metrics.total("assistant_llm_requests_total", provider=provider, status="success") == 2
@@ -124,7 +100,7 @@ def test_retries_then_success(provider: str, stub: StubLLMServer, data_dir: Path
     assert json.loads(result.stdout)["retries"] == 2
     (run,) = runs()
     assert run["retries"] == 2
-    assert window(data_dir).total("assistant_llm_retries_total", provider=provider) == 2
+    assert metrics_window(data_dir).total("assistant_llm_retries_total", provider=provider) == 2
     retries = [line for line in log_lines(data_dir) if line.get("event") == "llm_retry"]
     assert len(retries) == 2
 
@@ -189,7 +165,7 @@ def test_breaker_opens_after_repeated_5xx_and_the_next_process_fails_fast(
         "ProviderUnavailable",
         "ProviderUnavailable",
     ]
-    metrics = window(data_dir)
+    metrics = metrics_window(data_dir)
     assert metrics.total("assistant_llm_requests_total", status="circuit_open") == 1
     health = assistant("monitor", "health", "--check", "breakers")
     assert health.returncode == 1
@@ -203,7 +179,7 @@ def test_classifier_timeout_degrades_the_run_but_does_not_fail_it(
     (run,) = runs()
     assert run["status"] == "success"
     assert {c["status"] for c in run["classifiers"].values()} == {"timeout"}
-    metrics = window(data_dir)
+    metrics = metrics_window(data_dir)
     assert (
         metrics.total("assistant_errors_total", type="TimeoutError", context="classifier:intent")
         == 1

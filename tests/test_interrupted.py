@@ -19,11 +19,9 @@ from typing import Any
 import pytest
 
 from assistant.stubllm import StubLLMServer
-from assistant_monitoring.metrics.query import WindowData, query_window
-from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.runs import RunRecord, RunStore, longest_run_seconds
 from assistant_monitoring.settings import load_settings
-from tests.conftest import installed_assistant, subprocess_env
+from tests.conftest import installed_assistant, metrics_window, run_assistant, subprocess_env
 
 
 @pytest.fixture
@@ -39,24 +37,8 @@ def keyed(stub: StubLLMServer, monkeypatch: pytest.MonkeyPatch) -> StubLLMServer
     return stub
 
 
-def window(data_dir: Path) -> WindowData:
-    store = MetricsStore(data_dir / "monitoring.db")
-    now = time.time()
-    try:
-        return query_window(store.connect(), now - 3600, now + 60, now=now)
-    finally:
-        store.close()
-
-
 def runs() -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [installed_assistant(), "monitor", "runs", "--json"],
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        timeout=60,
-        check=False,
-    )
+    result = run_assistant("monitor", "runs", "--json", timeout=60)
     assert result.returncode == 0, result.stderr
     return list(json.loads(result.stdout)["runs"])
 
@@ -108,7 +90,7 @@ def assert_one_interrupted_story(data_dir: Path, *, by: str) -> None:
     assert run["error_message"] == f"interrupted by {by}"
     assert run["failed_stage"] == "generate"
     assert run["retries"] == 0
-    metrics = window(data_dir)
+    metrics = metrics_window(data_dir)
     assert metrics.total("assistant_pipeline_runs_total", status="interrupted") == 1
     assert metrics.total("assistant_pipeline_runs_total", status="failure") == 0
     assert metrics.total("assistant_stage_runs_total", stage="generate", status="failure") == 0
@@ -123,42 +105,35 @@ def assert_one_interrupted_story(data_dir: Path, *, by: str) -> None:
     assert summaries[0]["level"] == "WARNING"
 
 
-def test_sigterm_mid_stream_ends_the_run_interrupted_everywhere(
-    keyed: StubLLMServer, data_dir: Path
+@pytest.mark.parametrize(
+    ("signum", "code", "by", "plan"),
+    [
+        # The answer is still streaming when the signal comes.
+        (signal.SIGTERM, 143, "SIGTERM", {"stream_delay": 0.2}),
+        # The request still waits for its answer: closing the client under it used
+        # to fail it as a connection error, which was then retried and counted.
+        (signal.SIGTERM, 143, "SIGTERM", {"latency": 3.0}),
+        (signal.SIGINT, 130, "SIGINT", {"stream_delay": 0.2}),
+    ],
+    ids=["sigterm-mid-stream", "sigterm-before-first-token", "ctrl-c-mid-stream"],
+)
+def test_a_signal_mid_answer_ends_the_run_interrupted_everywhere(
+    keyed: StubLLMServer,
+    data_dir: Path,
+    signum: int,
+    code: int,
+    by: str,
+    plan: dict[str, float],
 ) -> None:
-    keyed.plan.stream_delay = 0.2  # the answer is still streaming when SIGTERM comes
+    for name, value in plan.items():
+        setattr(keyed.plan, name, value)
     process = start_chat()
     wait_for_generate(data_dir, process)
-    code, stderr = stop(process, signal.SIGTERM)
-    assert code == 143, stderr
+    exit_code, stderr = stop(process, signum)
+    assert exit_code == code, stderr
     assert "Traceback" not in stderr
-    assert_one_interrupted_story(data_dir, by="SIGTERM")
-
-
-def test_sigterm_before_the_first_token_is_no_phantom_retry(
-    keyed: StubLLMServer, data_dir: Path
-) -> None:
-    # The request is still waiting for its answer: closing the client under it used
-    # to fail it as a connection error, which was then retried and counted.
-    keyed.plan.latency = 3.0
-    process = start_chat()
-    wait_for_generate(data_dir, process)
-    code, stderr = stop(process, signal.SIGTERM)
-    assert code == 143, stderr
-    assert_one_interrupted_story(data_dir, by="SIGTERM")
-    assert len([r for r in keyed.requests if r.path.endswith("/messages")]) <= 1
-
-
-def test_ctrl_c_mid_answer_is_interrupted_and_exits_130(
-    keyed: StubLLMServer, data_dir: Path
-) -> None:
-    keyed.plan.stream_delay = 0.2
-    process = start_chat()
-    wait_for_generate(data_dir, process)
-    code, stderr = stop(process, signal.SIGINT)
-    assert code == 130, stderr
-    assert "Traceback" not in stderr
-    assert_one_interrupted_story(data_dir, by="SIGINT")
+    assert_one_interrupted_story(data_dir, by=by)
+    assert len([r for r in keyed.requests if r.path.endswith("/messages")]) <= 1, "no retry"
 
 
 def test_sigkill_leaves_a_running_row_that_is_not_running_forever(

@@ -23,6 +23,7 @@ from tests.conftest import (
     installed_assistant,
     make_healthy,
     require_tool,
+    run_assistant,
     subprocess_env,
 )
 
@@ -189,27 +190,13 @@ def test_non_loopback_needs_a_token(data_dir: Path) -> None:
     assert result.returncode == 2
     assert "set MONITOR_TOKEN" in result.stderr
     # The same address from the environment is not silently ignored.
-    result = subprocess.run(
-        [installed_assistant(), "monitor", "serve", "--port", "0"],
-        env=subprocess_env(MONITOR_HOST="0.0.0.0"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_assistant("monitor", "serve", "--port", "0", timeout=30, MONITOR_HOST="0.0.0.0")
     assert result.returncode == 2
     assert "MONITOR_HOST 0.0.0.0 is not loopback: set MONITOR_TOKEN" in result.stderr
 
 
 def test_a_short_token_is_refused(data_dir: Path) -> None:
-    result = subprocess.run(
-        [installed_assistant(), "monitor", "serve", "--port", "0"],
-        env=subprocess_env(MONITOR_TOKEN="12345"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_assistant("monitor", "serve", "--port", "0", timeout=30, MONITOR_TOKEN="12345")
     assert result.returncode == 2
     assert "MONITOR_TOKEN: must be at least 16 characters" in result.stderr
     assert "12345" not in result.stderr, "a secret, even a bad one, is never printed"
