@@ -114,7 +114,7 @@ def runs(
             datetime.fromtimestamp(run.started_at, UTC).strftime("%H:%M:%S"),
             run.id,
             f"[{color}]{run.status}[/{color}]",
-            f"{run.duration_ms:.0f} ms",
+            "-" if run.status in ("running", "abandoned") else f"{run.duration_ms:.0f} ms",
             stages,
             f"{run.input_tokens}/{run.output_tokens}",
             cost,
