@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,11 +219,35 @@ def test_uncaught_errors_are_logged_and_counted(
     )
 
 
-def test_unexpected_error_is_one_line_with_a_debug_hint(tmp_path: Path) -> None:
-    result = run("monitor", "logs", "--file", str(tmp_path))  # a directory, not a file
+# A command added the way a plugin would add one, whose failure nothing foresaw: the
+# CLI's last-resort handler is what is under test, through the real entry point.
+_FAILING_COMMAND = """
+import sys
+from assistant import cli
+
+@cli.app.command("boom")
+def boom() -> None:
+    raise RuntimeError("nobody saw this coming")
+
+cli.main(sys.argv[1:])
+"""
+
+
+def test_unexpected_error_is_one_line_with_a_debug_hint() -> None:
+    def run_failing(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _FAILING_COMMAND, *args],
+            capture_output=True,
+            text=True,
+            env=subprocess_env(),
+            timeout=60,
+            check=False,
+        )
+
+    result = run_failing("boom")
     assert result.returncode == 1
-    assert result.stderr.startswith("error: unexpected IsADirectoryError")
+    assert result.stderr.startswith("error: unexpected RuntimeError: nobody saw this coming")
     assert "(run with --debug for the traceback)" in result.stderr
     assert "Traceback" not in result.stderr
-    debug = run("--debug", "monitor", "logs", "--file", str(tmp_path))
+    debug = run_failing("--debug", "boom")
     assert "Traceback" in debug.stderr

@@ -18,7 +18,10 @@ def logs(
     ),
     lines: int = typer.Option(100, "--lines", "-n", min=0, help="How many lines to show."),
     since: str | None = typer.Option(
-        None, "--since", help="Only lines newer than this: 30m, 2h, 7d or an ISO time."
+        None,
+        "--since",
+        help="Only lines newer than this: 30m, 2h, 7d or an ISO time (lines without a time"
+        " are left out).",
     ),
     grep: str | None = typer.Option(
         None, "--grep", "-g", help="Only lines containing this text (case-insensitive)."
@@ -51,7 +54,13 @@ def logs(
     from assistant_monitoring.errors import UsageError
     from assistant_monitoring.logs.follow import follow_logs
     from assistant_monitoring.logs.names import ERROR_FILE_NAME, LOG_FILE_NAME
-    from assistant_monitoring.logs.reader import LEVEL_RANK, LogQuery, read_logs
+    from assistant_monitoring.logs.reader import (
+        LEVEL_RANK,
+        LogFileError,
+        LogQuery,
+        log_file_exists,
+        open_logs,
+    )
     from assistant_monitoring.logs.render import render_entry
     from assistant_monitoring.timeparse import parse_since
 
@@ -77,22 +86,30 @@ def logs(
             path = log_dir / ERROR_FILE_NAME
     else:
         path = file
-        if not path.exists():
+        if not log_file_exists(path):
             raise UsageError(f"--file: {path} does not exist")
 
     color = state.color is not False and sys.stdout.isatty()
-    result = read_logs(path, query)
-    if not result.files and not follow:
-        typer.echo(f"No log file at {path} yet.", err=True)
-        return
+    try:
+        stream = open_logs(path, query)
+    except LogFileError as exc:
+        if exc.path == file:
+            raise UsageError(f"--file: {exc}") from exc
+        raise  # a file in the log directory: not the command line's fault, exit 1
     out = sys.stdout
-    for entry in result.entries:
-        out.write((entry.raw if as_json else render_entry(entry.data, color=color)) + "\n")
-    out.flush()
-    if result.skipped:
-        noun = "line" if result.skipped == 1 else "lines"
-        typer.echo(f"note: skipped {result.skipped} malformed or partial {noun}", err=True)
+    # A closed pipe (`| head`) ends the command quietly: click handles EPIPE.
+    with stream:
+        if not stream.files and not follow:
+            typer.echo(f"No log file at {path} yet.", err=True)
+            return
+        # Written as read: -n 100000000 prints in bounded memory.
+        for entry in stream:
+            out.write((entry.raw if as_json else render_entry(entry.data, color=color)) + "\n")
+        out.flush()
+    if stream.skipped:
+        noun = "line" if stream.skipped == 1 else "lines"
+        typer.echo(f"note: skipped {stream.skipped} malformed or partial {noun}", err=True)
     if follow:
-        for entry in follow_logs(path, query):
+        for entry in follow_logs(path, query, start=stream.end):
             out.write((entry.raw if as_json else render_entry(entry.data, color=color)) + "\n")
             out.flush()

@@ -2,59 +2,63 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from assistant_monitoring.logs.reader import LogEntry, LogQuery
+from assistant_monitoring.logs.files import open_log_file
+from assistant_monitoring.logs.filters import LineFilter, LogEntry, LogQuery
+from assistant_monitoring.logs.reader import FilePosition
 from assistant_monitoring.logs.writer import rotated_path
 
 _POLL_SECONDS = 0.25
+# Read at most this much at once: a follower that joins far behind (or a burst of
+# writes) must not pull a whole file into memory.
+_READ_BYTES = 1024 * 1024
 
 
 def follow_logs(
     path: Path,
     query: LogQuery,
     *,
+    start: FilePosition | None = None,
     poll_seconds: float = _POLL_SECONDS,
     should_stop: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[LogEntry]:
     """Yield entries appended to ``path`` from now on that pass ``query``'s filters.
 
+    ``start`` (``LogStream.end``) is where the lines already shown end: following
+    resumes there, in that file even if it has been rotated since, so nothing written
+    in between is lost. Without it, following starts at the current end.
+
     When the file is rotated (the path names a new inode), the rest of the old file
     is drained first, then the new one is read from its start: no line is skipped.
+    Raises LogFileError if the path turns into something that is not a log file.
     """
+    line_filter = LineFilter(query)
     handle: BinaryIO | None = None
-    start_at_end = True  # only the first file is joined at its end
+    first = True  # only the first file is joined at ``start`` or at its end
     inode = -1
     carry = b""
-    grep = query.grep.lower() if query.grep else None
     while not should_stop():
         if handle is None:
-            try:
-                handle = path.open("rb")
-            except FileNotFoundError:
+            handle = _open_first(path, start) if first else open_log_file(path)
+            if handle is None:
                 sleep(poll_seconds)
                 continue
             inode = os.fstat(handle.fileno()).st_ino
-            if start_at_end:
-                handle.seek(0, os.SEEK_END)
-        data = handle.read()
+            first = False
+        data = handle.read(_READ_BYTES)
         if data:
             lines = (carry + data).split(b"\n")
             carry = lines.pop()  # an unfinished line waits for its end
             for line in lines:
-                entry = _parse(line)
-                if entry is None:
-                    continue
-                if grep is not None and grep not in line.decode("utf-8", "replace").lower():
-                    continue
-                if query.matches(entry):
-                    yield LogEntry(line.decode("utf-8", "replace"), entry)
+                entry = line_filter.judge(line)
+                if isinstance(entry, LogEntry):
+                    yield entry
             continue
         try:
             rotated = os.stat(path).st_ino != inode
@@ -63,12 +67,9 @@ def follow_logs(
         if rotated:
             handle.close()
             carry = b""
-            start_at_end = False
-            try:
-                handle = _open_successor(path, inode)
-            except FileNotFoundError:
-                handle = None  # mid-rotation: retry on the next poll, from the start
-                continue
+            handle = _open_successor(path, inode)
+            if handle is None:
+                continue  # mid-rotation: retry on the next poll, from the start
             inode = os.fstat(handle.fileno()).st_ino
             continue
         sleep(poll_seconds)
@@ -76,7 +77,30 @@ def follow_logs(
         handle.close()
 
 
-def _open_successor(path: Path, inode: int) -> BinaryIO:
+def _open_first(path: Path, start: FilePosition | None) -> BinaryIO | None:
+    """The file ``start`` is in, at ``start``; else ``path``, at its end."""
+    if start is not None:
+        index = 0
+        while True:
+            candidate = rotated_path(path, index)
+            try:
+                info = os.stat(candidate)
+            except FileNotFoundError:
+                break
+            if (info.st_dev, info.st_ino) == (start.device, start.inode):
+                handle = open_log_file(candidate)
+                if handle is not None:
+                    handle.seek(start.offset)
+                    return handle
+                break
+            index += 1
+    handle = open_log_file(path)
+    if handle is not None:
+        handle.seek(0, os.SEEK_END)  # no start, or its file is gone: only new lines
+    return handle
+
+
+def _open_successor(path: Path, inode: int) -> BinaryIO | None:
     """Open the file written after ours, from its start.
 
     Several rotations can happen between two polls: our file may now be ``name.3``,
@@ -88,21 +112,11 @@ def _open_successor(path: Path, inode: int) -> BinaryIO:
         try:
             if os.stat(candidate).st_ino == inode:
                 successor = path if index == 1 else rotated_path(path, index - 1)
-                try:
-                    return successor.open("rb")
-                except FileNotFoundError:
-                    break
+                handle = open_log_file(successor)
+                if handle is not None:
+                    return handle
+                break
         except FileNotFoundError:
             break
         index += 1
-    return path.open("rb")  # our file is gone (deleted by retention): go live
-
-
-def _parse(line: bytes) -> dict[str, object] | None:
-    if not line.strip():
-        return None
-    try:
-        entry = json.loads(line)
-    except ValueError:
-        return None
-    return entry if isinstance(entry, dict) else None
+    return open_log_file(path)  # our file is gone (deleted by retention): go live

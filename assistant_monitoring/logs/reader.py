@@ -2,59 +2,73 @@
 
 ``assistant monitor logs -n 100`` on a 1 GiB log must answer in milliseconds, so the
 reader walks each file backwards in blocks and stops as soon as it has enough
-lines. Filters that can be recognised in the raw bytes (a level, a conversation id,
-a search text) are applied to each block with one regular-expression scan, and only
-the candidate lines are parsed as JSON: scanning for 100 errors among 100,000 info
-lines costs a C-speed regex pass, not 100,000 ``json.loads`` calls.
+lines; which lines a query wants is decided in ``filters``, how the files are
+listed and walked in ``files``.
+
+``-n 100000000`` must not hold a whole log in memory: while the wanted lines fit in
+a small budget they are collected on the way back and printed from memory; past it,
+the backward pass only counts them and remembers where the oldest one starts, and a
+forward pass from there yields them as it reads, with the same files and sizes.
 
 Files are read newest first: the live file, then ``name.1``, ``name.2``...
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import BinaryIO
 
-from assistant_monitoring.logs.writer import rotated_path
+from assistant_monitoring.logs.files import (
+    BLOCK,
+    LogFileError,
+    forward_chunks,
+    log_file_exists,
+    log_files,
+    open_log_file,
+    reverse_blocks,
+    reverse_chunks,
+)
+from assistant_monitoring.logs.filters import (
+    LEVEL_RANK,
+    LEVELS,
+    LineFilter,
+    LogEntry,
+    LogQuery,
+    Verdict,
+    level_rank,
+)
 
-LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
-LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+__all__ = [
+    "LEVELS",
+    "LEVEL_RANK",
+    "MEMORY_BUDGET",
+    "FilePosition",
+    "LogEntry",
+    "LogFileError",
+    "LogQuery",
+    "LogStream",
+    "ReadResult",
+    "level_rank",
+    "log_file_exists",
+    "log_files",
+    "open_log_file",
+    "open_logs",
+    "read_logs",
+    "reverse_blocks",
+]
 
-_BLOCK = 256 * 1024
-# Lines may arrive slightly out of order (several processes write at once), so the
-# --since scan stops only once it is this far past the limit.
-_SINCE_SLACK_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class LogQuery:
-    """What to show: the last ``lines`` entries that pass every filter."""
-
-    lines: int = 100
-    min_level: str = "INFO"
-    since: datetime | None = None
-    grep: str | None = None
-    conversation: str | None = None
-
-    def matches(self, entry: dict[str, Any]) -> bool:
-        """Whether a parsed entry passes the level, text and conversation filters."""
-        if LEVEL_RANK.get(str(entry.get("level", "")).upper(), 0) < LEVEL_RANK[self.min_level]:
-            return False
-        return self.conversation is None or entry.get("conversation_id") == self.conversation
-
-
-@dataclass
-class LogEntry:
-    """One log line: its raw text (as stored) and its parsed fields."""
-
-    raw: str
-    data: dict[str, Any]
+# A parsed entry costs about 8x its raw length in Python objects (a 61 MB log held
+# as entries peaked at 490 MB), so 1 MiB of raw lines is ~8 MB resident, small next
+# to the interpreter's own ~18 MB. Each entry also counts a flat 100 bytes: with
+# tiny lines the per-object overhead, not the text, is what fills memory. Past the
+# budget the second pass costs one more parse of the wanted lines, cheap next to
+# printing that many, so a small budget loses little.
+MEMORY_BUDGET = 1 << 20
+_ENTRY_COST = 100
 
 
 @dataclass
@@ -66,170 +80,214 @@ class ReadResult:
     files: list[Path] = field(default_factory=list)
 
 
-def log_files(path: Path) -> list[Path]:
-    """The live file and its rotated siblings that exist, newest first."""
-    files = [path] if path.exists() else []
-    index = 1
-    while True:
-        candidate = rotated_path(path, index)
-        if not candidate.exists():
-            # Tolerate one gap (a rotation in progress renames files one by one).
-            if not rotated_path(path, index + 1).exists():
-                break
-        else:
-            files.append(candidate)
-        index += 1
-    return files
+@dataclass(frozen=True)
+class FilePosition:
+    """A byte offset in one file (by identity, whatever its name is now)."""
+
+    device: int
+    inode: int
+    offset: int
 
 
-def reverse_blocks(handle: Any, size: int, block: int = _BLOCK) -> Iterator[bytes]:
-    """Yield chunks that each end on a line boundary, walking from ``size`` backwards.
+@dataclass
+class _OpenFile:
+    path: Path
+    handle: BinaryIO
+    size: int
+    device: int
+    inode: int
 
-    The first chunk yielded holds the last lines of the file; a trailing fragment
-    with no newline (a line being written right now) is yielded as-is, last line
-    last. Every chunk but the file's first holds only whole lines.
+
+class LogStream:
+    """The entries of a query, oldest first, yielded as they are read.
+
+    ``open_logs`` has already walked back through the files, so ``files`` and
+    ``skipped`` are known before the first entry; iterate once, then ``close()`` (or
+    use ``with``) to release the files the forward pass reads.
     """
-    position = size
-    carry = b""
-    while position > 0:
-        start = max(0, position - block)
-        handle.seek(start)
-        data = handle.read(position - start) + carry
-        position = start
-        if start == 0:
-            if data:
-                yield data
-            return
-        newline = data.find(b"\n")
-        if newline < 0:
-            carry = data
-            continue
-        carry = data[: newline + 1]
-        yield data[newline + 1 :]
-    if carry:
-        yield carry
+
+    def __init__(
+        self,
+        files: list[Path],
+        skipped: int,
+        entries: Iterator[LogEntry],
+        opened: list[_OpenFile],
+        end: FilePosition | None,
+    ) -> None:
+        self.files = files
+        self.skipped = skipped
+        # Where the live file ended when read: --follow starts there, so a line
+        # written in between is neither lost nor shown twice.
+        self.end = end
+        self._entries = entries
+        self._opened = opened
+
+    def __iter__(self) -> Iterator[LogEntry]:
+        return self
+
+    def __next__(self) -> LogEntry:
+        return next(self._entries)
+
+    def close(self) -> None:
+        """Release the files (idempotent)."""
+        for current in self._opened:
+            current.handle.close()
+        self._opened = []
+
+    def __enter__(self) -> LogStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
-def _prefilter(query: LogQuery) -> re.Pattern[bytes] | None:
-    """A byte pattern every matching line must contain, when one is selective."""
-    if query.conversation is not None:
-        value = json.dumps(query.conversation).encode()
-        return re.compile(rb'"conversation_id":\s*' + re.escape(value))
-    if LEVEL_RANK[query.min_level] >= LEVEL_RANK["WARNING"]:
-        wanted = [name for name in LEVELS if LEVEL_RANK[name] >= LEVEL_RANK[query.min_level]]
-        alternatives = b"|".join(name.encode() for name in wanted)
-        return re.compile(rb'"level":\s*"(?:' + alternatives + rb')"')
-    if query.grep:
-        return re.compile(re.escape(query.grep.encode()), re.IGNORECASE)
-    return None
+class _BackwardPass:
+    """The first pass over the files, newest line first: it counts what a query wants.
 
-
-def _level_literals(query: LogQuery) -> list[bytes] | None:
-    """The exact bytes our writer puts on lines of the wanted levels, when selective."""
-    if query.conversation is not None or LEVEL_RANK[query.min_level] < LEVEL_RANK["WARNING"]:
-        return None
-    wanted = [name for name in LEVELS if LEVEL_RANK[name] >= LEVEL_RANK[query.min_level]]
-    return [b'"level":"' + name.encode() + b'"' for name in wanted]
-
-
-def _literal_lines(chunk: bytes, literals: list[bytes]) -> list[bytes]:
-    """Lines containing any of ``literals``, in file order.
-
-    ``bytes.find`` runs at memchr speed, several times faster than a regex that must
-    allow for optional spaces; files written by other tools take the regex path.
+    It collects the entries too, until they pass the memory budget; from then on it
+    only counts them and notes where the oldest one starts, for the forward pass.
     """
-    starts: set[int] = set()
-    for literal in literals:
-        position = chunk.find(literal)
-        while position >= 0:
-            starts.add(chunk.rfind(b"\n", 0, position) + 1)
-            position = chunk.find(literal, position + len(literal))
-    lines = []
-    for start in sorted(starts):
-        end = chunk.find(b"\n", start)
-        lines.append(chunk[start : len(chunk) if end < 0 else end])
-    return lines
+
+    def __init__(
+        self, line_filter: LineFilter, lines: int, memory_budget: int, block_size: int
+    ) -> None:
+        self.line_filter = line_filter
+        self.lines = lines
+        self.memory_budget = memory_budget
+        self.block_size = block_size
+        self.count = 0
+        self.skipped = 0
+        self.collected: list[LogEntry] | None = []  # newest first; None past the budget
+        self.oldest = (0, 0)  # (index of the file, offset) of the oldest wanted line
+        self._cost = 0
+
+    @property
+    def done(self) -> bool:
+        return self.count >= self.lines
+
+    def scan(self, index: int, current: _OpenFile) -> bool:
+        """Read ``current`` back from its end; True when no older file is needed."""
+        line_filter = self.line_filter
+        chunks = reverse_chunks(current.handle, current.size, self.block_size)
+        for chunk_start, chunk in chunks:
+            for start, line in line_filter.candidates_newest_first(chunk):
+                verdict = line_filter.judge(line)
+                if isinstance(verdict, LogEntry):
+                    self.count += 1
+                    self.oldest = (index, chunk_start + start)
+                    if self.collected is not None:
+                        self.collected.append(verdict)
+                        self._cost += len(line) + _ENTRY_COST
+                        if self._cost > self.memory_budget:
+                            self.collected = None  # count only; read forwards later
+                    if self.done:
+                        return True
+                elif verdict is Verdict.MALFORMED:
+                    self.skipped += 1
+                elif verdict is Verdict.TOO_OLD:
+                    return True
+        return False
 
 
-def _candidate_lines(
-    chunk: bytes, pattern: re.Pattern[bytes] | None, literals: list[bytes] | None = None
-) -> list[bytes]:
-    """Lines of ``chunk`` (newest last) that can match; all of them without a pattern."""
-    if literals is not None and b'"level": ' not in chunk:
-        return _literal_lines(chunk, literals)
-    if pattern is None:
-        return chunk.split(b"\n")
-    lines: list[bytes] = []
-    last_end = -1
-    for match in pattern.finditer(chunk):
-        if match.start() < last_end:
-            continue  # a second hit on a line already taken
-        start = chunk.rfind(b"\n", 0, match.start()) + 1
-        end = chunk.find(b"\n", match.end())
-        end = len(chunk) if end < 0 else end
-        lines.append(chunk[start:end])
-        last_end = end
-    return lines
+def open_logs(
+    path: Path, query: LogQuery, *, memory_budget: int = MEMORY_BUDGET, block_size: int = BLOCK
+) -> LogStream:
+    """The last ``query.lines`` entries of ``path`` and its rotated files, as a stream.
 
-
-def _timestamp(entry: dict[str, Any]) -> float | None:
-    value = entry.get("ts")
-    if not isinstance(value, str):
-        return None
+    Entries are collected in memory while their raw size (plus a per-entry cost) stays
+    within ``memory_budget`` bytes; past it they are read again, forwards, from the
+    same open files up to the sizes seen going back, so a rotation or new lines in
+    between change nothing. ``block_size`` is how much is read at once (tests make
+    it small to cross block boundaries). Raises LogFileError for a file that cannot
+    be read.
+    """
+    line_filter = LineFilter(query)
+    backward = _BackwardPass(line_filter, query.lines, memory_budget, block_size)
+    opened: list[_OpenFile] = []
+    seen: set[tuple[int, int]] = set()
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+        for file in log_files(path):
+            handle = open_log_file(file)
+            if handle is None:
+                continue  # rotated away between listing and opening
+            info = os.fstat(handle.fileno())
+            if (info.st_dev, info.st_ino) in seen:
+                handle.close()  # renamed by a rotation while we listed: read once
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            current = _OpenFile(file, handle, info.st_size, info.st_dev, info.st_ino)
+            opened.append(current)
+            # With -n 0 the live file is still opened: checked, and its end noted.
+            if backward.done:
+                break
+            try:
+                if backward.scan(len(opened) - 1, current):
+                    break
+            except OSError as exc:
+                raise LogFileError(file, f"cannot be read: {exc.strerror or exc}") from exc
+    except BaseException:
+        for current in opened:
+            current.handle.close()
+        raise
+
+    end = None
+    if opened and opened[0].path == path:
+        live = opened[0]
+        end = FilePosition(live.device, live.inode, live.size)
+    files = [current.path for current in opened]
+    entries: Iterator[LogEntry]
+    if backward.collected is not None or backward.count == 0:
+        for current in opened:
+            current.handle.close()
+        opened = []
+        entries = reversed(backward.collected or [])
+    else:
+        index, offset = backward.oldest
+        for current in opened[index + 1 :]:
+            current.handle.close()
+        opened = opened[: index + 1]
+        entries = _read_forward(opened, (index, offset), backward.count, line_filter, block_size)
+    return LogStream(files, backward.skipped, entries, opened, end)
 
 
-def read_logs(path: Path, query: LogQuery) -> ReadResult:
-    """Return the last ``query.lines`` entries of ``path`` and its rotated files."""
-    result = ReadResult(files=log_files(path))
-    pattern = _prefilter(query)
-    literals = _level_literals(query)
-    grep = query.grep.lower() if query.grep else None
-    since = query.since.timestamp() if query.since is not None else None
-    newest_first: list[LogEntry] = []
-    for file in result.files:
+def _read_forward(
+    opened: list[_OpenFile],
+    oldest: tuple[int, int],
+    count: int,
+    line_filter: LineFilter,
+    block_size: int,
+) -> Iterator[LogEntry]:
+    """The ``count`` entries from ``oldest`` (file index, offset) on, oldest first."""
+    index, offset = oldest
+    remaining = count
+    for position in range(index, -1, -1):
+        current = opened[position]
         try:
-            handle = file.open("rb")
-        except FileNotFoundError:
-            continue  # rotated away between listing and opening
-        with handle:
-            size = os.fstat(handle.fileno()).st_size
-            for chunk in reverse_blocks(handle, size):
-                for line in reversed(_candidate_lines(chunk, pattern, literals)):
-                    if not line.strip():
-                        continue
-                    try:
-                        entry = json.loads(line)
-                    except ValueError:
-                        result.skipped += 1
-                        continue
-                    if not isinstance(entry, dict):
-                        result.skipped += 1
-                        continue
-                    if since is not None:
-                        stamp = _timestamp(entry)
-                        if stamp is not None and stamp < since:
-                            if stamp < since - _SINCE_SLACK_SECONDS:
-                                return _finish(result, newest_first)
-                            continue
-                    text = line.decode("utf-8", errors="replace")
-                    if grep is not None and grep not in text.lower():
-                        continue
-                    if not query.matches(entry):
-                        continue
-                    newest_first.append(LogEntry(text, entry))
-                    if len(newest_first) >= query.lines:
-                        return _finish(result, newest_first)
-    return _finish(result, newest_first)
+            start = offset if position == index else 0
+            for chunk in forward_chunks(current.handle, start, current.size, block_size):
+                for _, line in line_filter.candidates(chunk):
+                    entry = line_filter.judge(line)
+                    if isinstance(entry, LogEntry):
+                        yield entry
+                        remaining -= 1
+                        if remaining == 0:
+                            return
+        except OSError as exc:
+            raise LogFileError(current.path, f"cannot be read: {exc.strerror or exc}") from exc
 
 
-def _finish(result: ReadResult, newest_first: list[LogEntry]) -> ReadResult:
-    newest_first.reverse()
-    result.entries = newest_first
-    return result
+def read_logs(
+    path: Path, query: LogQuery, *, memory_budget: int = MEMORY_BUDGET, block_size: int = BLOCK
+) -> ReadResult:
+    """Return the last ``query.lines`` entries of ``path`` and its rotated files.
+
+    Every entry is held in the result; ``open_logs`` yields them in bounded memory.
+    """
+    with open_logs(path, query, memory_budget=memory_budget, block_size=block_size) as stream:
+        entries = list(stream)
+    return ReadResult(entries=entries, skipped=stream.skipped, files=stream.files)
