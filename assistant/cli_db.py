@@ -43,16 +43,11 @@ def migrate() -> None:
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """Show the database's path, applied and pending migrations, and its size."""
-    from assistant.errors import DatabaseError
     from assistant.storage import MIGRATIONS, ConversationRepository, Database
     from assistant_monitoring import aio
-    from assistant_monitoring.sqlitefile import refuse_before_open
 
     settings = current_state().load().settings
     path = settings.database_path
-    problem = refuse_before_open(Database(path).subject, creating=True)
-    if problem is not None:  # a missing file is fine: "not created yet" below
-        raise DatabaseError(problem.message)
 
     async def run() -> tuple[list[str], tuple[int, int]]:
         database = Database(path, busy_timeout_ms=settings.database.busy_timeout_ms)

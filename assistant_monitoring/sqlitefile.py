@@ -107,6 +107,24 @@ def refuse_before_open(subject: Subject, *, creating: bool) -> Diagnosis | None:
     return None
 
 
+def prepare_to_open(subject: Subject, *, busy_timeout_ms: float) -> Diagnosis | None:
+    """Make ``subject`` ready for SQLite to open for writing, or say why it cannot be.
+
+    Refuses what SQLite would hide (:func:`refuse_before_open`), creates the
+    directory, and a missing file whole (:func:`create_database_file`).
+    """
+    problem = refuse_before_open(subject, creating=True)
+    if problem is not None:
+        return problem
+    try:
+        subject.path.parent.mkdir(parents=True, exist_ok=True)
+        if not subject.path.exists():
+            create_database_file(subject.path)
+    except (OSError, sqlite3.Error) as error:
+        return diagnose(subject, error, busy_timeout_ms=busy_timeout_ms)
+    return None
+
+
 def diagnose(subject: Subject, error: BaseException, *, busy_timeout_ms: float) -> Diagnosis:
     """Why SQLite (or the file system) refused ``subject``: one actionable line."""
     path = subject.path

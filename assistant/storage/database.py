@@ -20,13 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.errors import DatabaseError
 from assistant.storage.migrations import MIGRATIONS, Migration
-from assistant_monitoring.sqlitefile import (
-    Diagnosis,
-    Subject,
-    create_database_file,
-    diagnose,
-    refuse_before_open,
-)
+from assistant_monitoring.sqlitefile import Diagnosis, Subject, diagnose, prepare_to_open
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -88,14 +82,11 @@ class Database:
     async def _open(self) -> aiosqlite.Connection:
         import aiosqlite
 
-        problem = refuse_before_open(self.subject, creating=True)
+        problem = prepare_to_open(self.subject, busy_timeout_ms=self.busy_timeout_ms)
         if problem is not None:
             raise DatabaseError(problem.message)
         raw: aiosqlite.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                create_database_file(self.path)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves.
             raw = await aiosqlite.connect(
                 self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None

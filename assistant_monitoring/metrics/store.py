@@ -37,11 +37,11 @@ from assistant_monitoring.errors import MonitoringError
 from assistant_monitoring.metrics.registry import AnyFamily, SeriesDelta
 from assistant_monitoring.metrics.sketch import encode_counts, encode_dense, merge_dense
 from assistant_monitoring.sqlitefile import (
+    Diagnosis,
     Subject,
-    create_database_file,
     diagnose,
     open_read_only,
-    refuse_before_open,
+    prepare_to_open,
 )
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -254,13 +254,10 @@ class MetricsStore:
         """
         if self._conn is not None:
             return self._conn
-        problem = refuse_before_open(self.subject, creating=True)
+        problem = prepare_to_open(self.subject, busy_timeout_ms=_BUSY_TIMEOUT_MS)
         if problem is not None:
-            raise StoreError(problem.message)
+            return self._read_only_or_raise(problem)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                create_database_file(self.path)
             # check_same_thread=False: the periodic flush thread and the exit hook
             # share the connection; MetricsRuntime serialises their use.
             conn = sqlite3.connect(
@@ -285,8 +282,14 @@ class MetricsStore:
         self._conn = conn
         return conn
 
-    def _read_only_or_raise(self, error: BaseException) -> sqlite3.Connection:
-        found = diagnose(self.subject, error, busy_timeout_ms=_BUSY_TIMEOUT_MS)
+    def _read_only_or_raise(self, error: BaseException | Diagnosis) -> sqlite3.Connection:
+        """A read-only connection, when allowed and the file is only unwritable; else
+        the StoreError that says what is wrong."""
+        found = (
+            error
+            if isinstance(error, Diagnosis)
+            else diagnose(self.subject, error, busy_timeout_ms=_BUSY_TIMEOUT_MS)
+        )
         if found.kind not in ("read_only", "disk_full") or not self.read_only_ok:
             raise StoreError(found.message) from None
         try:
