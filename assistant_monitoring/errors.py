@@ -86,6 +86,22 @@ class LogDirectoryError(MonitoringError):
     exit_code = EXIT_USAGE
 
 
+def shown(text: str, limit: int = 40) -> str:
+    """User input as an error message may echo it: on one line, short, nothing hidden.
+
+    Invisible characters (a NUL, a newline, a stray BOM) are shown escaped: raw, they
+    would break the message's single line or make it look like it complains about
+    nothing. Past ``limit`` characters the text is cut, with "...".
+    """
+    pieces = [char if char.isprintable() else repr(char)[1:-1] for char in text[: limit + 1]]
+    out = ""
+    for piece in pieces:
+        if len(out) + len(piece) > limit:
+            return out + "..."
+        out += piece
+    return out + "..." if len(text) > len(pieces) else out
+
+
 def is_interruption(error: BaseException | None) -> bool:
     """Whether ``error`` means the work was stopped from outside (SIGTERM, Ctrl-C, a
     cancelled task), not that anything failed: such a run ends *interrupted*."""
@@ -112,4 +128,5 @@ __all__ = [
     "SettingsError",
     "UsageError",
     "is_interruption",
+    "shown",
 ]

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
-from assistant_monitoring.errors import UsageError
+from assistant_monitoring.errors import UsageError, shown
 
 # A hundred years: longer than any retention, far below timedelta's limit (999999999
 # days), and small enough that "now minus it" stays within datetime's range.
@@ -25,7 +25,6 @@ _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w
 # A valid duration or ISO time is short; longer input is refused before any parsing
 # (int() refuses strings of over 4300 digits anyway).
 _MAX_TEXT = 100
-_SHOWN = 40
 
 
 def parse_duration(text: str, *, option: str = "--period") -> timedelta:
@@ -38,10 +37,10 @@ def parse_duration(text: str, *, option: str = "--period") -> timedelta:
     delta = _duration(text, option)
     if delta is None:
         raise UsageError(
-            f"{option}: expected a duration such as 30s, 15m, 2h or 7d (got '{_show(text)}')"
+            f"{option}: expected a duration such as 30s, 15m, 2h or 7d (got '{shown(text)}')"
         )
     if not delta:
-        raise UsageError(f"{option}: must be longer than 0 (got '{_show(text)}')")
+        raise UsageError(f"{option}: must be longer than 0 (got '{shown(text)}')")
     return delta
 
 
@@ -58,7 +57,7 @@ def parse_since(text: str, *, now: datetime | None = None, option: str = "--sinc
             return (current - delta).astimezone(UTC)
         except (OverflowError, ValueError):  # ValueError: a naive ``now`` near year 1
             raise UsageError(
-                f"{option}: {_show(text.strip())} before now is out of range (got '{_show(text)}')"
+                f"{option}: {shown(text.strip())} before now is out of range (got '{shown(text)}')"
             ) from None
     iso = text.strip()
     # fromisoformat only reads ASCII digits today; checking here keeps it that way.
@@ -72,14 +71,14 @@ def parse_since(text: str, *, now: datetime | None = None, option: str = "--sinc
     if moment is None:
         raise UsageError(
             f"{option}: expected a duration such as 30m or 2h, or an ISO time such as "
-            f"2026-11-23T10:00 (got '{_show(text)}')"
+            f"2026-11-23T10:00 (got '{shown(text)}')"
         )
     try:
         # A naive time is the user's local time; near year 1 or 9999 either conversion
         # can leave datetime's range (ValueError or OverflowError depending on where).
         return moment.astimezone(UTC)
     except (OverflowError, ValueError):
-        raise UsageError(f"{option}: time out of range (got '{_show(text)}')") from None
+        raise UsageError(f"{option}: time out of range (got '{shown(text)}')") from None
 
 
 def _duration(text: str, option: str) -> timedelta | None:
@@ -92,17 +91,5 @@ def _duration(text: str, option: str) -> timedelta | None:
     # no number of digits can overflow before the bound is checked.
     seconds = Fraction(number) * _UNIT_SECONDS[unit.lower()]
     if seconds > MAX_DURATION.days * 86400:
-        raise UsageError(f"{option}: at most {MAX_DURATION.days}d (got '{_show(text)}')")
+        raise UsageError(f"{option}: at most {MAX_DURATION.days}d (got '{shown(text)}')")
     return timedelta(microseconds=round(seconds * 1_000_000))
-
-
-def _show(text: str) -> str:
-    # Echo the input on the error's single line: invisible characters escaped (a NUL or
-    # a newline would break the line), and cut after _SHOWN characters of output.
-    pieces = [char if char.isprintable() else repr(char)[1:-1] for char in text[: _SHOWN + 1]]
-    shown = ""
-    for piece in pieces:
-        if len(shown) + len(piece) > _SHOWN:
-            return shown + "..."
-        shown += piece
-    return shown + "..." if len(text) > len(pieces) else shown

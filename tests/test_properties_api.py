@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant_monitoring.errors import UsageError
+from assistant_monitoring.errors import UsageError, shown
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
 from assistant_monitoring.runs import RunRecord, RunStore
-from assistant_monitoring.server.api import ENDPOINTS, shown
+from assistant_monitoring.server.api import ENDPOINTS
 from assistant_monitoring.settings import Settings, load_settings
 from tests.conftest import flush_into_store
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from assistant_monitoring.errors import UsageError
+from assistant_monitoring.errors import UsageError, shown
 from assistant_monitoring.settings import Settings
 
 Query = Mapping[str, str]
@@ -26,12 +26,6 @@ Endpoint = Callable[[Settings, Query], dict[str, Any]]
 _MAX_RUNS = 1000
 _MINUTE_ROWS_SECONDS = 48 * 3600  # minute rows are kept 48 hours
 _GROUPS_PARAMETER = "group"
-
-
-def shown(text: str, limit: int = 60) -> str:
-    """User text as it may appear in a one-line error: escaped, and cut short."""
-    escaped = text.encode("unicode_escape").decode("ascii")
-    return escaped if len(escaped) <= limit else escaped[:limit] + "..."
 
 
 def _allow(query: Query, *names: str) -> None:

@@ -25,7 +25,7 @@ import codecs
 import re
 from pathlib import Path
 
-from assistant_monitoring.errors import ProfileError
+from assistant_monitoring.errors import ProfileError, shown
 from assistant_monitoring.redact import redact_text
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -150,17 +150,5 @@ def _unescape(body: str) -> str:
 
 
 def _shorten(text: str, limit: int = 40) -> str:
-    # A malformed line may hold a key ("LLM_API_KEY sk-..."): never echo it. Invisible
-    # characters (a stray BOM, control codes) are shown escaped, or the message would
-    # look like it complains about nothing.
-    pieces = [
-        char if char.isprintable() else repr(char)[1:-1] for char in redact_text(text.strip())
-    ]
-    if sum(map(len, pieces)) <= limit:
-        return "".join(pieces)
-    shown = ""
-    for piece in pieces:
-        if len(shown) + len(piece) > limit - 3:
-            break
-        shown += piece
-    return shown + "..."
+    # A malformed line may hold a key ("LLM_API_KEY sk-..."): never echo it.
+    return shown(redact_text(text.strip()), limit)
