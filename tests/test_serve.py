@@ -241,3 +241,31 @@ def test_token_guards_everything_but_live(data_dir: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 143
+
+
+def test_a_damaged_store_is_reported_once_not_every_few_seconds(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True)
+    (data_dir / "monitoring.db").write_bytes(b"\x00not a database" * 1000)
+    port = free_port()
+    process = subprocess.Popen(
+        [installed_assistant(), "monitor", "serve", "--port", str(port)],
+        env=subprocess_env(MONITOR_FLUSH_INTERVAL="0.2"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                assert get(url + "/live")[0] == 200
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert get(url + "/ready")[0] == 503
+        time.sleep(3.5)  # three rounds of the periodic work, at least
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 143
+    assert stderr.count("periodic health and alert evaluation failed") == 1, stderr
+    assert "Traceback" not in stderr

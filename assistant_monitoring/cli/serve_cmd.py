@@ -83,12 +83,21 @@ def serve(
         # the local alert rules, whose transitions go to the event streams too.
         from assistant_monitoring.alerts import evaluate_and_record
 
+        last_problem = ""
         while not stop.wait(max(config.flush_interval, 1.0)):
             try:
                 server.health.get()
                 evaluate_and_record(settings, extra=[server.alerts.publish])
             except Exception as error:
-                logger.warning(f"periodic health and alert evaluation failed: {error}")
+                # Said once, not every few seconds for as long as it lasts (a damaged
+                # store would otherwise fill the log pm2 keeps).
+                if str(error) != last_problem:
+                    logger.warning(f"periodic health and alert evaluation failed: {error}")
+                last_problem = str(error)
+            else:
+                if last_problem:
+                    logger.info("periodic health and alert evaluation works again")
+                last_problem = ""
 
     threading.Thread(target=periodic, name="periodic", daemon=True).start()
     logger.info(f"monitor serving on {server.url}")
