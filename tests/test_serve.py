@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -214,14 +215,21 @@ def test_bearer_comparison() -> None:
     assert not bearer_matches("", token)
 
 
-def test_token_guards_everything_but_live(data_dir: Path) -> None:
+@contextmanager
+def serving(**env: str) -> Iterator[tuple[str, list[str]]]:
+    """`monitor serve` on a free port until the block ends; then SIGTERM, exit 143.
+
+    Yields its URL and a list that holds its stderr once it has stopped.
+    """
     port = free_port()
     process = subprocess.Popen(
         [installed_assistant(), "monitor", "serve", "--port", str(port)],
-        env=subprocess_env(MONITOR_TOKEN="s3cret-token-value"),
-        stderr=subprocess.DEVNULL,
+        env=subprocess_env(**env),
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
+    stderr: list[str] = []
     try:
         for _ in range(100):
             try:
@@ -229,6 +237,15 @@ def test_token_guards_everything_but_live(data_dir: Path) -> None:
                 break
             except OSError:
                 time.sleep(0.1)
+        yield url, stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stderr.append(process.communicate(timeout=20)[1])
+    assert process.returncode == 143
+
+
+def test_token_guards_everything_but_live(data_dir: Path) -> None:
+    with serving(MONITOR_TOKEN="s3cret-token-value") as (url, _):
         assert get(url + "/metrics")[0] == 401
         assert get(url + "/metrics", {"Authorization": "Bearer s3cret-token-value"})[0] == 200
         # The scheme is case-insensitive (RFC 9110); the token is not.
@@ -238,34 +255,14 @@ def test_token_guards_everything_but_live(data_dir: Path) -> None:
         assert get(url + "/metrics", {"Authorization": "Basic s3cret-token-value"})[0] == 401
         assert get(url + "/metrics", {"Authorization": "Bearer s3cret-token-valu"})[0] == 401
         assert get(url + "/api/alerts/stream?token=wrong")[0] == 401
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 143
 
 
 def test_a_damaged_store_is_reported_once_not_every_few_seconds(data_dir: Path) -> None:
     data_dir.mkdir(parents=True)
     (data_dir / "monitoring.db").write_bytes(b"\x00not a database" * 1000)
-    port = free_port()
-    process = subprocess.Popen(
-        [installed_assistant(), "monitor", "serve", "--port", str(port)],
-        env=subprocess_env(MONITOR_FLUSH_INTERVAL="0.2"),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                assert get(url + "/live")[0] == 200
-                break
-            except OSError:
-                time.sleep(0.1)
+    with serving(MONITOR_FLUSH_INTERVAL="0.2") as (url, stderr_lines):
         assert get(url + "/ready")[0] == 503
         time.sleep(3.5)  # three rounds of the periodic work, at least
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 143
+    stderr = "".join(stderr_lines)
     assert stderr.count("periodic health and alert evaluation failed") == 1, stderr
     assert "Traceback" not in stderr

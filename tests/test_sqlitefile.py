@@ -204,7 +204,7 @@ def test_concurrent_creators_share_one_file(tmp_path: Path) -> None:
     assert is_valid(path) is True
 
 
-READ_ONLY_PROBE = """
+STORE_PROBE = """
 import sys
 from pathlib import Path
 from assistant_monitoring.metrics.store import MetricsStore, StoreError
@@ -220,24 +220,29 @@ except StoreError as error:
 """
 
 
-def test_valid_store_in_a_read_only_directory_is_read_not_condemned(tmp_path: Path) -> None:
-    directory = tmp_path / "data"
+def store_with_one_series(directory: Path) -> Path:
     directory.mkdir()
     path = directory / "monitoring.db"
     store = MetricsStore(path)
     store.connect().execute("INSERT INTO series (family, labels) VALUES ('f', '[]')")
     store.close()
-    before = digest(path)
-    with read_only_directory(directory) as prefix:
-        result = subprocess.run(
-            [*prefix, sys.executable, "-c", READ_ONLY_PROBE, str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+    return path
+
+
+def probe_store(argv: list[str]) -> tuple[str, str]:
+    """What STORE_PROBE, run as ``argv``, saw as a reader and as a writer."""
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     reader, writer = result.stdout.strip().splitlines()
+    return reader, writer
+
+
+def test_valid_store_in_a_read_only_directory_is_read_not_condemned(tmp_path: Path) -> None:
+    directory = tmp_path / "data"
+    path = store_with_one_series(directory)
+    before = digest(path)
+    with read_only_directory(directory) as prefix:
+        reader, writer = probe_store([*prefix, sys.executable, "-c", STORE_PROBE, str(path)])
     assert reader == "reader 1 True"
     assert "is intact but cannot be written" in writer
     assert "move it aside" not in writer
@@ -246,41 +251,13 @@ def test_valid_store_in_a_read_only_directory_is_read_not_condemned(tmp_path: Pa
     assert digest(path) == before
 
 
-FULL_DISK_PROBE = """
-import sys
-from pathlib import Path
-from assistant_monitoring.metrics.store import MetricsStore, StoreError
-path = Path(sys.argv[1])
-reader = MetricsStore(path, read_only_ok=True)
-count = reader.connect().execute("SELECT count(*) FROM series").fetchone()[0]
-print("reader", count)
-reader.close()
-try:
-    MetricsStore(path).connect()
-    print("writer opened")
-except StoreError as error:
-    print("writer", error)
-"""
-
-
 def test_a_full_disk_is_named_and_the_data_still_read(tmp_path: Path) -> None:
     # SQLite says only "disk I/O error" when it cannot grow its -wal and -shm files.
     require_mount_namespaces()
     directory = tmp_path / "data"
-    directory.mkdir()
-    path = directory / "monitoring.db"
-    store = MetricsStore(path)
-    store.connect().execute("INSERT INTO series (family, labels) VALUES ('f', '[]')")
-    store.close()
-    result = subprocess.run(
-        full_disk_argv(directory, [sys.executable, "-c", FULL_DISK_PROBE, str(path)]),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    reader, writer = result.stdout.strip().splitlines()
-    assert reader == "reader 1"
+    path = store_with_one_series(directory)
+    argv = full_disk_argv(directory, [sys.executable, "-c", STORE_PROBE, str(path)])
+    reader, writer = probe_store(argv)
+    assert reader == "reader 1 True"
     assert "the disk is full: free some space" in writer
     assert "disk I/O error" not in writer
