@@ -153,3 +153,14 @@ def metrics_window(data_dir: Path, seconds: float = 3600) -> WindowData:
         return query_window(store.connect(), now - seconds, now + 60, now=now)
     finally:
         store.close()
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The CLI's entry point in-process: (exit code, stdout, stderr)."""
+    from assistant.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    captured = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 0), captured.out, captured.err

@@ -10,22 +10,15 @@ import pytest
 from loguru import logger
 from typer.testing import CliRunner
 
-from assistant.cli import app, main
+from assistant.cli import app
 from assistant_monitoring.logs import configure_logging
+from tests.conftest import run_main
 
 runner = CliRunner()
 
 
 def invoke(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     return runner.invoke(app, list(args), env=env)
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

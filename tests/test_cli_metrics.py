@@ -14,9 +14,8 @@ from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
 from tests.conftest import (
     flush_into_store,
-    installed_assistant,
     require_tool,
-    subprocess_env,
+    run_assistant,
 )
 
 runner = CliRunner()
@@ -114,13 +113,7 @@ def test_since_until_and_bad_values(data_dir: Path) -> None:
         (["--group", "nonsense"], "--group: expected some of"),
         (["--since", "1h", "--until", "2h"], "--since must be before --until"),
     ):
-        result = subprocess.run(
-            [installed_assistant(), "monitor", "metrics", *args],
-            capture_output=True,
-            text=True,
-            env=subprocess_env(),
-            check=False,
-        )
+        result = run_assistant("monitor", "metrics", *args)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr
         assert "Traceback" not in result.stderr

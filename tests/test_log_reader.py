@@ -18,7 +18,7 @@ from assistant.cli import main
 from assistant_monitoring.logs.follow import follow_logs
 from assistant_monitoring.logs.reader import LogQuery, log_files, read_logs, reverse_blocks
 from assistant_monitoring.logs.writer import RotatingFileWriter
-from tests.conftest import installed_assistant, subprocess_env
+from tests.conftest import installed_assistant, run_main, subprocess_env
 
 BASE = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 
@@ -146,14 +146,6 @@ def test_follow_keeps_going_across_rotation(tmp_path: Path) -> None:
     consumer.join(timeout=5)
     writer.close()
     assert seen == list(range(300))
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
 
 
 def assert_one_line(err: str, expected: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import urllib.error
@@ -18,7 +17,7 @@ from assistant_monitoring.metrics.service import resolve_window
 from assistant_monitoring.server import MonitorServer, ServerConfig
 from assistant_monitoring.settings import load_settings
 from assistant_monitoring.timeparse import MAX_DURATION, parse_duration, parse_since
-from tests.conftest import installed_assistant, subprocess_env
+from tests.conftest import run_assistant
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -235,13 +234,7 @@ def test_window_edges_of_the_calendar() -> None:
     ],
 )
 def test_cli_bad_windows_exit_2_with_one_line(args: list[str], message: str) -> None:
-    result = subprocess.run(
-        [installed_assistant(), "monitor", "metrics", *args],
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        check=False,
-    )
+    result = run_assistant("monitor", "metrics", *args)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
