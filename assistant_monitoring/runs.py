@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant_monitoring.errors import UsageError, shown
 from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.redact import redact_text
 
@@ -38,6 +39,21 @@ _INSERT = (
 STATUSES = ("running", "success", "failure", "interrupted", "abandoned")
 _ABANDON_SLACK_SECONDS = 60.0
 _SLOWEST_STREAM_TOKENS_PER_SECOND = 10.0
+
+
+def parse_status(text: str | None, *, option: str) -> str | None:
+    """A ``--status`` (or ``?status=``) value: one of STATUSES, ``failed`` for failure.
+
+    Raises UsageError naming ``option`` for anything else.
+    """
+    if text is None:
+        return None
+    status = "failure" if text == "failed" else text
+    if status not in STATUSES:
+        raise UsageError(
+            f"{option}: expected one of {', '.join(STATUSES)} (or failed) (got '{shown(text)}')"
+        )
+    return status
 
 
 def longest_run_seconds(settings: Any) -> float:
@@ -118,6 +134,14 @@ class RunStore:
         self.abandon_after = abandon_after
         self.clock = clock
         self._store = MetricsStore(path, read_only_ok=read_only_ok)
+
+    @classmethod
+    def reading(cls, settings: Any) -> RunStore | None:
+        """A store to show runs from (read-only if need be), or None when none exists."""
+        path = settings.monitoring_db_path
+        if not path.exists():
+            return None
+        return cls(path, read_only_ok=True, abandon_after=longest_run_seconds(settings))
 
     def record(self, run: RunRecord) -> bool:
         """Store a run as it is now: when it starts, and when it ends (one transaction)."""

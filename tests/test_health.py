@@ -155,7 +155,7 @@ def llm(
         url,
         timeout=timeout,
         slow_seconds=slow,
-        key_hint="set LLM_API_KEY in /srv/.env.production or the environment",
+        key_where="LLM_API_KEY in /srv/.env.production or the environment",
     )
 
 

@@ -30,13 +30,9 @@ _COLORS = {
 
 
 def _store() -> RunStore | None:
-    from assistant_monitoring.runs import RunStore, longest_run_seconds
+    from assistant_monitoring.runs import RunStore
 
-    settings = current_state().load().settings
-    path = settings.monitoring_db_path
-    if not path.exists():
-        return None
-    return RunStore(path, read_only_ok=True, abandon_after=longest_run_seconds(settings))
+    return RunStore.reading(current_state().load().settings)
 
 
 @app.callback()
@@ -68,16 +64,10 @@ def runs(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from assistant_monitoring.errors import UsageError
-    from assistant_monitoring.runs import STATUSES
+    from assistant_monitoring.runs import parse_status
     from assistant_monitoring.timeparse import parse_since
 
-    if status == "failed":
-        status = "failure"
-    if status is not None and status not in STATUSES:
-        raise UsageError(
-            f"--status: expected one of {', '.join(STATUSES)} (or failed) (got '{status}')"
-        )
+    status = parse_status(status, option="--status")
     store = _store()
     if store is None:
         typer.echo("No runs recorded yet.")
@@ -129,14 +119,16 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Show one run: ids, outcome, classifiers, usage, and a timeline of its stages."""
-    from assistant_monitoring.errors import UsageError
+    from assistant_monitoring.errors import UsageError, shown
 
     store = _store()
     run = store.get(run_id) if store is not None else None
     if store is not None:
         store.close()
     if run is None:
-        raise UsageError(f"no run matches '{run_id}' (or several do): see `assistant monitor runs`")
+        raise UsageError(
+            f"no run matches '{shown(run_id)}' (or several do): see `assistant monitor runs`"
+        )
     if as_json:
         typer.echo(json.dumps(run.as_json(), indent=2))
         return

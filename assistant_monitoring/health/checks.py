@@ -130,7 +130,7 @@ def check_llm_sync(
     *,
     timeout: float,
     slow_seconds: float,
-    key_hint: str,
+    key_where: str,
 ) -> CheckOutcome:
     """``GET /v1/models``: authenticated, cheap, and spends no tokens."""
     name = _PROVIDER_NAMES.get(provider, provider)
@@ -138,7 +138,7 @@ def check_llm_sync(
     if not api_key:
         return CheckOutcome(
             Status.UNHEALTHY,
-            f"no API key for {name}: {key_hint}",
+            f"no API key for {name}: set {key_where}",
         )
     request = urllib.request.Request(url, headers=auth_headers(provider, api_key))
     started = time.perf_counter()
@@ -147,7 +147,7 @@ def check_llm_sync(
             response.read(1 << 20)
     except urllib.error.HTTPError as error:
         elapsed = time.perf_counter() - started
-        return _http_error(name, error, elapsed, key_hint, url)
+        return _http_error(name, error, elapsed, key_where, url)
     except urllib.error.URLError as error:
         return _connection_error(name, error.reason, url, timeout)
     except TimeoutError:
@@ -167,14 +167,14 @@ def check_llm_sync(
 
 
 def _http_error(
-    name: str, error: urllib.error.HTTPError, elapsed: float, key_hint: str, url: str
+    name: str, error: urllib.error.HTTPError, elapsed: float, key_where: str, url: str
 ) -> CheckOutcome:
     value = round(elapsed * 1000, 3)
     status = error.code
     if status in (401, 403):
         return CheckOutcome(
             Status.UNHEALTHY,
-            f"{name} rejected the API key ({status}): " + key_hint.replace("set ", "check ", 1),
+            f"{name} rejected the API key ({status}): check {key_where}",
             value,
             "ms",
         )
@@ -334,7 +334,7 @@ def builtin_checks(settings: Settings, *, timeout_cap: float | None = None) -> l
             llm.base_url,
             timeout=timeout,
             slow_seconds=health.llm_slow_seconds,
-            key_hint=settings.hint("LLM_API_KEY"),
+            key_where=settings.where("LLM_API_KEY"),
         )
 
     async def memory() -> CheckOutcome:

@@ -77,23 +77,17 @@ def metrics(settings: Settings, query: Query) -> dict[str, Any]:
 
 def runs(settings: Settings, query: Query) -> dict[str, Any]:
     """``/api/runs?status=failed&limit=5&since=1h&conversation=c_...``."""
-    from assistant_monitoring.runs import STATUSES, RunStore, longest_run_seconds
+    from assistant_monitoring.runs import RunStore, parse_status
     from assistant_monitoring.timeparse import parse_since
 
     _allow(query, "status", "limit", "since", "conversation")
-    status = query.get("status")
-    status = "failure" if status == "failed" else status
-    if status is not None and status not in STATUSES:
-        raise UsageError(
-            f"status: expected one of {', '.join(STATUSES)} (or failed) (got '{shown(status)}')"
-        )
+    status = parse_status(query.get("status"), option="status")
     limit = _int(query, "limit", 20, 1, _MAX_RUNS)
     since = query.get("since")
     since_at = parse_since(since, option="since").timestamp() if since is not None else None
-    path = settings.monitoring_db_path
-    if not path.exists():
+    store = RunStore.reading(settings)
+    if store is None:
         return {"runs": []}
-    store = RunStore(path, read_only_ok=True, abandon_after=longest_run_seconds(settings))
     try:
         found = store.query(
             status=status, limit=limit, since=since_at, conversation=query.get("conversation")

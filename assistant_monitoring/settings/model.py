@@ -251,19 +251,23 @@ class Settings(BaseModel):
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _env_file: Path | None = PrivateAttr(default=None)
 
-    def hint(self, env_name: str, *, verb: str = "set") -> str:
-        """``set LLM_API_KEY in /srv/.env.production or the environment``, naming only
-        places that exist: a file that is not there is never suggested."""
+    def where(self, env_name: str) -> str:
+        """``LLM_API_KEY in /srv/.env.production or the environment``: where the value
+        can be changed, naming only places that exist (never a file that is not there)."""
         source = self._sources.get(env_name, "default")
         if source.startswith("environment"):
             # "environment (ANTHROPIC_API_KEY)": the variable that gave the value.
             name = source[source.index("(") + 1 : -1] if "(" in source else env_name
-            return f"{verb} {name} in the environment"
+            return f"{name} in the environment"
         if self._env_file is not None:
             if source == self._env_file.name:
-                return f"{verb} {env_name} in {self._env_file}"
-            return f"{verb} {env_name} in {self._env_file} or the environment"
-        return f"{verb} {env_name} in the environment"
+                return f"{env_name} in {self._env_file}"
+            return f"{env_name} in {self._env_file} or the environment"
+        return f"{env_name} in the environment"
+
+    def hint(self, env_name: str, *, verb: str = "set") -> str:
+        """``set LLM_API_KEY in ...``: what to do with :meth:`where`'s answer."""
+        return f"{verb} {self.where(env_name)}"
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
