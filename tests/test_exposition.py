@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from assistant_monitoring.metrics.exposition import escape_label_value, render_exposition
+from assistant_monitoring.metrics.exposition import render_exposition
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
 from assistant_monitoring.metrics.runtime import MetricsRuntime
@@ -56,10 +56,6 @@ def test_openmetrics_format(tmp_path: Path) -> None:
     assert "# UNIT process_resident_memory_bytes bytes" in text
     assert text.endswith("# EOF\n")
     store.close()
-
-
-def test_label_escaping() -> None:
-    assert escape_label_value('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
 
 
 def test_promtool_accepts_the_exposition(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -14,10 +13,9 @@ import pytest
 
 from assistant_monitoring.errors import UsageError
 from assistant_monitoring.metrics.service import resolve_window
-from assistant_monitoring.server import MonitorServer, ServerConfig
-from assistant_monitoring.settings import load_settings
 from assistant_monitoring.timeparse import MAX_DURATION, parse_duration, parse_since
 from tests.conftest import run_assistant
+from tests.test_serve import serving
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -240,17 +238,10 @@ def test_cli_bad_windows_exit_2_with_one_line(args: list[str], message: str) -> 
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-@pytest.fixture
-def server() -> Iterator[str]:
-    monitor = MonitorServer(load_settings().settings, ServerConfig(port=0))
-    thread = threading.Thread(target=monitor.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield monitor.url
-    finally:
-        monitor.shutdown()
-        monitor.server_close()
-        thread.join(timeout=10)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serving(ASSISTANT_DATA_DIR=str(tmp_path_factory.mktemp("data"))) as (url, _):
+        yield url
 
 
 @pytest.mark.parametrize("path", ["/api/metrics", "/api/timeseries"])

@@ -43,7 +43,7 @@ def _click_usage_error() -> type[Exception]:
     try:
         from typer._click.exceptions import UsageError
     except ImportError:  # a typer that depends on click instead
-        from click.exceptions import UsageError  # type: ignore[import-not-found,no-redef]
+        from click.exceptions import UsageError  # type: ignore[no-redef,assignment,unused-ignore]
     return UsageError
 
 

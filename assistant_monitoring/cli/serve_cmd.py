@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-import threading
 
 import typer
 
 from assistant_monitoring.cli.state import current_state
-
-_DRAIN_SECONDS = 5.0  # keep below ecosystem.config.js's kill_timeout
 
 
 def _is_loopback(host: str) -> bool:
@@ -47,7 +44,8 @@ def serve(
 
     from assistant_monitoring.errors import UsageError
     from assistant_monitoring.metrics.runtime import current_runtime
-    from assistant_monitoring.server import MonitorServer, ServerConfig
+    from assistant_monitoring.server.app import ServerConfig
+    from assistant_monitoring.server.run import bind, serve, url_of
 
     settings = current_state().start()
     monitoring = settings.monitoring
@@ -65,9 +63,10 @@ def serve(
         token=token,
         cache_seconds=cache_seconds,
         flush_interval=monitoring.flush_interval_seconds,
+        max_connections=monitoring.max_connections,
     )
     try:
-        server = MonitorServer(settings, config)
+        sock = bind(config.host, config.port)
     except OSError as error:
         raise UsageError(
             f"cannot listen on {config.host}:{config.port} ({error.strerror}): "
@@ -76,35 +75,8 @@ def serve(
     runtime = current_runtime()
     if runtime is not None:
         runtime.start_periodic_flush(config.flush_interval)
-    stop = threading.Event()
-
-    def periodic() -> None:
-        # Health history for the dashboards, even when nobody probes /health, and
-        # the local alert rules, whose transitions go to the event streams too.
-        from assistant_monitoring.alerts import evaluate_and_record
-
-        last_problem = ""
-        while not stop.wait(max(config.flush_interval, 1.0)):
-            try:
-                server.health.get()
-                evaluate_and_record(settings, extra=[server.alerts.publish])
-            except Exception as error:
-                # Said once, not every few seconds for as long as it lasts (a damaged
-                # store would otherwise fill the log pm2 keeps).
-                if str(error) != last_problem:
-                    logger.warning(f"periodic health and alert evaluation failed: {error}")
-                last_problem = str(error)
-            else:
-                if last_problem:
-                    logger.info("periodic health and alert evaluation works again")
-                last_problem = ""
-
-    threading.Thread(target=periodic, name="periodic", daemon=True).start()
-    logger.info(f"monitor serving on {server.url}")
-    typer.echo(f"serving on {server.url} (Ctrl-C or SIGTERM stops)", err=True)
-    try:
-        server.serve_forever(poll_interval=0.5)
-    finally:
-        stop.set()
-        left = server.drain(_DRAIN_SECONDS)
-        logger.info(f"monitor stopped ({server.requests_served} requests served, {left} cut off)")
+    url = url_of(sock)
+    logger.info(f"monitor serving on {url}")
+    typer.echo(f"serving on {url} (Ctrl-C or SIGTERM stops)", err=True)
+    served = serve(settings, config, sock)
+    logger.info(f"monitor stopped ({served} requests served)")

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assistant_monitoring.errors import UsageError
-from assistant_monitoring.metrics.exposition import render_exposition
 from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.metrics.query import WindowData, query_window
 from assistant_monitoring.metrics.report import GROUPS, build_report
@@ -102,13 +101,20 @@ def metrics_report(
     return report
 
 
-def exposition_text(settings: Settings, *, openmetrics: bool = False) -> str:
-    """Prometheus (or OpenMetrics) text of the store's all-time totals."""
+def exposition_bytes(settings: Settings, *, openmetrics: bool = False) -> bytes:
+    """Prometheus (or OpenMetrics) exposition of the store's all-time totals."""
+    from assistant_monitoring.metrics.exposition import encode
+
     path = settings.monitoring_db_path
     if not path.exists():
-        return "# EOF\n" if openmetrics else ""
+        return b"# EOF\n" if openmetrics else b""
     store = MetricsStore(path, retention_days=settings.monitoring.retention_days, read_only_ok=True)
     try:
-        return render_exposition(store.connect(), openmetrics=openmetrics)
+        return encode(store.connect(), openmetrics=openmetrics)
     finally:
         store.close()
+
+
+def exposition_text(settings: Settings, *, openmetrics: bool = False) -> str:
+    """:func:`exposition_bytes` as text."""
+    return exposition_bytes(settings, openmetrics=openmetrics).decode()

@@ -1,5 +1,5 @@
-"""The HTTP server of ``assistant monitor serve``."""
+"""``assistant monitor serve``: starlette routes (``app``) on uvicorn (``run``, ``protocol``).
 
-from assistant_monitoring.server.app import HealthCache, MonitorServer, ServerConfig
-
-__all__ = ["HealthCache", "MonitorServer", "ServerConfig"]
+Nothing is imported here: the package is loaded by ``monitor serve`` alone, and its
+modules import starlette and uvicorn, which no other command may pay for.
+"""

@@ -1,43 +1,66 @@
-"""``assistant monitor serve``: the long-lived HTTP face of the toolkit (what pm2 runs).
+"""``assistant monitor serve``'s routes, as a starlette application.
 
-Endpoints (JSON unless said otherwise):
+Endpoints (JSON unless said otherwise; HEAD wherever GET is):
 
-* ``GET /live``: the process is up (never needs the token);
-* ``GET /ready``: the database and the metrics store are usable (200, else 503);
-* ``GET /health``: health+json, 200 or 503 when unhealthy; cached for
+* ``/live``: the process is up (never needs the token);
+* ``/ready``: the database and the metrics store are usable (200, else 503);
+* ``/health``: health+json, 200 or 503 when unhealthy; computed at most every
   ``cache_seconds`` so a flood of probes does not hammer the LLM API;
-* ``GET /metrics``: Prometheus text 0.0.4, or OpenMetrics when ``Accept`` asks;
-* ``GET /api/metrics?period=1h``, ``/api/runs?status=failed&limit=5``, ``/api/breakers``.
+* ``/metrics``: Prometheus text 0.0.4, or OpenMetrics when ``Accept`` asks
+  (prometheus_client's negotiation), gzip when ``Accept-Encoding`` allows;
+* ``/api/metrics``, ``/api/runs``, ``/api/breakers``, ``/api/timeseries``,
+  ``/api/alerts``: the JSON API (``/openapi.json`` describes it);
+* ``/api/alerts/stream``: server-sent events, one per alert transition;
+* ``/dashboard``: the web dashboard (a static page; its API calls carry the token).
 
-Bad requests get a JSON error and never take the server down: unknown path 404, a
-bad parameter 400, a request line over 64 KiB 414; idle or slow clients time out.
-Besides answering, the server flushes its own metrics, samples memory and CPU,
-records health history and applies retention, every ``flush_interval`` seconds.
+Every answer that reads SQLite is computed in a worker thread, off the event loop,
+and shared (see :mod:`assistant_monitoring.server.shared`). Errors are JSON: 400 for
+a bad parameter, 401 without the token, 404, 405 with ``Allow``, 503 for a damaged
+or locked store, never a traceback.
 
-It is the standard library's threading HTTP server: no extra dependency, one
-thread per connection, and every handler only reads SQLite or a cached value.
+starlette is imported only by ``monitor serve`` (this module), never by the other
+commands: ``tests/test_startup.py`` checks it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import gzip
 import hmac
 import json
-import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl
+
+from loguru import logger
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant_monitoring import __version__
 from assistant_monitoring.errors import MonitoringError
 from assistant_monitoring.server.api import ENDPOINTS
+from assistant_monitoring.server.shared import SharedAnswers
 from assistant_monitoring.settings import Settings
 
-_REQUEST_TIMEOUT_SECONDS = 10.0
+API_TTL_SECONDS = 1.0  # each /api/* answer is computed at most once a second
+API_STALE_SECONDS = 1.0  # and may be served this much older while it is recomputed
+_WORKERS = 4  # threads computing answers; single flight keeps one per answer
+_STREAM_TICK_SECONDS = 1.0
+_STREAM_KEEPALIVE_SECONDS = 15.0
+_GZIP_MIN_BYTES = 1024  # smaller bodies are not worth the CPU
+
+Answer = tuple[int, bytes, str]  # status, body, content type
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass
@@ -49,290 +72,32 @@ class ServerConfig:
     token: str | None = None
     cache_seconds: float = 5.0
     flush_interval: float = 5.0
-
-
-class HealthCache:
-    """The last health report, recomputed at most every ``seconds`` (one at a time)."""
-
-    def __init__(self, compute: Callable[[], tuple[int, dict[str, Any]]], seconds: float) -> None:
-        self._compute = compute
-        self._seconds = seconds
-        self._lock = threading.Lock()
-        self._value: tuple[int, dict[str, Any]] | None = None
-        self._at = 0.0
-
-    def get(self) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, health+json document)."""
-        with self._lock:
-            now = time.monotonic()
-            if self._value is None or now - self._at >= self._seconds:
-                self._value = self._compute()
-                self._at = now
-            return self._value
+    max_connections: int = 512
 
 
 class AlertBroadcaster:
-    """Fan alert transitions out to the server-sent-event streams that are open."""
+    """Fan alert transitions out to the open server-sent-event streams (event loop only)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queues: list[queue.Queue[dict[str, Any]]] = []
+        self._queues: list[asyncio.Queue[dict[str, Any]]] = []
 
-    def subscribe(self) -> queue.Queue[dict[str, Any]]:
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         """A new stream's queue."""
-        subscriber: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=100)
-        with self._lock:
-            self._queues.append(subscriber)
+        subscriber: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
+        self._queues.append(subscriber)
         return subscriber
 
-    def unsubscribe(self, subscriber: queue.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, subscriber: asyncio.Queue[dict[str, Any]]) -> None:
         """Forget a closed stream."""
-        with self._lock:
-            if subscriber in self._queues:
-                self._queues.remove(subscriber)
+        with contextlib.suppress(ValueError):
+            self._queues.remove(subscriber)
 
     def publish(self, event: str, alert: Any) -> None:
         """Send one transition (an Alert) to every stream; slow streams drop events."""
         message = {"event": event, **alert.as_json()}
-        with self._lock:
-            for subscriber in self._queues:
-                with contextlib.suppress(queue.Full):
-                    subscriber.put_nowait(message)
-
-
-class MonitorServer(ThreadingHTTPServer):
-    """The HTTP server and what its handlers share."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
-
-    def __init__(self, settings: Settings, config: ServerConfig) -> None:
-        self.settings = settings
-        self.config = config
-        self.health = HealthCache(self._compute_health, config.cache_seconds)
-        self.requests_served = 0
-        self.in_flight = 0
-        self.alerts = AlertBroadcaster()
-        self.stopping = threading.Event()
-        # /metrics bodies, shared for a second by concurrent scrapes: 200 threads each
-        # opening SQLite at once spent most of their time fighting over its lock.
-        self._exposition_lock = threading.Lock()
-        self._exposition: dict[bool, tuple[float, bytes]] = {}
-        self._counter_lock = threading.Lock()
-        super().__init__((config.host, config.port), _Handler)
-
-    @property
-    def url(self) -> str:
-        """Where it listens."""
-        host = self.server_address[0]
-        host = host.decode() if isinstance(host, bytes) else str(host)
-        return f"http://{host}:{self.server_address[1]}"
-
-    def exposition(self, *, openmetrics: bool) -> bytes:
-        """The /metrics body, rebuilt at most once a second (one builder at a time)."""
-        from assistant_monitoring.metrics.runtime import current_runtime
-        from assistant_monitoring.metrics.service import exposition_text
-
-        with self._exposition_lock:
-            cached = self._exposition.get(openmetrics)
-            if cached is not None and time.monotonic() - cached[0] < 1.0:
-                return cached[1]
-            runtime = current_runtime()
-            if runtime is not None:
-                runtime.flush()  # what this process recorded is in the scrape too
-            body = exposition_text(self.settings, openmetrics=openmetrics).encode()
-            self._exposition[openmetrics] = (time.monotonic(), body)
-            return body
-
-    def count_request(self) -> None:
-        with self._counter_lock:
-            self.requests_served += 1
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        with self._counter_lock:
-            self.in_flight += 1
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._counter_lock:
-                self.in_flight -= 1
-
-    def drain(self, timeout: float) -> int:
-        """Stop accepting; wait up to ``timeout`` s for requests in flight; return those left."""
-        self.stopping.set()  # event streams end at their next tick
-        self.server_close()
-        deadline = time.monotonic() + timeout
-        while self.in_flight and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.in_flight
-
-    def _compute_health(self) -> tuple[int, dict[str, Any]]:
-        from assistant_monitoring.health.service import run_health
-        from assistant_monitoring.metrics.runtime import current_runtime
-
-        runtime = current_runtime()
-        report = run_health(
-            self.settings, instrumentation=runtime.instrumentation if runtime else None
-        )
-        status = 503 if report.status.value == "unhealthy" else 200
-        return status, report.as_json(version=__version__)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: MonitorServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are separate writes
-    timeout = _REQUEST_TIMEOUT_SECONDS  # slow or half-open clients are dropped
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # access logs would drown the JSON log; metrics count requests instead
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # The base class answers malformed requests itself (400, 414 for a request
-        # line over 64 KiB, 501 for other methods): in JSON, like everything else.
-        self.close_connection = True
-        self._send_json(code, {"error": message or self.responses.get(code, ("error",))[0]})
-
-    def do_GET(self) -> None:
-        self.server.count_request()
-        parts = urlsplit(self.path)
-        route = parts.path.rstrip("/") or "/"
-        # Blank values kept: `?since=` is a mistake to report, not a parameter to drop.
-        pairs = parse_qs(parts.query, keep_blank_values=True)
-        query = {key: values[-1] for key, values in pairs.items()}
-        # /dashboard is a static page holding no data; its API calls carry the token.
-        if route not in ("/live", "/dashboard") and not self._authorized():
-            self._send_json(401, {"error": "missing or wrong bearer token (MONITOR_TOKEN)"})
-            return
-        handler = _ROUTES.get(route)
-        if handler is None:
-            self._send_json(404, {"error": f"unknown path {route}", "paths": sorted(_ROUTES)})
-            return
-        try:
-            handler(self, query)
-        except MonitoringError as error:
-            # Bad input is the client's to fix (400); a damaged or locked store is the
-            # server's state, reported for what it is (503), never as a crash (500).
-            self._send_json(400 if error.exit_code == 2 else 503, {"error": str(error)})
-        except Exception as error:  # one bad request never takes the server down
-            self._send_json(500, {"error": f"{type(error).__name__}: {error}"})
-
-    def _authorized(self) -> bool:
-        token = self.server.config.token
-        if not token:
-            return True
-        if bearer_matches(self.headers.get("authorization", ""), token):
-            return True
-        # EventSource cannot send headers: the event stream alone takes ?token=.
-        parts = urlsplit(self.path)
-        given = parse_qs(parts.query).get("token", [""])[-1]
-        return parts.path == "/api/alerts/stream" and same_secret(given, token)
-
-    # -- routes -------------------------------------------------------------------
-
-    def live(self, query: dict[str, str]) -> None:
-        self._send_json(200, {"status": "live", "version": __version__})
-
-    def ready(self, query: dict[str, str]) -> None:
-        from assistant_monitoring.health.checks import check_database_sync
-
-        settings = self.server.settings
-        database = check_database_sync(
-            settings.database_path, slow_ms=1e9, busy_timeout_ms=settings.database.busy_timeout_ms
-        )
-        store_ok = _store_usable(settings)
-        ready = database.status.value != "unhealthy" and store_ok
-        self._send_json(
-            200 if ready else 503,
-            {
-                "status": "ready" if ready else "not ready",
-                "database": database.message,
-                "store": "usable" if store_ok else "unusable",
-            },
-        )
-
-    def health(self, query: dict[str, str]) -> None:
-        status, document = self.server.health.get()
-        self._send_json(status, document, content_type="application/health+json")
-
-    def metrics(self, query: dict[str, str]) -> None:
-        from assistant_monitoring.metrics.exposition import (
-            OPENMETRICS_CONTENT_TYPE,
-            PROMETHEUS_CONTENT_TYPE,
-        )
-
-        openmetrics = "application/openmetrics-text" in self.headers.get("accept", "")
-        body = self.server.exposition(openmetrics=openmetrics)
-        kind = OPENMETRICS_CONTENT_TYPE if openmetrics else PROMETHEUS_CONTENT_TYPE
-        self._send(200, body, kind)
-
-    def json_api(self, query: dict[str, str]) -> None:
-        route = urlsplit(self.path).path.rstrip("/")
-        self._send_json(200, ENDPOINTS[route](self.server.settings, query))
-
-    def dashboard(self, query: dict[str, str]) -> None:
-        from importlib import resources
-
-        page = resources.files("assistant_monitoring.server").joinpath("static/dashboard.html")
-        self._send(200, page.read_bytes(), "text/html; charset=utf-8")
-
-    def api_alerts_stream(self, query: dict[str, str]) -> None:
-        """Server-sent events: one ``alert`` event per transition, a comment every 15 s."""
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("cache-control", "no-store")
-        self.send_header("connection", "close")
-        self.end_headers()
-        self.close_connection = True
-        subscriber = self.server.alerts.subscribe()
-        quiet = 0.0
-        try:
-            self.wfile.write(b": connected\n\n")
-            self.wfile.flush()
-            while not self.server.stopping.is_set():
-                try:
-                    message = subscriber.get(timeout=1.0)
-                except queue.Empty:
-                    quiet += 1.0
-                    if quiet >= 15:
-                        quiet = 0.0
-                        self.wfile.write(b": keep-alive\n\n")
-                        self.wfile.flush()
-                    continue
-                data = json.dumps(message, default=str)
-                self.wfile.write(f"event: alert\ndata: {data}\n\n".encode())
-                self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the browser went away
-        finally:
-            self.server.alerts.unsubscribe(subscriber)
-
-    # -- writing -------------------------------------------------------------------
-
-    def _send_json(
-        self, status: int, document: dict[str, Any], *, content_type: str = "application/json"
-    ) -> None:
-        self._send(status, json.dumps(document, default=str).encode(), content_type)
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(body)))
-        self.send_header("cache-control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-
-_ROUTES: dict[str, Callable[[_Handler, dict[str, str]], None]] = {
-    "/live": _Handler.live,
-    "/ready": _Handler.ready,
-    "/health": _Handler.health,
-    "/metrics": _Handler.metrics,
-    **dict.fromkeys(ENDPOINTS, _Handler.json_api),
-    "/api/alerts/stream": _Handler.api_alerts_stream,
-    "/dashboard": _Handler.dashboard,
-}
+        for subscriber in self._queues:
+            with contextlib.suppress(asyncio.QueueFull):
+                subscriber.put_nowait(message)
 
 
 def same_secret(given: str, expected: str) -> bool:
@@ -346,14 +111,303 @@ def bearer_matches(header: str, token: str) -> bool:
     return scheme.lower() == "bearer" and same_secret(credentials.strip(), token)
 
 
-def _store_usable(settings: Settings) -> bool:
-    from assistant_monitoring.metrics.store import MetricsStore
+def json_bytes(document: Any) -> bytes:
+    return json.dumps(document, default=str).encode()
 
-    store = MetricsStore(settings.monitoring_db_path)
-    try:
-        store.connect().execute("SELECT 1").fetchone()
-        return True
-    except Exception:
+
+def _response(status: int, body: bytes, content_type: str, **headers: str) -> Response:
+    return Response(
+        body, status, headers={"cache-control": "no-store", **headers}, media_type=content_type
+    )
+
+
+def json_response(status: int, document: Any, **headers: str) -> Response:
+    return _response(status, json_bytes(document), "application/json", **headers)
+
+
+class MonitorApp:
+    """What the routes share: settings, the answer caches, the alert streams."""
+
+    def __init__(self, settings: Settings, config: ServerConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.executor = ThreadPoolExecutor(_WORKERS, thread_name_prefix="answers")
+        self.answers: SharedAnswers[Answer] = SharedAnswers(
+            self.executor, ttl=API_TTL_SECONDS, stale=API_STALE_SECONDS
+        )
+        # /health decides deploys: never served past its cache time.
+        self.health: SharedAnswers[Answer] = SharedAnswers(self.executor, ttl=config.cache_seconds)
+        self.alerts = AlertBroadcaster()
+        self.stopping = threading.Event()  # set by the signal handler: streams end
+        self.requests_served = 0
+        self.in_flight = 0
+        self._dashboard: bytes | None = None
+        self.asgi: ASGIApp = _Guard(self, self._starlette())
+
+    # -- answers --------------------------------------------------------------------
+
+    def health_answer(self) -> Future[Answer]:
+        """The health report, shared (also what the periodic job refreshes)."""
+        return self.health.get("health", self._compute_health)
+
+    def _compute_health(self) -> Answer:
+        from assistant_monitoring.health.service import run_health
+        from assistant_monitoring.metrics.runtime import current_runtime
+
+        runtime = current_runtime()
+        report = run_health(
+            self.settings, instrumentation=runtime.instrumentation if runtime else None
+        )
+        status = 503 if report.status.value == "unhealthy" else 200
+        body = json_bytes(report.as_json(version=__version__))
+        return status, body, "application/health+json"
+
+    def _compute_ready(self) -> Answer:
+        from assistant_monitoring.health.checks import check_database_sync
+        from assistant_monitoring.metrics.store import MetricsStore
+
+        settings = self.settings
+        database = check_database_sync(
+            settings.database_path, slow_ms=1e9, busy_timeout_ms=settings.database.busy_timeout_ms
+        )
+        store = MetricsStore(settings.monitoring_db_path)
+        try:
+            store.connect().execute("SELECT 1").fetchone()
+            store_ok = True
+        except Exception:
+            store_ok = False
+        finally:
+            store.close()
+        ready = database.status.value != "unhealthy" and store_ok
+        document = {
+            "status": "ready" if ready else "not ready",
+            "database": database.message,
+            "store": "usable" if store_ok else "unusable",
+        }
+        return (200 if ready else 503), json_bytes(document), "application/json"
+
+    def _compute_exposition(self, openmetrics: bool) -> bytes:
+        from assistant_monitoring.metrics.runtime import current_runtime
+        from assistant_monitoring.metrics.service import exposition_bytes
+
+        runtime = current_runtime()
+        if runtime is not None:
+            runtime.flush()  # what this process recorded is in the scrape too
+        return exposition_bytes(self.settings, openmetrics=openmetrics)
+
+    def _compute_api(self, path: str, query: dict[str, str]) -> Answer:
+        return 200, json_bytes(ENDPOINTS[path](self.settings, query)), "application/json"
+
+    @staticmethod
+    async def _settled(future: Future[Answer]) -> Answer:
+        if not future.done():
+            await asyncio.wrap_future(future)
+        return future.result()
+
+    # -- routes ---------------------------------------------------------------------
+
+    def _starlette(self) -> Starlette:
+        handlers: dict[str, Handler] = {
+            "/live": self.live,
+            "/ready": self.ready,
+            "/health": self.health_route,
+            "/metrics": self.metrics,
+            **dict.fromkeys(ENDPOINTS, self.json_api),
+            "/api/alerts/stream": self.alert_stream,
+            "/dashboard": self.dashboard,
+            "/openapi.json": self.openapi,
+        }
+        self._paths = list(handlers)
+        # starlette adds HEAD to every GET route, and answers 405 with Allow otherwise.
+        routes = [Route(path, _never_crash(h), methods=["GET"]) for path, h in handlers.items()]
+        return Starlette(routes=routes, exception_handlers={HTTPException: self._http_error})
+
+    async def live(self, request: Request) -> Response:
+        return json_response(200, {"status": "live", "version": __version__})
+
+    async def ready(self, request: Request) -> Response:
+        return _response(*await self._settled(self.answers.get("/ready", self._compute_ready)))
+
+    async def health_route(self, request: Request) -> Response:
+        return _response(*await self._settled(self.health_answer()))
+
+    async def metrics(self, request: Request) -> Response:
+        from assistant_monitoring.metrics.exposition import choose_format
+
+        _, content_type = choose_format(request.headers.get("accept", ""))
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        wants_gzip = _accepts_gzip(request.headers.get("accept-encoding", ""))
+        key = ("/metrics", openmetrics, wants_gzip)
+
+        def compute() -> Answer:
+            body = self._compute_exposition(openmetrics)
+            if wants_gzip and len(body) >= _GZIP_MIN_BYTES:
+                return 200, gzip.compress(body, compresslevel=5), "gzip"
+            return 200, body, ""
+
+        status, body, encoding = await self._settled(self.answers.get(key, compute))
+        headers = {"content-encoding": encoding} if encoding else {}
+        return _response(status, body, content_type, vary="accept, accept-encoding", **headers)
+
+    async def json_api(self, request: Request) -> Response:
+        path = request.url.path
+        # Blank values kept: `?since=` is a mistake to report, not a parameter to drop.
+        query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+        key = (path, tuple(sorted(query.items())))
+        future = self.answers.get(key, lambda: self._compute_api(path, query))
+        return _response(*await self._settled(future))
+
+    async def dashboard(self, request: Request) -> Response:
+        if self._dashboard is None:
+            from importlib import resources
+
+            page = resources.files("assistant_monitoring.server").joinpath("static/dashboard.html")
+            self._dashboard = page.read_bytes()
+        return _response(200, self._dashboard, "text/html; charset=utf-8")
+
+    async def openapi(self, request: Request) -> Response:
+        from assistant_monitoring.server.openapi import openapi_document
+
+        return json_response(200, openapi_document())
+
+    async def alert_stream(self, request: Request) -> Response:
+        """Server-sent events: one ``alert`` event per transition, a comment every 15 s."""
+        headers = {"cache-control": "no-store", "connection": "close"}
+        if request.method == "HEAD":
+            return Response(b"", 200, headers=headers, media_type="text/event-stream")
+        return StreamingResponse(self._events(), headers=headers, media_type="text/event-stream")
+
+    async def _events(self) -> Any:
+        subscriber = self.alerts.subscribe()
+        quiet = 0.0
+        try:
+            yield b": connected\n\n"
+            while not self.stopping.is_set():
+                try:
+                    message = await asyncio.wait_for(subscriber.get(), _STREAM_TICK_SECONDS)
+                except TimeoutError:
+                    quiet += _STREAM_TICK_SECONDS
+                    if quiet >= _STREAM_KEEPALIVE_SECONDS:
+                        quiet = 0.0
+                        yield b": keep-alive\n\n"
+                    continue
+                yield f"event: alert\ndata: {json.dumps(message, default=str)}\n\n".encode()
+        finally:
+            self.alerts.unsubscribe(subscriber)
+
+    # -- errors ---------------------------------------------------------------------
+
+    async def _http_error(self, request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        headers = dict(error.headers or {})
+        if error.status_code == 404:
+            paths = sorted(self._paths)
+            return json_response(404, {"error": f"unknown path {request.url.path}", "paths": paths})
+        if error.status_code == 405:
+            allowed = headers.get("Allow", "GET, HEAD")
+            message = f"method {request.method} not allowed on {request.url.path} (use {allowed})"
+            return json_response(405, {"error": message}, allow=allowed)
+        return json_response(error.status_code, {"error": error.detail}, **headers)
+
+
+def _never_crash(handler: Handler) -> Handler:
+    """A 500 in JSON for an unexpected error, never a crash nor a traceback on stderr.
+
+    (starlette's handler for ``Exception`` re-raises after answering, and uvicorn then
+    prints the traceback: here the error stops at the route, and the log file has it.)
+    """
+
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except MonitoringError as error:
+            # Bad input is the client's to fix (400); a damaged or locked store is the
+            # server's state, reported for what it is (503), never as a crash (500).
+            return json_response(400 if error.exit_code == 2 else 503, {"error": str(error)})
+        except Exception as error:
+            logger.opt(exception=error).error(
+                f"{request.method} {request.url.path} failed: {error}"
+            )
+            return json_response(500, {"error": f"{type(error).__name__}: {error}"})
+
+    return guarded
+
+
+def _accepts_gzip(header: str) -> bool:
+    for part in header.split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() == "gzip":
+            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+class _Guard:
+    """Pure ASGI middleware: the bearer token, the request count and the access log."""
+
+    def __init__(self, monitor: MonitorApp, app: Starlette) -> None:
+        self.monitor = monitor
+        self.app = app
+        self._token = monitor.config.token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        monitor = self.monitor
+        monitor.requests_served += 1
+        monitor.in_flight += 1
+        started = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if self._authorized(scope):
+                await self.app(scope, receive, sending)
+            else:
+                answer = json_response(
+                    401, {"error": "missing or wrong bearer token (MONITOR_TOKEN)"}
+                )
+                await answer(scope, receive, sending)
+        finally:
+            monitor.in_flight -= 1
+            _access_log(scope, status, time.perf_counter() - started)
+
+    def _authorized(self, scope: Scope) -> bool:
+        token = self._token
+        path = scope["path"]
+        # /dashboard is a static page holding no data; its API calls carry the token.
+        if not token or path in ("/live", "/dashboard"):
+            return True
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return bearer_matches(value.decode("latin-1"), token)
+        # EventSource cannot send headers: the event stream alone takes ?token=.
+        if path == "/api/alerts/stream":
+            given = dict(parse_qsl(scope["query_string"].decode("latin-1"))).get("token", "")
+            return same_secret(given, token)
         return False
-    finally:
-        store.close()
+
+
+_UNAUTHORIZED = json_response(401, {"error": "missing or wrong bearer token (MONITOR_TOKEN)"})
+
+
+def _access_log(scope: Scope, status: int, seconds: float) -> None:
+    """One JSON line per request at DEBUG (nothing at INFO); the query keeps no secret."""
+    query = scope["query_string"].decode("latin-1")
+    if "token=" in query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = "&".join(f"{k}={'[REDACTED]' if k == 'token' else v}" for k, v in pairs)
+    logger.debug(
+        "{http_method} {http_path} {http_status}",
+        http_method=scope["method"],
+        http_path=scope["path"],
+        http_query=query,
+        http_status=status,
+        duration_ms=round(seconds * 1000, 3),
+    )

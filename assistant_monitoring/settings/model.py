@@ -130,6 +130,8 @@ class MonitoringSettings(_Group):
     host: str = Field("127.0.0.1", min_length=1, alias="MONITOR_HOST")
     port: int = Field(9464, ge=1, le=65535, alias="MONITOR_PORT")
     token: SecretStr | None = Field(None, alias="MONITOR_TOKEN")
+    # Each connection holds a file descriptor: keep it below `ulimit -n` (often 1024).
+    max_connections: int = Field(512, ge=1, le=100_000, alias="MONITOR_MAX_CONNECTIONS")
     retention_days: int = Field(30, ge=1, le=3650, alias="MONITOR_RETENTION_DAYS")
     flush_interval_seconds: float = Field(5.0, gt=0, le=3600, alias="MONITOR_FLUSH_INTERVAL")
     prices_file: OptionalPath = Field(None, alias="MONITOR_PRICES_FILE")
