@@ -49,6 +49,35 @@ def test_help_and_version_import_nothing_heavy(args: tuple[str, ...]) -> None:
     assert leaked == [], f"`assistant {' '.join(args)}` imported {leaked}"
 
 
+# What only `monitor serve` (and, for prometheus_client, an exposition) may import.
+SERVER_ONLY = ("starlette", "uvicorn", "httptools", "anyio", "prometheus_client")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("monitor", "metrics", "--period", "1h"),
+        ("monitor", "runs"),
+        ("monitor", "breakers"),
+        ("monitor", "health", "--json", "--check", "disk"),
+        ("monitor", "logs", "-n", "1"),
+        ("config", "check"),
+        ("db", "migrate"),
+        ("monitor", "serve", "--help"),
+    ],
+)
+def test_only_serve_imports_the_http_stack(args: tuple[str, ...]) -> None:
+    leaked = sorted(set(SERVER_ONLY) & imported_top_level_modules(*args))
+    assert leaked == [], f"`assistant {' '.join(args)}` imported {leaked}"
+
+
+def test_the_probe_sees_lazy_imports() -> None:
+    # Without this, a probe that saw nothing would pass the test above.
+    modules = imported_top_level_modules("monitor", "metrics", "--format", "prometheus")
+    assert "prometheus_client" in modules
+    assert not {"starlette", "uvicorn"} & modules
+
+
 def test_config_check_does_not_import_the_llm_sdks() -> None:
     modules = imported_top_level_modules("config", "check")
     assert "pydantic" in modules  # it did validate

@@ -39,6 +39,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 HEAD_TIMEOUT_SECONDS = 10.0
 MAX_REQUEST_LINE_BYTES = 64 * 1024
 MAX_HEAD_BYTES = 64 * 1024
+_LINGER_SECONDS = 2.0  # a refused connection is closed this long after its answer
 
 _log = logging.getLogger("assistant_monitoring.server.http")
 
@@ -85,6 +86,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._url_bytes = 0
         self._refusal: tuple[int, str] | None = None
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._refused = False
 
     # -- connection ---------------------------------------------------------------
 
@@ -105,13 +107,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own, with the deadline armed and our refusals instead of its 400.
+        if self._refused:
+            return
         self._unset_keepalive_if_required()
         if self._head_deadline is None and (self.cycle is None or self.cycle.response_complete):
             self._arm_head_deadline()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._refuse(400, "protocol upgrades are not supported")
+            # As uvicorn does without a websocket library: the request is answered as
+            # a plain HTTP/1.1 one, and the upgrade is ignored.
+            _log.debug("ignored a protocol upgrade from %s", self.client)
         except httptools.HttpParserError as error:
             status, message = self._refusal or (400, f"malformed HTTP request ({error})")
             _log.debug("refused a request from %s: %s", self.client, message)
@@ -163,6 +169,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(408, f"no complete request within {HEAD_TIMEOUT_SECONDS:.0f} s")
 
     def _refuse(self, status: int, message: str) -> None:
-        if not self.transport.is_closing():
-            self.transport.write(error_bytes(status, message))
-            self.transport.close()
+        # Answer, then stop sending and drop whatever else arrives: closing at once
+        # would reset a connection whose request is still unread, and the client
+        # would get the RST instead of the answer.
+        if self._refused or self.transport.is_closing():
+            return
+        self._refused = True
+        self._disarm_head_deadline()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # a request under way sends nothing more
+        self.transport.write(error_bytes(status, message))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(_LINGER_SECONDS, self.transport.close)
