@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import subprocess_env
+from tests.conftest import flush_into_store, subprocess_env
 
 HEAVY = ("anthropic", "openai", "httpx", "pydantic", "pydantic_settings", "loguru", "rich")
 
@@ -71,8 +72,15 @@ def test_only_serve_imports_the_http_stack(args: tuple[str, ...]) -> None:
     assert leaked == [], f"`assistant {' '.join(args)}` imported {leaked}"
 
 
-def test_the_probe_sees_lazy_imports() -> None:
+def test_the_probe_sees_lazy_imports(data_dir: Path) -> None:
     # Without this, a probe that saw nothing would pass the test above.
+    from assistant_monitoring.metrics.instrument import Instrumentation
+    from assistant_monitoring.metrics.registry import MetricsRegistry
+
+    inst = Instrumentation(MetricsRegistry())
+    inst.metrics.pipeline_runs.labels("success").inc()
+    data_dir.mkdir(parents=True)
+    flush_into_store(data_dir, inst)
     modules = imported_top_level_modules("monitor", "metrics", "--format", "prometheus")
     assert "prometheus_client" in modules
     assert not {"starlette", "uvicorn"} & modules
