@@ -1,64 +1,96 @@
-"""``assistant monitor serve`` under load: 200 concurrent clients on /metrics and /health.
+"""``assistant monitor serve`` under load: wrk at 50 connections, then 200 asyncio clients.
 
-Setup: the installed ``.venv/bin/assistant monitor serve --port P`` (P a free port on
-127.0.0.1), started as a subprocess with ``ASSISTANT_ENV_FILE=none``,
-``ASSISTANT_DATA_DIR=<temporary directory>`` holding a copy of the 30-day store of
-``bench_metrics_query.py`` (100 series, built once and cached under
-``benchmarks/.data/``, moved to today and topped up to the current minute; see
-``_month_store.py``) and an ``assistant.db`` made by ``assistant db migrate``, and
-``LLM_BASE_URL``/``LLM_API_KEY`` pointing at the stub LLM server
-(``assistant.stubllm.StubLLMServer``) started inside this process, so ``/health``
-really runs its five checks (the LLM one does ``GET /v1/models``) every time its 5 s
-cache expires. Every other assistant setting of the calling shell is removed; the
-server keeps its defaults (flush, health history, alert rules and retention every
-5 s, one thread per connection).
+Setup: the installed ``.venv/bin/assistant monitor serve --port P`` (starlette on
+uvicorn with ``LimitedHttpToolsProtocol``; P a free port on 127.0.0.1), started as a
+subprocess with ``ASSISTANT_ENV_FILE=none``, ``ASSISTANT_DATA_DIR=<temporary
+directory>`` holding a copy of the 30-day store of ``bench_metrics_query.py`` (100
+series, built once and cached under ``benchmarks/.data/``, moved to today and topped
+up to the current minute; see ``_month_store.py``) with the last 24 h of pipeline
+runs in its ``pipeline_runs`` table (``_month_store.seed_runs``, through the real
+``RunStore``: ~2,000 runs, ~3% failed, so ``/api/runs`` answers real rows), an
+``assistant.db`` made by ``assistant db migrate``, and ``LLM_BASE_URL``/``LLM_API_KEY``
+pointing at the stub LLM server (``assistant.stubllm.StubLLMServer``) started inside
+this process, so ``/health`` really runs its five checks (the LLM one does ``GET
+/v1/models``) every time its 5 s cache expires. Every other assistant setting of the
+calling shell is removed; the server keeps its defaults (flush, health history,
+alert rules and retention every 5 s; each ``/api/*`` and ``/metrics`` answer computed
+in a worker thread at most once a second and shared; 512 connections at most).
 
-Load generator: asyncio with raw sockets, in this process, one event loop. 200
-clients, each its own TCP connection, sending ``GET`` with HTTP/1.1 and reusing the
-connection while the server keeps it open (``monitor serve`` does; prometheus_client's
-server answers HTTP/1.0 and closes, so there each request opens a new connection, and
-its latency includes the connect). Why not 200 threads with ``http.client``: on this
-2-CPU machine the client shares the cores with the server, and 200 Python threads
-each releasing and retaking one GIL around every socket call would spend much more CPU
-per request (the same convoy this benchmark finds in the server) than one event loop
-that parses a status line and a ``Content-Length``; the client's own CPU use is
-reported so one can see it was not the bottleneck. Each load phase runs a 3 s warm-up (not counted),
-then the measured window; every client loop stops at the window's end or after a
-fixed number of requests, whichever comes first, and a request times out after 10 s
-(counted as an error).
+Phases, in the same run, one after the other:
 
-Phases, in the same run:
-
-1. ``monitor serve``, 200 clients alternating ``GET /metrics`` and ``GET /health``,
-   30 s: requests/s, errors (any non-200 answer, reset, timeout or short body),
-   latency p50/p95/p99/max, overall and per path, and requests/s in the first and
-   last 10 s; the server's RSS (``VmRSS`` of ``/proc/<pid>/status``, and its
-   ``RssAnon`` part in the JSON) and threads sampled every second, with the mean of
-   the first and of the last 10 s; the server's CPU time and its kernel share
-   (``/proc/<pid>/stat``); the size of the store's WAL file;
-2. ``monitor serve``, 200 clients on ``GET /metrics`` alone, 20 s (the like-for-like
-   figure for the ratio);
-3. prometheus_client's own ``start_http_server`` in a subprocess, serving a
+1. 50 connections, wrk (``wrk -t2 -c50 -d<S>s --latency URL``, S = ``--wrk-seconds``,
+   5 by default; see ``_wrk.py``) on ``monitor serve``'s ``/live``, ``/metrics``,
+   ``/api/metrics?period=1h``, ``/api/runs?limit=20`` and
+   ``/api/runs?status=failed&limit=5``: requests/s, latency p50/p75/p90/p99 and max,
+   socket errors and non-2xx answers, the ratio of each path's requests/s to
+   ``/live``'s, and the server's CPU (cores, ms per request) and RSS after each path.
+2. 200 clients, this benchmark's own load generator (below) on ``monitor serve``,
+   each cycling through ``/metrics``, ``/health``, ``/api/metrics?period=1h`` and
+   ``/api/runs?limit=20``, ``--seconds`` (60 by default): requests/s, errors (any
+   non-200 answer, reset, timeout or unexpected body), latency p50/p95/p99/max
+   overall and per path, requests/s in the first and last 10 s and in the slowest
+   second; the server's RSS (``VmRSS`` of ``/proc/<pid>/status``, and its ``RssAnon``
+   part in the JSON) and threads sampled every second, with the mean of the first and
+   of the last 10 s; its CPU time and kernel share; the size of the store's WAL file.
+3. 200 clients on ``GET /metrics`` alone, ``--metrics-only-seconds`` (20): the
+   like-for-like figure for the ratio to prometheus_client.
+   Then ``monitor serve`` is stopped with SIGTERM (it exits 0 after flushing) and its
+   stderr and ``error*.jsonl`` logs are checked for tracebacks and errors.
+4. In this process, on the same store (the server stopped): the time of one
+   computation of each answer the server shares (``exposition_bytes``, the body of
+   ``/metrics``, and the ``/api/metrics`` and ``/api/runs`` documents), the median of
+   5: what a worker thread spends once a second per answer under load. (The old
+   ``exposition_text()`` from 200 threads at once is gone: it measured the GIL convoy
+   of the thread-per-connection server, and the new one never computes an answer
+   concurrently with itself.)
+5. Protocol: the same application (``MonitorApp`` on the same store, logging set up
+   as ``monitor serve`` does, no periodic job) in a child process run by
+   ``uvicorn.run`` with uvicorn's pure-Python ``h11`` protocol, then with our
+   ``LimitedHttpToolsProtocol`` (httptools), same uvicorn options; wrk at 50
+   connections on ``/live`` and ``/api/runs?limit=20`` for each: the ratio ours/h11.
+6. prometheus_client's own ``start_http_server`` in a subprocess, serving a
    ``CollectorRegistry`` rebuilt from our ``/metrics`` text (same families, types,
    label sets, histogram buckets: the same sample lines; ``_created`` series off so
-   the line count matches), 200 clients on ``GET /metrics``, 30 s. Its server is
-   used as shipped: HTTP/1.0 (a connection per request) and a listen backlog of 5,
-   so the kernel's ``ListenOverflows`` count (a full accept queue) is reported too.
+   the line count matches): wrk on ``/metrics`` with the same settings as phase 1,
+   then 200 clients on ``/metrics`` for ``--prometheus-seconds`` (20). Its server is
+   used as shipped: HTTP/1.0 (a connection per request) and a listen backlog of 5, so
+   the kernel's ``ListenOverflows`` count (a full accept queue) is reported too.
 
-Then, in this process, on the same store (the server stopped): ``exposition_text()``,
-the body of every ``/metrics`` answer, called for 4 s from 1 thread, from 200 threads
-at once (what ``monitor serve``'s thread-per-connection server does under this load),
-and from 200 threads taking turns behind one lock: calls/s and user and system CPU
-per call. It shows what the server's CPU goes to.
+Phases 1 and 5 and the wrk part of 6 need wrk (``/usr/bin/wrk``, Debian package
+``wrk``; ``--wrk PATH`` picks another): without it they are skipped, the report says
+so, and the rest runs. Nothing is installed.
 
-Targets: 0 errors from ``monitor serve``, and a stable server RSS (the mean of the
-last 10 s of each phase within 5% of the mean of its first 10 s). The ratio to
-prometheus_client (requests/s of phase 2 over phase 3) is reported, with no target.
+The 200-client load generator: asyncio with raw sockets, in this process, one event
+loop, each client its own TCP connection, sending ``GET`` with HTTP/1.1 and reusing
+the connection while the server keeps it open (``monitor serve`` does;
+prometheus_client's server answers HTTP/1.0 and closes, so there each request opens a
+new connection, and its latency includes the connect). Its own CPU use is reported
+so one can see it was not the bottleneck. Each such phase runs a 3 s warm-up (not
+counted), then the measured window; a client loop stops at the window's end or after
+20,000 requests, and a request times out after 10 s (counted as an error). wrk and
+the 200 clients share the 2 CPUs with the server: the figures are for this machine.
 
-Run: ``.venv/bin/python benchmarks/bench_serve_load.py [--clients N] [--seconds S]
-[--metrics-only-seconds S] [--json]``; diagnostics: ``--no-prometheus`` and
-``--server-env NAME=VALUE`` (e.g. ``MALLOC_ARENA_MAX=2``), ``--no-in-process``.
-About 2 minutes (the store's top-up takes a few seconds more late in the UTC day).
+Targets (issue 11):
+
+* JSON API at 50 connections (phase 1): ``/api/metrics?period=1h`` and
+  ``/api/runs?limit=20`` each serve at least 0.3x the requests/s of ``/live`` in the
+  same run, with a p99 latency under 100 ms;
+* memory (phase 2): the server's RSS, mean of the last 10 s within 5% of the mean of
+  the first 10 s (with ``--seconds`` under 20 the two windows are half the phase
+  each, and overlap nothing, but the target is for 60 s);
+* 0 errors from ``monitor serve`` (phases 1 to 3: wrk's socket errors and non-2xx,
+  the clients' errors).
+
+Reported with no target: the ratios of ``monitor serve``'s ``/metrics`` to
+prometheus_client's (wrk, and 200 clients), and of our protocol to h11.
+
+Run: ``.venv/bin/python benchmarks/bench_serve_load.py [--json]`` (about 4 minutes;
+the store's top-up takes up to ~40 s more late in the UTC day, and the first run on a
+machine builds the store's template, about a minute). Options: ``--seconds S``
+(phase 2, at least 5), ``--wrk-seconds S``, ``--metrics-only-seconds S`` and
+``--prometheus-seconds S`` (0 skips either), ``--clients N``, ``--wrk PATH``;
+diagnostics: ``--no-prometheus``, ``--no-protocols``, ``--no-in-process``,
+``--no-top-up``, ``--server-env NAME=VALUE`` (e.g. ``MALLOC_ARENA_MAX=2``).
 """
 
 from __future__ import annotations
@@ -78,7 +110,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -94,6 +126,7 @@ from _common import (
     print_table,
     verdict,
 )
+from _wrk import find_wrk, run_wrk, wrk_version
 
 HOST = "127.0.0.1"
 API_KEY = "sk-bench-000000000000"
@@ -106,9 +139,25 @@ RSS_WINDOW_S = 10.0
 RSS_STABLE_FRACTION = 0.05
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
-MIXED = "monitor serve: /metrics + /health"
+RUNS_HOURS = 24.0  # pipeline runs seeded into the store
+WRK_CONNECTIONS = 50
+WRK_THREADS = 2
+API_MIN_RATIO_TO_LIVE = 0.3
+API_MAX_P99_MS = 100.0
+LIVE = "/live"
+API_METRICS = "/api/metrics?period=1h"
+API_RUNS = "/api/runs?limit=20"
+API_RUNS_FAILED = "/api/runs?status=failed&limit=5"
+WRK_PATHS = (LIVE, "/metrics", API_METRICS, API_RUNS, API_RUNS_FAILED)
+TARGET_PATHS = (API_METRICS, API_RUNS)  # the JSON API target (ratio to /live, p99)
+PROTOCOL_PATHS = (LIVE, API_RUNS)
+PROTOCOLS = ("h11", "ours")
+MIXED_PATHS = ("/metrics", "/health", API_METRICS, API_RUNS)
+MIXED = "monitor serve: mix"
 METRICS_ONLY = "monitor serve: /metrics"
-THEIRS = "prometheus_client start_http_server: /metrics"
+THEIRS = "prometheus_client: /metrics"
+SERVE = "monitor serve"
+PROMETHEUS = "prometheus_client"
 
 
 # -- environment and processes ----------------------------------------------------------
@@ -148,6 +197,14 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         conn.close()
 
 
+def get_ok(port: int, path: str) -> bytes:
+    """The body of a 200 answer to ``path`` (raises on any other status)."""
+    status, body = http_get(port, path)
+    if status != 200:
+        raise RuntimeError(f"{path} answered {status}: {body[:300]!r}")
+    return body
+
+
 def wait_until_up(port: int, path: str, proc: subprocess.Popen[bytes]) -> float:
     """Poll ``path`` until it answers 200; the seconds it took."""
     started = time.monotonic()
@@ -165,7 +222,11 @@ def wait_until_up(port: int, path: str, proc: subprocess.Popen[bytes]) -> float:
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> int | None:
-    """SIGTERM, wait, SIGKILL if needed; the exit code (None if it had to be killed)."""
+    """SIGTERM, wait, SIGKILL if needed; the exit code (None if it had to be killed).
+
+    ``monitor serve`` exits 0 on SIGTERM; a child left to uvicorn's defaults re-raises
+    the signal, -15 here.
+    """
     if proc.poll() is not None:
         return proc.returncode
     proc.send_signal(signal.SIGTERM)
@@ -177,10 +238,16 @@ def stop_process(proc: subprocess.Popen[bytes]) -> int | None:
         return None
 
 
-def proc_status(pid: int) -> tuple[int, int]:
-    """(VmRSS in KiB, threads) of a process."""
-    fields = proc_status_fields(pid)
-    return fields.get("VmRSS", 0), fields.get("Threads", 0)
+@contextlib.contextmanager
+def stopped_at_exit(
+    proc: subprocess.Popen[bytes], facts: dict[str, Any], name: str
+) -> Iterator[None]:
+    """Stop ``proc`` on the way out, whatever happened, and keep its exit code in ``facts``."""
+    try:
+        yield
+    finally:
+        if proc.returncode is None:
+            facts[f"{name}_exit_code"] = stop_process(proc)
 
 
 def proc_status_fields(pid: int) -> dict[str, int]:
@@ -192,6 +259,10 @@ def proc_status_fields(pid: int) -> dict[str, int]:
         if parts and parts[0].isdigit():
             fields[name] = int(parts[0])
     return fields
+
+
+def rss_mib(pid: int) -> float:
+    return proc_status_fields(pid).get("VmRSS", 0) / 1024
 
 
 def proc_cpu_split(pid: int) -> tuple[float, float]:
@@ -215,6 +286,80 @@ def listen_overflows() -> int:
 def own_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def file_size(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0
+
+
+def check_logs(data_dir: Path, stderr_path: Path) -> dict[str, Any]:
+    """Tracebacks and error lines the server left behind."""
+    stderr = stderr_path.read_text(errors="replace") if stderr_path.exists() else ""
+    error_lines = 0
+    for path in data_dir.rglob("error*.jsonl"):
+        error_lines += sum(1 for _ in path.open(errors="replace"))
+    return {
+        "stderr_tracebacks": stderr.count("Traceback"),
+        "stderr_tail": stderr.strip().splitlines()[-5:],
+        "error_log_lines": error_lines,
+    }
+
+
+# -- wrk --------------------------------------------------------------------------------
+
+
+def wrk_row(
+    wrk: Path, target: str, port: int, pid: int, path: str, seconds: float
+) -> dict[str, Any]:
+    """wrk on one path, with the server's CPU and RSS over the run."""
+    (user0, sys0), t0 = proc_cpu_split(pid), time.monotonic()
+    result = run_wrk(
+        wrk,
+        f"http://{HOST}:{port}{path}",
+        seconds=seconds,
+        connections=WRK_CONNECTIONS,
+        threads=WRK_THREADS,
+    )
+    (user1, sys1), wall = proc_cpu_split(pid), time.monotonic() - t0
+    cpu = (user1 - user0) + (sys1 - sys0)
+    requests = result["requests"] or 1
+    return {
+        "target": target,
+        "path": path,
+        **result,
+        "server_cpu_cores": cpu / wall,
+        "server_cpu_ms_per_request": cpu / requests * 1000,
+        "server_rss_mib_after": rss_mib(pid),
+    }
+
+
+def add_ratios_to_live(rows: list[dict[str, Any]]) -> None:
+    """Each row's requests/s over the /live row's of the same target."""
+    live = {row["target"]: row["requests_per_s"] for row in rows if row["path"] == LIVE}
+    for row in rows:
+        base = live.get(row["target"])
+        row["ratio_to_live"] = row["requests_per_s"] / base if base else None
+
+
+def api_target(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON API target at 50 connections, path by path."""
+    paths: dict[str, Any] = {}
+    for row in rows:
+        if row["target"] != SERVE or row["path"] not in TARGET_PATHS:
+            continue
+        ratio, p99 = row["ratio_to_live"], row["latency_ms"].get("p99", float("inf"))
+        paths[row["path"]] = {
+            "ratio_to_live": ratio,
+            "p99_ms": p99,
+            "met": ratio is not None and ratio >= API_MIN_RATIO_TO_LIVE and p99 < API_MAX_P99_MS,
+        }
+    return {
+        "paths": paths,
+        "met": len(paths) == len(TARGET_PATHS) and all(p["met"] for p in paths.values()),
+    }
 
 
 # -- the load generator -----------------------------------------------------------------
@@ -268,6 +413,10 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
 def body_ok(path: str, body: bytes) -> bool:
     if path == "/metrics":
         return body.startswith(b"# HELP")
+    if path.startswith("/api/runs"):
+        return body.startswith(b'{"runs": [{')  # real rows, not an empty list
+    if path.startswith("/api/"):
+        return body.startswith(b"{") and not body.startswith(b'{"error"')
     return b'"status"' in body
 
 
@@ -333,13 +482,6 @@ async def client(
             writer.close()
 
 
-def file_size(path: Path | None) -> int:
-    try:
-        return path.stat().st_size if path is not None else 0
-    except OSError:
-        return 0
-
-
 async def sample_server(
     pid: int, wal: Path | None, measure_from: float, end: float, stats: PhaseStats
 ) -> None:
@@ -398,7 +540,90 @@ def run_phase(
     return asyncio.run(run_phase_async(port, pid, wal, paths, clients, seconds))
 
 
-# -- prometheus_client, for comparison ------------------------------------------------------
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of sorted values (q in 0..100)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+def latency_row(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "p50_ms": percentile(ordered, 50) * 1000,
+        "p95_ms": percentile(ordered, 95) * 1000,
+        "p99_ms": percentile(ordered, 99) * 1000,
+        "max_ms": (ordered[-1] if ordered else float("nan")) * 1000,
+    }
+
+
+def summarize(name: str, stats: PhaseStats, clients: int) -> dict[str, Any]:
+    """One load phase's figures (the RSS windows are 10 s, or half a shorter window)."""
+    all_latencies = [v for values in stats.latencies.values() for v in values]
+    ok = len(all_latencies)
+    errors = sum(stats.errors.values())
+    window = stats.window_s or 1.0
+    rss = stats.rss
+    span = min(RSS_WINDOW_S, window / 2)
+    first = [kib for t, kib, _ in rss if t <= span]
+    last = [kib for t, kib, _ in rss if t >= rss[-1][0] - span] if rss else []
+    first_mean = sum(first) / len(first) / 1024 if first else float("nan")
+    last_mean = sum(last) / len(last) / 1024 if last else float("nan")
+    row: dict[str, Any] = {
+        "phase": name,
+        "clients": clients,
+        "window_s": round(window, 2),
+        "requests_ok": ok,
+        "errors": errors,
+        "error_kinds": dict(stats.errors),
+        "statuses": {str(k): v for k, v in stats.statuses.items()},
+        "requests_per_s": ok / window,
+        "connections_opened": stats.connects,
+        "body_bytes": stats.body_bytes,
+        **latency_row(all_latencies),
+        "per_path": {path: latency_row(values) for path, values in stats.latencies.items()},
+        "per_path_requests": {path: len(values) for path, values in stats.latencies.items()},
+        "server_cpu_cores": stats.server_cpu_s / window,
+        "server_cpu_ms_per_request": stats.server_cpu_s / ok * 1000 if ok else float("nan"),
+        "server_sys_fraction": stats.server_sys_s / stats.server_cpu_s
+        if stats.server_cpu_s
+        else 0.0,
+        "client_cpu_cores": stats.client_cpu_s / window,
+        "clients_stopped_by_count": stats.stopped_by_count,
+        "listen_overflows": stats.listen_overflows,
+        "rss_samples_mib": [round(kib / 1024, 2) for _, kib, _ in rss],
+        "rss_anon_samples_mib": [round(kib / 1024, 2) for kib in stats.rss_anon],
+        "rss_window_s": span,
+        "rss_first_mib": first_mean,
+        "rss_last_mib": last_mean,
+        "rss_max_mib": max(kib for _, kib, _ in rss) / 1024 if rss else float("nan"),
+        "rss_growth_fraction": (last_mean - first_mean) / first_mean if first else float("nan"),
+        "threads_max": max(threads for _, _, threads in rss) if rss else 0,
+        "wal_samples_mib": [round(size / 2**20, 2) for _, size in stats.wal],
+        "wal_max_mib": max(size for _, size in stats.wal) / 2**20 if stats.wal else None,
+        "requests_per_second_by_second": per_second(stats.done_at, window),
+    }
+    seconds = row["requests_per_second_by_second"]
+    whole = max(1, int(span))
+    row["req_s_first"] = sum(seconds[:whole]) / len(seconds[:whole])
+    row["req_s_last"] = sum(seconds[-whole:]) / len(seconds[-whole:])
+    row["req_s_slowest_second"] = min(seconds)
+    row["rss_stable"] = abs(row["rss_growth_fraction"]) <= RSS_STABLE_FRACTION
+    return row
+
+
+def per_second(done_at: Sequence[float], window: float) -> list[int]:
+    """Successful requests finished in each whole second of the window."""
+    counts = [0] * max(1, int(window))
+    for t in done_at:
+        second = int(t)
+        if 0 <= second < len(counts):
+            counts[second] += 1
+    return counts
+
+
+# -- prometheus_client, for comparison -------------------------------------------------
 
 
 def registry_spec(text: str) -> list[dict[str, Any]]:
@@ -439,6 +664,28 @@ def registry_spec(text: str) -> list[dict[str, Any]]:
     return spec
 
 
+def exposition_facts(body: bytes) -> dict[str, int]:
+    lines = body.decode().splitlines()
+    return {
+        "bytes": len(body),
+        "families": sum(1 for line in lines if line.startswith("# TYPE ")),
+        "sample_lines": sum(1 for line in lines if line and not line.startswith("#")),
+    }
+
+
+def count_series(text: str) -> int:
+    """Series as our store counts them: one per label set (a histogram is one series)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0
+    for family in text_string_to_metric_families(text):
+        keys = {
+            tuple(sorted((k, v) for k, v in s.labels.items() if k != "le")) for s in family.samples
+        }
+        total += len(keys)
+    return total
+
+
 def prometheus_child(spec_path: Path, port: int) -> None:
     """Serve the spec's registry with ``start_http_server`` until stdin closes."""
     import prometheus_client
@@ -475,177 +722,167 @@ def prometheus_child(spec_path: Path, port: int) -> None:
         thread.join(5)
 
 
-# -- in process: what one /metrics answer costs, alone and 200 at a time ----------------------
+def prometheus_section(
+    args: argparse.Namespace,
+    wrk: Path | None,
+    work: Path,
+    ours_body: bytes,
+    facts: dict[str, Any],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """prometheus_client's server on our series: (its wrk row, its 200-client phase)."""
+    from importlib.metadata import version
+
+    facts["prometheus_client"] = version("prometheus_client")  # fails early if missing
+    spec_path = work / "registry.json"
+    spec_path.write_text(json.dumps(registry_spec(ours_body.decode())))
+    port = free_port()
+    prom = subprocess.Popen(
+        child_command("--prometheus-child", str(spec_path), "--port", str(port)),
+        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    wrk_result = phase = None
+    try:
+        wait_until_up(port, "/metrics", prom)
+        prom_body = get_ok(port, "/metrics")
+        facts["prometheus_exposition"] = exposition_facts(prom_body)
+        facts["prometheus_series"] = count_series(prom_body.decode())
+        facts["prometheus_rss_idle_mib"] = rss_mib(prom.pid)
+        if wrk is not None:
+            wrk_result = wrk_row(wrk, PROMETHEUS, port, prom.pid, "/metrics", args.wrk_seconds)
+        if args.prometheus_seconds > 0:
+            stats = run_phase(
+                port, prom.pid, None, ["/metrics"], args.clients, args.prometheus_seconds
+            )
+            phase = summarize(THEIRS, stats, args.clients)
+    finally:
+        if prom.stdin is not None:
+            prom.stdin.close()  # its signal to shut down; SIGTERM if it does not
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                prom.wait(5)
+        facts["prometheus_exit_code"] = stop_process(prom)
+    return wrk_result, phase
 
 
-def exposition_concurrency(
-    env: Mapping[str, str], threads: int, seconds: float, *, serialized: bool
-) -> dict[str, float]:
-    """``exposition_text()`` (the body of /metrics) called from ``threads`` threads at once.
+# -- protocol: the same application on h11 and on our httptools protocol -------------------
 
-    Each thread loops until ``seconds`` have passed (or 100,000 calls in all); with
-    ``serialized`` the calls take turns behind one lock. Returns calls/s and the
-    process's user and system CPU per call.
+
+def protocol_child(protocol: str, port: int) -> None:
+    """Serve ``MonitorApp`` with uvicorn's ``h11`` or our protocol until SIGTERM.
+
+    Settings, logging (files under the data dir, nothing per request) as ``monitor
+    serve`` sets them up; no periodic job, no metrics writer: the HTTP stack alone
+    differs between the two runs.
     """
-    import threading
+    import uvicorn
 
-    from assistant_monitoring.metrics.service import exposition_text
+    from assistant_monitoring.cli.state import current_state
+    from assistant_monitoring.server.app import MonitorApp, ServerConfig
+    from assistant_monitoring.server.protocol import LimitedHttpToolsProtocol
+
+    state = current_state()
+    monitor = MonitorApp(state.start(metrics=False), ServerConfig(host=HOST, port=port))
+    try:
+        uvicorn.run(
+            monitor.asgi,
+            host=HOST,
+            port=port,
+            http=LimitedHttpToolsProtocol if protocol == "ours" else "h11",
+            ws="none",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            timeout_keep_alive=5,
+        )
+    finally:
+        monitor.executor.shutdown(wait=False, cancel_futures=True)
+        state.close()
+
+
+def child_command(*options: str) -> list[str]:
+    """This script run as one of its child servers."""
+    return [str(PYTHON), str(Path(__file__).resolve()), *options]
+
+
+def protocol_rows(
+    wrk: Path, env: Mapping[str, str], work: Path, seconds: float, facts: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """wrk on /live and /api/runs, the app on h11 then on ours (one child each)."""
+    rows: list[dict[str, Any]] = []
+    for protocol in PROTOCOLS:
+        port = free_port()
+        stderr_path = work / f"protocol-{protocol}.stderr"
+        with stderr_path.open("wb") as stderr:
+            child = subprocess.Popen(
+                child_command("--protocol-child", protocol, "--port", str(port)),
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        with stopped_at_exit(child, facts, f"protocol_{protocol}"):
+            wait_until_up(port, LIVE, child)
+            for path in PROTOCOL_PATHS:
+                get_ok(port, path)  # the answer is cached before the clock starts
+                rows.append(wrk_row(wrk, protocol, port, child.pid, path, seconds))
+        tracebacks = stderr_path.read_text(errors="replace").count("Traceback")
+        facts[f"protocol_{protocol}_stderr_tracebacks"] = tracebacks
+    return rows
+
+
+def protocol_ratios(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    rate = {(row["target"], row["path"]): row["requests_per_s"] for row in rows}
+    return {
+        path: rate[("ours", path)] / rate[("h11", path)]
+        for path in PROTOCOL_PATHS
+        if rate.get(("h11", path)) and ("ours", path) in rate
+    }
+
+
+# -- in process: what one shared answer costs to compute ------------------------------------
+
+
+def computation_costs(env: Mapping[str, str], repeats: int = 5) -> list[dict[str, Any]]:
+    """Wall time of one computation of each shared answer (median, min, max of ``repeats``)."""
+    import statistics
+
+    from assistant_monitoring.metrics.service import exposition_bytes
+    from assistant_monitoring.server.api import ENDPOINTS
     from assistant_monitoring.settings import load_settings
 
     settings = load_settings(environ=env).settings
-    exposition_text(settings)  # warm-up
-    lock = threading.Lock()
-    counts = [0] * threads
-    limit = 100_000 // threads + 1
-    stop = time.monotonic() + seconds
-
-    def work(index: int) -> None:
-        for _ in range(limit):
-            if time.monotonic() >= stop:
-                return
-            if serialized:
-                with lock:
-                    exposition_text(settings)
-            else:
-                exposition_text(settings)
-            counts[index] += 1
-
-    before, started = os.times(), time.perf_counter()
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    wall, after = time.perf_counter() - started, os.times()
-    calls = sum(counts) or 1
-    return {
-        "threads": threads,
-        "serialized": serialized,
-        "calls": sum(counts),
-        "calls_per_s": sum(counts) / wall,
-        "user_ms_per_call": (after.user - before.user) / calls * 1000,
-        "sys_ms_per_call": (after.system - before.system) / calls * 1000,
-    }
+    cases: list[tuple[str, Callable[[], object]]] = [
+        ("/metrics", lambda: exposition_bytes(settings)),
+        (API_METRICS, lambda: ENDPOINTS["/api/metrics"](settings, {"period": "1h"})),
+        (API_RUNS, lambda: ENDPOINTS["/api/runs"](settings, {"limit": "20"})),
+        (
+            API_RUNS_FAILED,
+            lambda: ENDPOINTS["/api/runs"](settings, {"status": "failed", "limit": "5"}),
+        ),
+    ]
+    rows = []
+    for path, compute in cases:
+        compute()  # warm-up: imports, the page cache
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            compute()
+            times.append((time.perf_counter() - started) * 1000)
+        rows.append(
+            {
+                "answer": path,
+                "median_ms": statistics.median(times),
+                "min_ms": min(times),
+                "max_ms": max(times),
+            }
+        )
+    return rows
 
 
-# -- the benchmark ---------------------------------------------------------------------------
-
-
-class _SkipPrometheus(Exception):
-    """--no-prometheus: leave the try block after the monitor serve phases."""
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of sorted values (q in 0..100)."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
-
-
-def latency_row(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "p50_ms": percentile(ordered, 50) * 1000,
-        "p95_ms": percentile(ordered, 95) * 1000,
-        "p99_ms": percentile(ordered, 99) * 1000,
-        "max_ms": (ordered[-1] if ordered else float("nan")) * 1000,
-    }
-
-
-def summarize(name: str, stats: PhaseStats, clients: int) -> dict[str, Any]:
-    all_latencies = [v for values in stats.latencies.values() for v in values]
-    ok = len(all_latencies)
-    errors = sum(stats.errors.values())
-    window = stats.window_s or 1.0
-    rss = stats.rss
-    first = [kib for t, kib, _ in rss if t <= RSS_WINDOW_S]
-    last = [kib for t, kib, _ in rss if t >= rss[-1][0] - RSS_WINDOW_S] if rss else []
-    first_mean = sum(first) / len(first) / 1024 if first else float("nan")
-    last_mean = sum(last) / len(last) / 1024 if last else float("nan")
-    row: dict[str, Any] = {
-        "phase": name,
-        "clients": clients,
-        "window_s": round(window, 2),
-        "requests_ok": ok,
-        "errors": errors,
-        "error_kinds": dict(stats.errors),
-        "statuses": {str(k): v for k, v in stats.statuses.items()},
-        "requests_per_s": ok / window,
-        "connections_opened": stats.connects,
-        "body_bytes": stats.body_bytes,
-        **latency_row(all_latencies),
-        "per_path": {path: latency_row(values) for path, values in stats.latencies.items()},
-        "per_path_requests": {path: len(values) for path, values in stats.latencies.items()},
-        "server_cpu_cores": stats.server_cpu_s / window,
-        "server_cpu_ms_per_request": stats.server_cpu_s / ok * 1000 if ok else float("nan"),
-        "server_sys_fraction": stats.server_sys_s / stats.server_cpu_s
-        if stats.server_cpu_s
-        else 0.0,
-        "client_cpu_cores": stats.client_cpu_s / window,
-        "clients_stopped_by_count": stats.stopped_by_count,
-        "listen_overflows": stats.listen_overflows,
-        "rss_samples_mib": [round(kib / 1024, 2) for _, kib, _ in rss],
-        "rss_anon_samples_mib": [round(kib / 1024, 2) for kib in stats.rss_anon],
-        "rss_first_10s_mib": first_mean,
-        "rss_last_10s_mib": last_mean,
-        "rss_max_mib": max(kib for _, kib, _ in rss) / 1024 if rss else float("nan"),
-        "rss_growth_fraction": (last_mean - first_mean) / first_mean if first else float("nan"),
-        "threads_max": max(threads for _, _, threads in rss) if rss else 0,
-        "wal_samples_mib": [round(size / 2**20, 2) for _, size in stats.wal],
-        "wal_max_mib": max(size for _, size in stats.wal) / 2**20 if stats.wal else None,
-        "requests_per_second_by_second": per_second(stats.done_at, window),
-    }
-    spans = row["requests_per_second_by_second"]
-    row["req_s_first_10s"] = sum(spans[:10]) / len(spans[:10]) if spans else float("nan")
-    row["req_s_last_10s"] = sum(spans[-10:]) / len(spans[-10:]) if spans else float("nan")
-    row["rss_stable"] = abs(row["rss_growth_fraction"]) <= RSS_STABLE_FRACTION
-    return row
-
-
-def per_second(done_at: Sequence[float], window: float) -> list[int]:
-    """Successful requests finished in each whole second of the window."""
-    counts = [0] * max(1, int(window))
-    for t in done_at:
-        second = int(t)
-        if 0 <= second < len(counts):
-            counts[second] += 1
-    return counts
-
-
-def exposition_facts(body: bytes) -> dict[str, int]:
-    lines = body.decode().splitlines()
-    return {
-        "bytes": len(body),
-        "families": sum(1 for line in lines if line.startswith("# TYPE ")),
-        "sample_lines": sum(1 for line in lines if line and not line.startswith("#")),
-    }
-
-
-def count_series(text: str) -> int:
-    """Series as our store counts them: one per label set (a histogram is one series)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    total = 0
-    for family in text_string_to_metric_families(text):
-        keys = {
-            tuple(sorted((k, v) for k, v in s.labels.items() if k != "le")) for s in family.samples
-        }
-        total += len(keys)
-    return total
-
-
-def check_logs(data_dir: Path, stderr_path: Path) -> dict[str, Any]:
-    """Tracebacks and error lines the server left behind."""
-    stderr = stderr_path.read_text(errors="replace") if stderr_path.exists() else ""
-    error_lines = 0
-    for path in data_dir.rglob("error*.jsonl"):
-        error_lines += sum(1 for _ in path.open(errors="replace"))
-    return {
-        "stderr_tracebacks": stderr.count("Traceback"),
-        "stderr_tail": stderr.strip().splitlines()[-5:],
-        "error_log_lines": error_lines,
-    }
+# -- monitor serve ----------------------------------------------------------------------------
 
 
 def start_server(env: Mapping[str, str], port: int, stderr: IO[bytes]) -> subprocess.Popen[bytes]:
@@ -658,24 +895,88 @@ def start_server(env: Mapping[str, str], port: int, stderr: IO[bytes]) -> subpro
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def serve_section(
+    args: argparse.Namespace,
+    wrk: Path | None,
+    env: Mapping[str, str],
+    data_dir: Path,
+    work: Path,
+    facts: dict[str, Any],
+) -> tuple[bytes, list[dict[str, Any]], list[dict[str, Any]]]:
+    """``monitor serve``: its /metrics body, its wrk rows and its 200-client phases."""
+    port = free_port()
+    stderr_path = work / "serve.stderr"
+    with stderr_path.open("wb") as stderr:
+        server = start_server(env, port, stderr)
+    wrk_rows: list[dict[str, Any]] = []
+    phases: list[dict[str, Any]] = []
+    with stopped_at_exit(server, facts, "serve"):
+        facts["serve_startup_s"] = wait_until_up(port, LIVE, server)
+        facts["health_status"] = json.loads(get_ok(port, "/health"))["status"]
+        ours_body = get_ok(port, "/metrics")
+        facts["ours_exposition"] = exposition_facts(ours_body)
+        facts["ours_series"] = count_series(ours_body.decode())
+        facts["api_metrics_bytes"] = len(get_ok(port, API_METRICS))
+        for path in (API_RUNS, API_RUNS_FAILED):
+            facts[f"rows {path}"] = len(json.loads(get_ok(port, path))["runs"])
+        facts["serve_rss_idle_mib"] = rss_mib(server.pid)
+        wal = data_dir / "monitoring.db-wal"
+        facts["wal_bytes_before_load"] = file_size(wal)
+        if wrk is not None:
+            for path in WRK_PATHS:
+                wrk_rows.append(wrk_row(wrk, SERVE, port, server.pid, path, args.wrk_seconds))
+        facts["serve_rss_after_wrk_mib"] = rss_mib(server.pid)
+        stats = run_phase(port, server.pid, wal, MIXED_PATHS, args.clients, args.seconds)
+        phases.append(summarize(MIXED, stats, args.clients))
+        if args.metrics_only_seconds > 0:
+            seconds = args.metrics_only_seconds
+            stats = run_phase(port, server.pid, wal, ["/metrics"], args.clients, seconds)
+            phases.append(summarize(METRICS_ONLY, stats, args.clients))
+        facts["serve_rss_end_mib"] = rss_mib(server.pid)
+        exit_started = time.monotonic()
+        facts["serve_exit_code"] = stop_process(server)
+        facts["serve_stop_s"] = time.monotonic() - exit_started
+    facts["serve_logs"] = check_logs(data_dir, stderr_path)
+    return ours_body, wrk_rows, phases
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--clients", type=int, default=200, help="concurrent clients")
-    parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per phase")
+    parser.add_argument("--clients", type=int, default=200, help="clients of phases 2, 3 and 6")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=60.0,
+        help="measured seconds of the 200-client mix on monitor serve (the RSS target's run)",
+    )
+    parser.add_argument(
+        "--wrk-seconds", type=float, default=5.0, help="seconds of each wrk run (50 connections)"
+    )
     parser.add_argument(
         "--metrics-only-seconds",
         type=float,
         default=20.0,
-        help="measured seconds of the /metrics-only phase on monitor serve (0 skips it)",
+        help="measured seconds of the 200-client /metrics-only phase on monitor serve (0 skips)",
     )
+    parser.add_argument(
+        "--prometheus-seconds",
+        type=float,
+        default=20.0,
+        help="measured seconds of the 200-client phase on prometheus_client (0 skips)",
+    )
+    parser.add_argument("--wrk", help="the wrk binary (default: wrk on PATH)")
     parser.add_argument("--no-top-up", action="store_true", help="store ends at UTC midnight")
     parser.add_argument(
-        "--no-prometheus", action="store_true", help="skip the prometheus_client phase"
+        "--no-prometheus", action="store_true", help="skip prometheus_client altogether"
     )
     parser.add_argument(
-        "--no-in-process",
-        action="store_true",
-        help="skip the in-process exposition_text() check (1 thread, N threads, N with a lock)",
+        "--no-protocols", action="store_true", help="skip the h11 vs httptools comparison"
+    )
+    parser.add_argument(
+        "--no-in-process", action="store_true", help="skip the in-process computation costs"
     )
     parser.add_argument(
         "--server-env",
@@ -686,145 +987,92 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--prometheus-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--protocol-child", choices=PROTOCOLS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not (args.prometheus_child or args.protocol_child):
+        if args.seconds < 5:
+            parser.error("--seconds must be at least 5")
+        if args.wrk_seconds < 1:
+            parser.error("--wrk-seconds must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.prometheus_child:
         prometheus_child(args.prometheus_child, args.port)
         return
-    if args.seconds < 2 * RSS_WINDOW_S:
-        parser.error(f"--seconds must be at least {2 * RSS_WINDOW_S:.0f}")
+    if args.protocol_child:
+        protocol_child(args.protocol_child, args.port)
+        return
 
-    from _month_store import migrate_database, prepare_month_store
+    from _month_store import migrate_database, prepare_month_store, seed_runs
 
     from assistant.stubllm import StubLLMServer
 
     watch = LoadWatch()
+    wrk = find_wrk(args.wrk)
     ROOT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-serve-load-"))
     data_dir = work / "data"
     stub = StubLLMServer(host=HOST).start()
-    server: subprocess.Popen[bytes] | None = None
-    prom: subprocess.Popen[bytes] | None = None
+    facts: dict[str, Any] = {
+        "wrk": {
+            "binary": str(wrk) if wrk else None,
+            "asked": args.wrk,
+            "version": wrk_version(wrk) if wrk else None,
+            "command": f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{args.wrk_seconds:.0f}s "
+            "--latency URL",
+        }
+    }
+    wrk_rows: list[dict[str, Any]] = []
+    protocols: list[dict[str, Any]] = []
     phases: list[dict[str, Any]] = []
-    facts: dict[str, Any] = {}
-    in_process: list[dict[str, float]] = []
+    costs: list[dict[str, Any]] = []
     try:
         store = prepare_month_store(data_dir, top_up=not args.no_top_up)
+        started = time.perf_counter()
+        runs: dict[str, float] = dict(seed_runs(data_dir, hours=RUNS_HOURS))
+        runs["seconds"] = round(time.perf_counter() - started, 1)
         env = server_env(data_dir, stub.url)
         migrate_database(env)
         extra = dict(item.split("=", 1) for item in args.server_env)
         env.update(extra)
         facts["server_env_extra"] = extra
 
-        # monitor serve ------------------------------------------------------------------
-        port = free_port()
-        stderr_path = work / "serve.stderr"
-        with stderr_path.open("wb") as stderr:
-            server = start_server(env, port, stderr)
-        facts["serve_startup_s"] = wait_until_up(port, "/live", server)
-        status, health = http_get(port, "/health")
-        if status != 200:
-            raise RuntimeError(f"/health answered {status}: {health[:300]!r}")
-        facts["health_status"] = json.loads(health)["status"]
-        status, ours_body = http_get(port, "/metrics")
-        if status != 200:
-            raise RuntimeError(f"/metrics answered {status}")
-        facts["ours_exposition"] = exposition_facts(ours_body)
-        facts["ours_series"] = count_series(ours_body.decode())
-        facts["serve_rss_idle_mib"] = proc_status(server.pid)[0] / 1024
-        wal = data_dir / "monitoring.db-wal"
-        facts["wal_bytes_before_load"] = file_size(wal)
-        paths = ["/metrics", "/health"]
-        stats = run_phase(port, server.pid, wal, paths, args.clients, args.seconds)
-        phases.append(summarize(MIXED, stats, args.clients))
-        if args.metrics_only_seconds > 0:
-            seconds = args.metrics_only_seconds
-            stats = run_phase(port, server.pid, wal, ["/metrics"], args.clients, seconds)
-            phases.append(summarize(METRICS_ONLY, stats, args.clients))
-        exit_started = time.monotonic()
-        facts["serve_exit_code"] = stop_process(server)
-        facts["serve_stop_s"] = time.monotonic() - exit_started
-        server = None
-        facts["serve_logs"] = check_logs(data_dir, stderr_path)
+        ours_body, wrk_rows, phases = serve_section(args, wrk, env, data_dir, work, facts)
         if not args.no_in_process:
-            for threads, serialized in ((1, False), (args.clients, False), (args.clients, True)):
-                in_process.append(exposition_concurrency(env, threads, 4.0, serialized=serialized))
+            costs = computation_costs(env)
         facts["stub_models_requests"] = sum(
             1 for r in stub.requests if r.path.rstrip("/").endswith("/models")
         )
-
-        # prometheus_client ---------------------------------------------------------------
-        if args.no_prometheus:
-            raise _SkipPrometheus
-        from importlib.metadata import version
-
-        facts["prometheus_client"] = version("prometheus_client")  # fails early if missing
-        spec_path = work / "registry.json"
-        spec_path.write_text(json.dumps(registry_spec(ours_body.decode())))
-        prom_port = free_port()
-        prom = subprocess.Popen(
-            [
-                str(PYTHON),
-                str(Path(__file__).resolve()),
-                "--prometheus-child",
-                str(spec_path),
-                "--port",
-                str(prom_port),
-            ],
-            env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-        )
-        wait_until_up(prom_port, "/metrics", prom)
-        status, prom_body = http_get(prom_port, "/metrics")
-        facts["prometheus_exposition"] = exposition_facts(prom_body)
-        facts["prometheus_series"] = count_series(prom_body.decode())
-        facts["prometheus_rss_idle_mib"] = proc_status(prom.pid)[0] / 1024
-        stats = run_phase(prom_port, prom.pid, None, ["/metrics"], args.clients, args.seconds)
-        phases.append(summarize(THEIRS, stats, args.clients))
-    except _SkipPrometheus:
-        pass
+        if wrk is not None and not args.no_protocols:
+            protocols = protocol_rows(wrk, env, work, args.wrk_seconds, facts)
+            facts["logs_after_protocols"] = check_logs(data_dir, work / "none")
+        if not args.no_prometheus:
+            theirs_wrk, theirs = prometheus_section(args, wrk, work, ours_body, facts)
+            if theirs_wrk is not None:
+                wrk_rows.append(theirs_wrk)
+            if theirs is not None:
+                phases.append(theirs)
     finally:
-        if server is not None:
-            facts["serve_exit_code"] = stop_process(server)
-        if prom is not None:
-            if prom.stdin is not None:
-                prom.stdin.close()  # its signal to shut down; SIGTERM if it does not
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    prom.wait(5)
-            facts["prometheus_exit_code"] = stop_process(prom)
         stub.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    by_name = {row["phase"]: row for row in phases}
-    mixed = by_name.get(MIXED)
-    metrics_only = by_name.get(METRICS_ONLY)
-    theirs = by_name.get(THEIRS)
-    ratios: dict[str, float] = {}
-    if theirs and theirs["requests_per_s"]:
-        if metrics_only:
-            ratios["ours_metrics_only_vs_prometheus"] = (
-                metrics_only["requests_per_s"] / theirs["requests_per_s"]
-            )
-        if mixed:
-            ratios["ours_mixed_vs_prometheus"] = mixed["requests_per_s"] / theirs["requests_per_s"]
-            ratios["ours_mixed_metrics_per_s_vs_prometheus"] = (
-                mixed["per_path_requests"].get("/metrics", 0)
-                / mixed["window_s"]
-                / theirs["requests_per_s"]
-            )
-    no_errors = all(row["errors"] == 0 for row in phases if row["phase"].startswith("monitor"))
-    ours_stable = all(row["rss_stable"] for row in phases if row["phase"].startswith("monitor"))
-    info = machine_info()
+    add_ratios_to_live(wrk_rows)
     document = {
-        "machine": info,
+        "machine": machine_info(),
         "load": watch.report(),
         "store": store,
+        "runs_seeded": runs,
         "facts": facts,
+        "wrk": wrk_rows,
+        "protocols": protocols,
         "phases": phases,
-        "in_process_exposition": in_process,
-        "ratios": ratios,
-        "targets": {"no_errors": no_errors, "serve_rss_stable": ours_stable},
+        "computation_costs": costs,
+        "ratios": ratios(wrk_rows, protocols, phases),
+        "targets": targets(wrk, wrk_rows, phases),
     }
     if args.json:
         dump_json(document)
@@ -832,16 +1080,92 @@ def main(argv: list[str] | None = None) -> None:
     report(document, args)
 
 
+def ratios(
+    wrk_rows: Sequence[dict[str, Any]],
+    protocols: Sequence[dict[str, Any]],
+    phases: Sequence[dict[str, Any]],
+) -> dict[str, float]:
+    found: dict[str, float] = {}
+    rate = {(row["target"], row["path"]): row["requests_per_s"] for row in wrk_rows}
+    if rate.get((PROMETHEUS, "/metrics")) and (SERVE, "/metrics") in rate:
+        found["wrk_metrics_ours_vs_prometheus"] = (
+            rate[(SERVE, "/metrics")] / rate[(PROMETHEUS, "/metrics")]
+        )
+    by_name = {row["phase"]: row for row in phases}
+    theirs, ours = by_name.get(THEIRS), by_name.get(METRICS_ONLY)
+    if theirs and ours and theirs["requests_per_s"]:
+        found["clients_metrics_ours_vs_prometheus"] = (
+            ours["requests_per_s"] / theirs["requests_per_s"]
+        )
+    for path, value in protocol_ratios(protocols).items():
+        found[f"protocol_ours_vs_h11 {path}"] = value
+    return found
+
+
+def targets(
+    wrk: Path | None, wrk_rows: Sequence[dict[str, Any]], phases: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    ours = [row for row in phases if row["phase"].startswith(SERVE)]
+    mixed = next((row for row in ours if row["phase"] == MIXED), None)
+    wrk_errors = sum(row["errors"] for row in wrk_rows if row["target"] == SERVE)
+    return {
+        "json_api_50_connections": api_target(wrk_rows) if wrk is not None else None,
+        "serve_rss_stable": bool(mixed and mixed["rss_stable"]),
+        "no_errors": wrk_errors == 0 and all(row["errors"] == 0 for row in ours),
+        "serve_wrk_errors": wrk_errors,
+    }
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def wrk_table(rows: Sequence[dict[str, Any]], first: str) -> None:
+    print_table(
+        [
+            *(first, "path", "requests", "req/s", "x /live", "p50 ms", "p75 ms", "p90 ms"),
+            *("p99 ms", "max ms", "errors", "server CPU", "CPU ms/req", "RSS MiB"),
+        ],
+        [
+            [
+                row["target"],
+                row["path"],
+                f"{row['requests']:,}",
+                f"{row['requests_per_s']:,.0f}",
+                fmt(row.get("ratio_to_live"), 2),
+                *(fmt(row["latency_ms"].get(q)) for q in ("p50", "p75", "p90", "p99")),
+                fmt(row["latency_ms"].get("max"), 0),
+                row["errors"],
+                f"{row['server_cpu_cores']:.2f}",
+                f"{row['server_cpu_ms_per_request']:.3f}",
+                f"{row['server_rss_mib_after']:.1f}",
+            ]
+            for row in rows
+        ],
+    )
+    failed = {
+        f"{row['target']} {row['path']}": {
+            **{k: v for k, v in row["socket_errors"].items() if v},
+            **({"non_2xx": row["non_2xx"]} if row["non_2xx"] else {}),
+        }
+        for row in rows
+        if row["errors"]
+    }
+    if failed:
+        print(f"wrk errors: {json.dumps(failed)}")
+
+
 def report(document: Mapping[str, Any], args: argparse.Namespace) -> None:
     facts, store, phases = document["facts"], document["store"], document["phases"]
     print_machine(document["machine"])
-    s = store["store"]
+    s, runs = store["store"], document["runs_seeded"]
     print(
         f"store: {s['series']} series, {s['size_bytes'] / 2**20:.1f} MiB, "
         f"{s['minute_rows']:,} minute / {s['hour_rows']:,} hour / {s['day_rows']:,} day rows "
         f"(template {'built now' if store['template_built_now'] else 'cached'}, shifted "
         f"{store['shifted_days']} day(s), {store['top_up_minute_flushes']} top-up flushes; "
-        f"{store['prepare_seconds']} s)"
+        f"{store['prepare_seconds']} s); {runs['runs']:,} pipeline runs in the last "
+        f"{RUNS_HOURS:.0f} h ({runs['failed']} failed; {runs['seconds']} s)"
     )
     ours, theirs = facts["ours_exposition"], facts.get("prometheus_exposition", {})
     print(
@@ -852,34 +1176,138 @@ def report(document: Mapping[str, Any], args: argparse.Namespace) -> None:
         f"{theirs.get('bytes', 0):,} bytes"
     )
     print(
+        f"{API_METRICS}: {facts['api_metrics_bytes']:,} bytes; {API_RUNS}: "
+        f"{facts[f'rows {API_RUNS}']} rows; {API_RUNS_FAILED}: "
+        f"{facts[f'rows {API_RUNS_FAILED}']} rows"
+    )
+    exit_code = facts.get("serve_exit_code")
+    print(
         f"monitor serve: up in {facts['serve_startup_s'] * 1000:.0f} ms, /health "
-        f"{facts['health_status']}, idle RSS {facts['serve_rss_idle_mib']:.1f} MiB; stopped by "
-        f"SIGTERM in {facts.get('serve_stop_s', float('nan')):.2f} s, exit "
-        f"{facts.get('serve_exit_code')}; stub LLM saw {facts.get('stub_models_requests')} "
-        "GET /v1/models"
+        f"{facts['health_status']}, idle RSS {facts['serve_rss_idle_mib']:.1f} MiB, after wrk "
+        f"{facts['serve_rss_after_wrk_mib']:.1f} MiB, at the end "
+        f"{facts.get('serve_rss_end_mib', float('nan')):.1f} MiB; stopped by SIGTERM in "
+        f"{facts.get('serve_stop_s', float('nan')):.2f} s, exit {exit_code} "
+        f"({'as expected' if exit_code == 0 else 'expected 0'}); stub LLM saw "
+        f"{facts.get('stub_models_requests')} GET /v1/models"
     )
     if facts.get("server_env_extra"):
         print(f"monitor serve's extra environment: {facts['server_env_extra']}")
+
+    wrk_facts = facts["wrk"]
+    wrk_rows = document["wrk"]
+    print(f"\n1. {WRK_CONNECTIONS} connections (wrk)")
+    if wrk_facts["binary"] is None:
+        where = wrk_facts["asked"] or "wrk on PATH"
+        print(
+            f"SKIPPED: {where} not found (the Debian package wrk installs /usr/bin/wrk); "
+            "the 50-connection, protocol and prometheus_client wrk figures are missing"
+        )
+    else:
+        print(
+            f"{wrk_facts['command']} ({wrk_facts['version']}), one path after the other; "
+            "x /live: req/s over /live's of the same server; server CPU: cores it used; "
+            "RSS: after the run"
+        )
+        wrk_table(wrk_rows, "server")
+        target = document["targets"]["json_api_50_connections"]
+        parts = [
+            f"{path} {p['ratio_to_live']:.2f}x /live, p99 {p['p99_ms']:.1f} ms {verdict(p['met'])}"
+            for path, p in target["paths"].items()
+        ]
+        print(
+            f"target JSON API at {WRK_CONNECTIONS} connections (req/s >= "
+            f"{API_MIN_RATIO_TO_LIVE}x /live and p99 < {API_MAX_P99_MS:.0f} ms): "
+            f"{'; '.join(parts)}: {verdict(target['met'])}"
+        )
+        ratio = document["ratios"].get("wrk_metrics_ours_vs_prometheus")
+        if ratio is not None:
+            print(f"monitor serve /metrics over prometheus_client /metrics (wrk): {ratio:.2f}x")
+
+    if document["protocols"]:
+        print(
+            "\n2. protocol: MonitorApp on uvicorn.run with h11 vs LimitedHttpToolsProtocol "
+            f"(httptools), wrk at {WRK_CONNECTIONS} connections, {args.wrk_seconds:.0f} s a path"
+        )
+        wrk_table(document["protocols"], "protocol")
+        parts = [
+            f"{path} {value:.2f}x" for path, value in protocol_ratios(document["protocols"]).items()
+        ]
+        print(f"ours over h11: {', '.join(parts)}")
+    elif wrk_facts["binary"] is not None and not args.no_protocols:
+        print("\n2. protocol: no figures")
+
     print(
-        f"load: {args.clients} clients (asyncio, raw sockets, one loop in this process), "
-        f"{WARMUP_S:.0f} s warm-up then the measured window\n"
+        f"\n3. {args.clients} clients (asyncio, raw sockets, keep-alive, one loop in this "
+        f"process), {WARMUP_S:.0f} s warm-up then the measured window; mix: "
+        f"{', '.join(MIXED_PATHS)} in turn"
     )
+    clients_tables(phases)
+    if document["computation_costs"]:
+        print(
+            "\n4. in process, the server stopped: one computation of each shared answer "
+            "(each is computed at most once a second under load), 5 runs"
+        )
+        print_table(
+            ["answer", "median ms", "min ms", "max ms"],
+            [
+                [
+                    row["answer"],
+                    fmt(row["median_ms"], 2),
+                    fmt(row["min_ms"], 2),
+                    fmt(row["max_ms"], 2),
+                ]
+                for row in document["computation_costs"]
+            ],
+        )
+    errors = {row["phase"]: row["error_kinds"] for row in phases if row["errors"]}
+    if errors:
+        print(f"\nerrors: {json.dumps(errors)}")
+    logs = facts.get("serve_logs", {})
+    print(
+        f"\nmonitor serve's logs: {logs.get('stderr_tracebacks')} tracebacks on stderr, "
+        f"{logs.get('error_log_lines')} lines in error*.jsonl"
+        + (f" (last stderr lines: {logs['stderr_tail']})" if logs.get("stderr_tail") else "")
+    )
+    if "logs_after_protocols" in facts:
+        print(
+            "protocol children: "
+            f"{facts.get('protocol_h11_stderr_tracebacks')} + "
+            f"{facts.get('protocol_ours_stderr_tracebacks')} tracebacks on stderr; "
+            f"{facts['logs_after_protocols']['error_log_lines']} lines in error*.jsonl after them"
+        )
+    for name, value in document["ratios"].items():
+        print(f"ratio {name}: {value:.2f}x")
+    targets_ = document["targets"]
+    mixed = next((row for row in phases if row["phase"] == MIXED), None)
+    rss_detail = ""
+    if mixed:
+        rss_detail = (
+            f" ({mixed['rss_first_mib']:.1f} -> {mixed['rss_last_mib']:.1f} MiB, "
+            f"{mixed['rss_growth_fraction'] * 100:+.1f}% over {mixed['window_s']:.0f} s"
+            + (", shorter than the target's 60 s" if mixed["window_s"] < 59 else "")
+            + ")"
+        )
+    api = targets_["json_api_50_connections"]
+    print(
+        f"\ntarget JSON API at {WRK_CONNECTIONS} connections: "
+        f"{'SKIPPED (no wrk)' if api is None else verdict(api['met'])}; "
+        f"target monitor serve RSS stable, {args.clients} clients (last "
+        f"{RSS_WINDOW_S:.0f} s within {RSS_STABLE_FRACTION:.0%} of the first): "
+        f"{verdict(targets_['serve_rss_stable'])}{rss_detail}; target 0 errors (monitor serve, "
+        f"wrk and clients): {verdict(targets_['no_errors'])}"
+    )
+    load = document["load"]
+    print(
+        f"other processes used {load['other_cpu_s']:.1f} CPU-s during the {load['wall_s']:.0f} s "
+        f"run (an average of {load['other_load']:.2f} cores)"
+    )
+
+
+def clients_tables(phases: Sequence[dict[str, Any]]) -> None:
     print_table(
         [
-            "phase",
-            "s",
-            "requests",
-            "req/s",
-            "errors",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "max ms",
-            "conns",
-            "server CPU",
-            "CPU ms/req",
-            "sys %",
-            "client CPU",
+            *("phase", "s", "requests", "req/s", "errors", "p50 ms", "p95 ms", "p99 ms"),
+            *("max ms", "conns", "server CPU", "CPU ms/req", "sys %", "client CPU"),
             "accept drops",
         ],
         [
@@ -928,70 +1356,31 @@ def report(document: Mapping[str, Any], args: argparse.Namespace) -> None:
         ],
     )
     print(
-        "\nserver RSS (VmRSS) and threads, sampled every second of the measured window; "
-        "requests/s in the first and last 10 s; the store's WAL file"
+        "\nserver RSS (VmRSS) and threads, sampled every second of the measured window, mean "
+        "of its first and last 10 s (half the window if shorter than 20 s); requests/s over "
+        "the same spans and in the slowest second; the store's WAL file"
     )
     print_table(
         [
-            *("phase", "RSS first 10 s", "last 10 s", "growth", "max MiB", "threads"),
-            *("stable", "req/s first 10 s", "last 10 s", "WAL max MiB"),
+            *("phase", "RSS first", "RSS last", "growth", "max MiB", "threads", "stable"),
+            *("req/s first", "req/s last", "slowest s", "WAL max MiB"),
         ],
         [
             [
                 row["phase"],
-                f"{row['rss_first_10s_mib']:.1f}",
-                f"{row['rss_last_10s_mib']:.1f}",
+                f"{row['rss_first_mib']:.1f}",
+                f"{row['rss_last_mib']:.1f}",
                 f"{row['rss_growth_fraction'] * 100:+.1f}%",
                 f"{row['rss_max_mib']:.1f}",
                 row["threads_max"],
                 "yes" if row["rss_stable"] else "NO",
-                f"{row['req_s_first_10s']:.0f}",
-                f"{row['req_s_last_10s']:.0f}",
+                f"{row['req_s_first']:.0f}",
+                f"{row['req_s_last']:.0f}",
+                f"{row['req_s_slowest_second']:,}",
                 "-" if row["wal_max_mib"] is None else f"{row['wal_max_mib']:.1f}",
             ]
             for row in phases
         ],
-    )
-    print(f"WAL before the load: {facts.get('wal_bytes_before_load', 0) / 2**20:.1f} MiB")
-    if document["in_process_exposition"]:
-        print(
-            "\nin process: exposition_text() (the body of /metrics) on the same store, "
-            "from N threads at once for 4 s"
-        )
-        print_table(
-            ["threads", "calls/s", "user ms/call", "sys ms/call"],
-            [
-                [
-                    f"{row['threads']}"
-                    + (", one lock around each call" if row["serialized"] else ""),
-                    f"{row['calls_per_s']:.0f}",
-                    f"{row['user_ms_per_call']:.2f}",
-                    f"{row['sys_ms_per_call']:.2f}",
-                ]
-                for row in document["in_process_exposition"]
-            ],
-        )
-    errors = {row["phase"]: row["error_kinds"] for row in phases if row["errors"]}
-    if errors:
-        print(f"\nerrors: {json.dumps(errors)}")
-    logs = facts.get("serve_logs", {})
-    print(
-        f"\nserver logs: {logs.get('stderr_tracebacks')} tracebacks on stderr, "
-        f"{logs.get('error_log_lines')} lines in error.jsonl"
-    )
-    for name, value in document["ratios"].items():
-        print(f"ratio {name}: {value:.2f}x")
-    targets = document["targets"]
-    print(
-        f"\ntarget 0 errors (monitor serve): {verdict(targets['no_errors'])}; target monitor "
-        "serve RSS stable "
-        f"(last 10 s within {RSS_STABLE_FRACTION:.0%} of first 10 s): "
-        f"{verdict(targets['serve_rss_stable'])}"
-    )
-    load = document["load"]
-    print(
-        f"other processes used {load['other_cpu_s']:.1f} CPU-s during the {load['wall_s']:.0f} s "
-        f"run (an average of {load['other_load']:.2f} cores)"
     )
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
 import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +145,101 @@ def test_real_prometheus_scrapes_the_monitor(tmp_path: Path, data_dir: Path) -> 
         for process in (server, monitor):
             process.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+        monitor.wait(timeout=30)
+
+
+TRICKY_HELP = 'Help with "quotes", a \\ backslash\nand a newline.'
+
+
+class _StaticExposition(threading.Thread):
+    """Serves fixed bytes as Prometheus text 0.0.4: Prometheus 2.x asks a target for
+    OpenMetrics first, so this is how its text parser gets to read our text format."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(daemon=True)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+
+    def run(self) -> None:
+        self.server.serve_forever()
+
+
+def test_help_text_round_trips_through_prometheus_parsers(tmp_path: Path, data_dir: Path) -> None:
+    """HELP with `"`, `\\` and a newline, as Prometheus reads it in both formats."""
+    prometheus = require_tool("prometheus")
+    inst = Instrumentation(MetricsRegistry())
+    inst.registry.counter("app_tricky_total", TRICKY_HELP, []).inc()
+    inst.registry.gauge("app_tricky_gauge", TRICKY_HELP, []).set(2)
+    flush_into_store(data_dir, inst)
+    monitor_port, prometheus_port = free_port(), free_port()
+    monitor = subprocess.Popen(
+        [installed_assistant(), "monitor", "serve", "--port", str(monitor_port)],
+        env=subprocess_env(LLM_API_KEY="k-00000000"),
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                status, _, text = get(f"http://127.0.0.1:{monitor_port}/metrics")
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert status == 200
+        static = _StaticExposition(text.replace(b"app_tricky", b"app_text_tricky"))
+        static.start()
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 1s}\n"
+            "scrape_configs:\n"
+            "  - job_name: openmetrics\n"  # our server, negotiated: OpenMetrics
+            f"    static_configs: [{{targets: ['127.0.0.1:{monitor_port}']}}]\n"
+            "  - job_name: text\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{static.port}']}}]\n"
+        )
+        server = subprocess.Popen(
+            [
+                prometheus,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{prometheus_port}"
+        try:
+            metadata: dict[str, Any] = {}
+            wanted = {"app_tricky", "app_tricky_gauge", "app_text_tricky_total"}
+            for _ in range(120):
+                time.sleep(0.5)
+                try:
+                    metadata = json.loads(get(f"{base}/api/v1/metadata")[2])["data"]
+                except (OSError, ValueError, KeyError):
+                    continue
+                if wanted <= set(metadata):
+                    break
+            found = {name: metadata.get(name, [{}])[0].get("help") for name in wanted}
+            assert found == dict.fromkeys(wanted, TRICKY_HELP), found
+            assert metadata["app_tricky"][0]["type"] == "counter"
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+            static.server.shutdown()
+            static.server.server_close()
+    finally:
+        monitor.send_signal(signal.SIGTERM)
         monitor.wait(timeout=30)
 
 
