@@ -12,7 +12,14 @@ module.exports = {
       interpreter: "none",
       // The settings come from .env.<profile> (in ASSISTANT_CONFIG_DIR) and the
       // environment; the ports here match the .env templates (staging beside production).
-      env: { ASSISTANT_CONFIG_DIR: __dirname, PYTHONUNBUFFERED: "1" },
+      // Two instances share the port (MONITOR_REUSE_PORT): `pm2 reload` restarts them one
+      // at a time, waiting for each new one's "ready" (wait_ready), so /health never stops
+      // answering. One of them at a time evaluates the alert rules (a lock in the data dir).
+      instances: 2,
+      exec_mode: "fork",
+      wait_ready: true,
+      listen_timeout: 10000,
+      env: { ASSISTANT_CONFIG_DIR: __dirname, PYTHONUNBUFFERED: "1", MONITOR_REUSE_PORT: "true" },
       // MONITOR_PORT from the deploying shell wins, as it does for the assistant itself.
       env_development: { ASSISTANT_ENV: "development", MONITOR_PORT: process.env.MONITOR_PORT || "9464" },
       env_staging: { ASSISTANT_ENV: "staging", MONITOR_PORT: process.env.MONITOR_PORT || "9465" },

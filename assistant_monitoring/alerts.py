@@ -196,6 +196,30 @@ class AlertBook:
         )
         return [Alert(*row) for row in rows]
 
+    def changes_since(self, when: float) -> list[tuple[str, Alert]]:
+        """Transitions recorded after ``when``, oldest first: ('firing' | 'resolved', alert).
+
+        What every ``monitor serve`` process streams, whichever process evaluated the
+        rules (see ``server/periodic.py``).
+        """
+        rows = (
+            self.store.connect()
+            .execute(
+                "SELECT id, rule, severity, state, started_at, resolved_at, value, message "
+                "FROM alerts WHERE started_at > ? OR resolved_at > ? ORDER BY updated_at",
+                (when, when),
+            )
+            .fetchall()
+        )
+        events: list[tuple[float, str, Alert]] = []
+        for row in rows:
+            alert = Alert(*row)
+            if alert.started_at > when:
+                events.append((alert.started_at, "firing", alert))
+            if alert.resolved_at is not None and alert.resolved_at > when:
+                events.append((alert.resolved_at, "resolved", alert))
+        return [(event, alert) for _, event, alert in sorted(events, key=lambda e: e[0])]
+
     def apply(self, findings: list[Finding], now: float | None = None) -> list[tuple[str, Alert]]:
         """Record what changed; return (event, alert) pairs: 'firing' or 'resolved'."""
         current = time.time() if now is None else now

@@ -7,8 +7,11 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,6 +58,10 @@ def deploy(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def apps(binary: str, env: dict[str, str]) -> dict[str, str]:
+    return {app["name"]: app["pm2_env"]["status"] for app in jlist(binary, env)}
+
+
+def jlist(binary: str, env: dict[str, str]) -> list[dict[str, Any]]:
     listing = subprocess.run(
         [binary, "jlist"],
         env=subprocess_env(**env),
@@ -65,7 +72,32 @@ def apps(binary: str, env: dict[str, str]) -> dict[str, str]:
     )
     # A new pm2 daemon prints its banner first: the JSON is the last line.
     document = [line for line in listing.stdout.splitlines() if line.startswith("[")][-1]
-    return {app["name"]: app["pm2_env"]["status"] for app in json.loads(document)}
+    found: list[dict[str, Any]] = json.loads(document)
+    return found
+
+
+class HealthProbe(threading.Thread):
+    """GET /health on a new connection every 50 ms; remembers every failure."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.stop = threading.Event()
+        self.answered = 0
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                status, _, _ = get(self.url)
+            except OSError as error:
+                self.failures.append(repr(error))
+            else:
+                if status == 200:
+                    self.answered += 1
+                else:
+                    self.failures.append(f"HTTP {status}")
+            time.sleep(0.05)
 
 
 def test_usage_errors_start_nothing() -> None:
@@ -120,6 +152,11 @@ def test_passing_deploy_is_online_and_answers(
         status, _, body = get(f"http://127.0.0.1:{port}/health")
         assert status == 200
         assert json.loads(body)["status"] == "pass"
+        before = {app["pid"] for app in jlist(binary, env)}
+        assert len(before) == 2, "two instances share the port"
+        # A second deploy is a `pm2 reload`: /health answers all the way through it.
+        probe = HealthProbe(f"http://127.0.0.1:{port}/health")
+        probe.start()
         again = deploy(
             "development",
             **env,
@@ -127,8 +164,18 @@ def test_passing_deploy_is_online_and_answers(
             LLM_API_KEY="sk-deploy-000000000000",
             MONITOR_PORT=str(port),
         )
+        time.sleep(1)
+        probe.stop.set()
+        probe.join(timeout=20)
         assert again.returncode == 0, again.stderr
-        assert apps(binary, env)["assistant-monitor"] == "online"
+        assert "reload" in again.stdout, again.stdout
+        after = jlist(binary, env)
+        assert {app["pm2_env"]["status"] for app in after} == {"online"}
+        assert not before & {app["pid"] for app in after}, "both instances were replaced"
+        assert probe.failures == [], probe.failures[:5]
+        assert probe.answered > 20
+        # The old processes stopped as asked: exit 0, so pm2 saw no crash.
+        assert all(app["pm2_env"].get("exit_code") == 0 for app in after), after
     subprocess.run(
         [binary, "delete", "assistant-monitor"],
         env=subprocess_env(**env),

@@ -66,7 +66,7 @@ def serve(
         max_connections=monitoring.max_connections,
     )
     try:
-        sock = bind(config.host, config.port)
+        sock = bind(config.host, config.port, reuse_port=monitoring.reuse_port)
     except OSError as error:
         raise UsageError(
             f"cannot listen on {config.host}:{config.port} ({error.strerror}): "

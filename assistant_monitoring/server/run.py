@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
-import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 import uvicorn
 from loguru import logger
 
 from assistant_monitoring.server.app import MonitorApp, ServerConfig
+from assistant_monitoring.server.periodic import run_periodic
 from assistant_monitoring.server.protocol import LimitedHttpToolsProtocol
 from assistant_monitoring.settings import Settings
 
@@ -43,11 +43,18 @@ class _ClientLogFilter(logging.Filter):
         return True
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket (raises OSError: the caller says which port is taken)."""
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """The listening socket (raises OSError: the caller says which port is taken).
+
+    ``reuse_port`` (MONITOR_REUSE_PORT) lets several processes listen on one port, the
+    kernel spreading connections between them: how pm2's two instances share it.
+    Off by default, so that a second server started by mistake fails loudly.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
         sock.listen(2048)
@@ -82,6 +89,10 @@ def serve(settings: Settings, config: ServerConfig, sock: socket.socket) -> int:
     """Serve on ``sock`` until SIGTERM or Ctrl-C; flush; return the requests served."""
     for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
         logging.getLogger(name).addFilter(_ClientLogFilter())
+    # Our stdlib intercept leaves the root logger at level 0, which uvicorn reads as
+    # TRACE: it would then wrap the app in its message logger and log every
+    # connection made and lost, costing every request.
+    logging.getLogger("uvicorn").setLevel(logging.INFO)
     monitor = MonitorApp(settings, config)
     LimitedHttpToolsProtocol.max_connections = config.max_connections
     server = _Server(
@@ -104,12 +115,32 @@ def serve(settings: Settings, config: ServerConfig, sock: socket.socket) -> int:
     return monitor.requests_served
 
 
+async def _tell_pm2_when_listening(server: uvicorn.Server) -> None:
+    """Send pm2 its ``ready`` message once listening (``wait_ready`` in ecosystem.config.js).
+
+    pm2 gives the processes it forks a Node IPC channel (``NODE_CHANNEL_FD``), where a
+    message is one JSON value per line; ``"ready"`` is what Node's ``process.send('ready')``
+    writes. During ``pm2 reload`` it waits for it before stopping the next instance.
+    """
+    channel = os.environ.get("NODE_CHANNEL_FD", "")
+    if not channel.isdigit():
+        return
+    while not server.started:
+        await asyncio.sleep(0.05)
+    try:
+        os.write(int(channel), b'"ready"\n')
+    except OSError as error:
+        logger.debug(f"could not tell pm2 this process is ready: {error}")
+
+
 async def _serve(monitor: MonitorApp, server: _Server, sock: socket.socket) -> None:
-    periodic = asyncio.create_task(_periodic(monitor))
+    periodic = asyncio.create_task(run_periodic(monitor))
+    ready = asyncio.create_task(_tell_pm2_when_listening(server))
     try:
         await server.serve(sockets=[sock])
     finally:
         monitor.stopping.set()
+        ready.cancel()
         # The evaluation under way finishes (an alert half-recorded is worse than a
         # late stop); the next one does not start.
         try:
@@ -122,41 +153,3 @@ async def _serve(monitor: MonitorApp, server: _Server, sock: socket.socket) -> N
         runtime = current_runtime()
         if runtime is not None:
             runtime.flush()
-
-
-async def _periodic(monitor: MonitorApp) -> None:
-    """Health history and the local alert rules, every flush interval, in a worker thread.
-
-    Health is recorded even when nobody probes /health; alert transitions also go to
-    the event streams. A failure (a damaged store) is logged once, and its end once,
-    not every few seconds for as long as it lasts.
-    """
-    from assistant_monitoring.alerts import evaluate_and_record
-
-    interval = max(monitor.config.flush_interval, 1.0)
-    loop = asyncio.get_running_loop()
-    last_problem = ""
-    next_at = time.monotonic() + interval
-    while not monitor.stopping.is_set():
-        await asyncio.sleep(min(0.2, max(0.0, next_at - time.monotonic())))
-        if time.monotonic() < next_at:
-            continue
-        next_at = time.monotonic() + interval
-
-        def publish(event: str, alert: Any) -> None:
-            loop.call_soon_threadsafe(monitor.alerts.publish, event, alert)
-
-        def evaluate() -> None:
-            monitor.health_answer().result()
-            evaluate_and_record(monitor.settings, extra=[publish])
-
-        try:
-            await asyncio.to_thread(evaluate)
-        except Exception as error:
-            if str(error) != last_problem:
-                logger.warning(f"periodic health and alert evaluation failed: {error}")
-            last_problem = str(error)
-        else:
-            if last_problem:
-                logger.info("periodic health and alert evaluation works again")
-            last_problem = ""

@@ -47,7 +47,7 @@ class SharedAnswers(Generic[T]):
         self._executor = executor
         self._ttl = ttl
         self._stale = stale
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._entries: OrderedDict[Hashable, _Entry[T]] = OrderedDict()
         self.computations = 0  # how many times anything was computed (for tests and logs)
 
@@ -64,21 +64,24 @@ class SharedAnswers(Generic[T]):
             age = time.monotonic() - entry.at
             if entry.answer is not None and age < self._ttl:
                 return entry.answer
-            if entry.pending is None:
-                entry.pending = self._start(key, entry, compute)
+            pending = entry.pending or self._start(entry, compute)
             if entry.answer is not None and age < self._ttl + self._stale:
                 return entry.answer
-            return entry.pending
+            return pending
 
-    def _start(self, key: Hashable, entry: _Entry[T], compute: Callable[[], T]) -> Future[T]:
+    def _start(self, entry: _Entry[T], compute: Callable[[], T]) -> Future[T]:
         self.computations += 1
         pending = self._executor.submit(compute)
+        entry.pending = pending
 
         def finished(done: Future[T]) -> None:
+            # Runs in the worker thread, or here at once (under our own lock, hence the
+            # RLock) when the computation finished before the callback was added.
             with self._lock:
                 entry.answer = done
                 entry.at = time.monotonic()
-                entry.pending = None
+                if entry.pending is done:
+                    entry.pending = None
 
         pending.add_done_callback(finished)
         return pending

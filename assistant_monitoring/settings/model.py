@@ -132,6 +132,8 @@ class MonitoringSettings(_Group):
     token: SecretStr | None = Field(None, alias="MONITOR_TOKEN")
     # Each connection holds a file descriptor: keep it below `ulimit -n` (often 1024).
     max_connections: int = Field(512, ge=1, le=100_000, alias="MONITOR_MAX_CONNECTIONS")
+    # Several `monitor serve` processes on one port (pm2's two instances, for reloads).
+    reuse_port: bool = Field(False, alias="MONITOR_REUSE_PORT")
     retention_days: int = Field(30, ge=1, le=3650, alias="MONITOR_RETENTION_DAYS")
     flush_interval_seconds: float = Field(5.0, gt=0, le=3600, alias="MONITOR_FLUSH_INTERVAL")
     prices_file: OptionalPath = Field(None, alias="MONITOR_PRICES_FILE")
