@@ -31,12 +31,15 @@ def serve(
         5.0, "--health-cache", min=0, help="Seconds a /health answer is reused."
     ),
 ) -> None:
-    """Serve health, metrics and the JSON API over HTTP until SIGTERM or Ctrl-C.
+    """Serve health, metrics and the JSON API over HTTP until SIGTERM or Ctrl-C (exit 0).
 
     Paths: /live, /ready, /health (503 when unhealthy), /metrics (Prometheus text,
-    OpenMetrics on request), /api/metrics?period=1h, /api/runs?status=failed&limit=5,
-    /api/breakers. It also flushes metrics, samples memory and CPU, records health
-    and applies retention every MONITOR_FLUSH_INTERVAL seconds.
+    OpenMetrics on request, gzip), /api/metrics?period=1h, /api/runs?status=failed&limit=5,
+    /api/breakers, /api/timeseries, /api/alerts (+ /stream), /dashboard, and
+    /openapi.json describing them. It also flushes metrics, samples memory and CPU,
+    records health and applies retention every MONITOR_FLUSH_INTERVAL seconds.
+    At most MONITOR_MAX_CONNECTIONS (512) connections at once; MONITOR_REUSE_PORT=true
+    lets several processes share the port (pm2 runs two).
 
     Example: assistant -e production monitor serve --port 9464
     """

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import socket
 from collections.abc import Callable
 from types import FrameType
@@ -70,6 +71,18 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+_FILES_BESIDES_CONNECTIONS = 64  # SQLite files, logs, pipes, the listening socket
+
+
+def _warn_if_past_the_file_limit(max_connections: int) -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and max_connections + _FILES_BESIDES_CONNECTIONS > soft:
+        logger.warning(
+            f"MONITOR_MAX_CONNECTIONS={max_connections} is near the open-file limit ({soft}, "
+            "`ulimit -n`): raise the limit or lower the setting, or connections past it fail"
+        )
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, whose signal handling ends in a clean return, not a re-raise."""
 
@@ -93,6 +106,7 @@ def serve(settings: Settings, config: ServerConfig, sock: socket.socket) -> int:
     # TRACE: it would then wrap the app in its message logger and log every
     # connection made and lost, costing every request.
     logging.getLogger("uvicorn").setLevel(logging.INFO)
+    _warn_if_past_the_file_limit(config.max_connections)
     monitor = MonitorApp(settings, config)
     LimitedHttpToolsProtocol.max_connections = config.max_connections
     server = _Server(
