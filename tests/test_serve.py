@@ -46,6 +46,18 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, byte
         return error.code, error.headers, body
 
 
+def stop_server(process: subprocess.Popen[str]) -> str:
+    """SIGTERM, then its stderr; a server that does not stop in 20 s is killed (never
+    left running after the test) and the test fails."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=20)[1] or ""
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail("monitor serve did not stop within 20 s of SIGTERM")
+
+
 @pytest.fixture
 def served(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, StubLLMServer]]:
     """A real `assistant monitor serve` process over a store with some data."""
@@ -73,10 +85,7 @@ def served(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
                     time.sleep(0.1)
             yield url, stub
         finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=20)
-            assert process.stderr is not None
-            process.stderr.close()
+            stop_server(process)
             assert process.returncode == 0
 
 
@@ -239,8 +248,7 @@ def serving(**env: str) -> Iterator[tuple[str, list[str]]]:
                 time.sleep(0.1)
         yield url, stderr
     finally:
-        process.send_signal(signal.SIGTERM)
-        stderr.append(process.communicate(timeout=20)[1])
+        stderr.append(stop_server(process))
     assert process.returncode == 0
 
 

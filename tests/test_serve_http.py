@@ -411,3 +411,35 @@ def test_openapi_is_valid_and_every_answer_matches_it(
             status, _, body = get(url + "/api/runs?limit=lots")
             assert status == 400
             _schema_validator(document, error).validate(json.loads(body))
+
+
+def test_accepted_connections_have_nagle_off() -> None:
+    """Head and body are separate writes: with Nagle on, every keep-alive answer after
+    the first waits for the client's delayed ACK (~40 ms)."""
+    import asyncio
+
+    from assistant_monitoring.server.run import bind
+
+    sock = bind("127.0.0.1", 0)
+    seen: list[int] = []
+
+    class Recorder(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted = transport.get_extra_info("socket")
+            seen.append(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def accept_one() -> None:
+        server = await asyncio.get_running_loop().create_server(Recorder, sock=sock)
+        port = sock.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(accept_one())
+    assert seen == [1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from tests.conftest import (
     require_tool,
     subprocess_env,
 )
-from tests.test_serve import free_port, get
+from tests.test_serve import free_port, get, stop_server
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
@@ -54,7 +53,8 @@ def test_dashboard_page_in_chromium(
         server = subprocess.Popen(
             [installed_assistant(), "monitor", "serve", "--port", str(port)],
             env=subprocess_env(),
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         url = f"http://127.0.0.1:{port}/dashboard"
         try:
@@ -66,8 +66,7 @@ def test_dashboard_page_in_chromium(
                     time.sleep(0.1)
             messages, page_text, shot = browse(binary, url, tmp_path)
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=20)
+            stop_server(server)
     assert "PASS" in page_text
     assert "claude-haiku-4-5" in page_text
     assert "30 runs" in page_text

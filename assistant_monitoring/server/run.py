@@ -52,7 +52,11 @@ def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     Off by default, so that a second server started by mistake fails loudly.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose protocol says
+    # TCP, and uvicorn writes a response's head and body separately, so without it
+    # every answer after the first on a keep-alive connection waited ~40 ms for the
+    # client's delayed ACK (1,130 req/s at 50 connections, whatever the path).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
