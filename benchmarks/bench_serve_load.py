@@ -18,6 +18,11 @@ in a worker thread at most once a second and shared; 512 connections at most).
 
 Phases, in the same run, one after the other:
 
+0. One request alone: 30 ``GET``s one after the other on one kept-alive connection to
+   ``/live`` and ``/api/runs?limit=20``, median and max after the first. A median of
+   20 ms or more on an idle server is flagged: it is the delayed-ACK stall of a socket
+   without ``TCP_NODELAY`` (the answer's head goes out, its body waits ~40 ms for the
+   client's ACK), which caps every kept-alive connection at ~25 requests/s.
 1. 50 connections, wrk (``wrk -t2 -c50 -d<S>s --latency URL``, S = ``--wrk-seconds``,
    5 by default; see ``_wrk.py``) on ``monitor serve``'s ``/live``, ``/metrics``,
    ``/api/metrics?period=1h``, ``/api/runs?limit=20`` and
@@ -47,7 +52,11 @@ Phases, in the same run, one after the other:
    as ``monitor serve`` does, no periodic job) in a child process run by
    ``uvicorn.run`` with uvicorn's pure-Python ``h11`` protocol, then with our
    ``LimitedHttpToolsProtocol`` (httptools), same uvicorn options; wrk at 50
-   connections on ``/live`` and ``/api/runs?limit=20`` for each: the ratio ours/h11.
+   connections on ``/live`` and ``/api/runs?limit=20`` for each (and the probe of
+   phase 0): the ratio ours/h11. ``uvicorn.run`` binds its own socket (asyncio then
+   sets ``TCP_NODELAY`` on each connection); ``monitor serve`` binds the one it hands
+   to uvicorn, so a difference in phase 0 between the two is the socket, not the
+   protocol.
 6. prometheus_client's own ``start_http_server`` in a subprocess, serving a
    ``CollectorRegistry`` rebuilt from our ``/metrics`` text (same families, types,
    label sets, histogram buckets: the same sample lines; ``_created`` series off so
@@ -76,18 +85,18 @@ Targets (issue 11):
   ``/api/runs?limit=20`` each serve at least 0.3x the requests/s of ``/live`` in the
   same run, with a p99 latency under 100 ms;
 * memory (phase 2): the server's RSS, mean of the last 10 s within 5% of the mean of
-  the first 10 s (with ``--seconds`` under 20 the two windows are half the phase
-  each, and overlap nothing, but the target is for 60 s);
+  the first 10 s (with ``--seconds`` under 20 each window is half the phase; the
+  target is for a 60 s run);
 * 0 errors from ``monitor serve`` (phases 1 to 3: wrk's socket errors and non-2xx,
   the clients' errors).
 
 Reported with no target: the ratios of ``monitor serve``'s ``/metrics`` to
 prometheus_client's (wrk, and 200 clients), and of our protocol to h11.
 
-Run: ``.venv/bin/python benchmarks/bench_serve_load.py [--json]`` (about 4 minutes;
-the store's top-up takes up to ~40 s more late in the UTC day, and the first run on a
-machine builds the store's template, about a minute). Options: ``--seconds S``
-(phase 2, at least 5), ``--wrk-seconds S``, ``--metrics-only-seconds S`` and
+Run: ``.venv/bin/python benchmarks/bench_serve_load.py [--json]``: about 3 minutes
+(the store's top-up adds a few seconds late in the UTC day; the first run on a
+machine builds the store's template, about a minute more). Options: ``--seconds S``
+(phase 2, at least 5), ``--wrk-seconds S`` (whole seconds), ``--metrics-only-seconds S`` and
 ``--prometheus-seconds S`` (0 skips either), ``--clients N``, ``--wrk PATH``;
 diagnostics: ``--no-prometheus``, ``--no-protocols``, ``--no-in-process``,
 ``--no-top-up``, ``--server-env NAME=VALUE`` (e.g. ``MALLOC_ARENA_MAX=2``).
@@ -142,6 +151,8 @@ STOP_TIMEOUT_S = 10.0
 RUNS_HOURS = 24.0  # pipeline runs seeded into the store
 WRK_CONNECTIONS = 50
 WRK_THREADS = 2
+PROBE_REQUESTS = 30  # sequential requests on one connection (keepalive_probe)
+PROBE_STALL_MS = 20.0  # a median this slow on an idle server is a Nagle/delayed-ACK stall
 API_MIN_RATIO_TO_LIVE = 0.3
 API_MAX_P99_MS = 100.0
 LIVE = "/live"
@@ -151,6 +162,7 @@ API_RUNS_FAILED = "/api/runs?status=failed&limit=5"
 WRK_PATHS = (LIVE, "/metrics", API_METRICS, API_RUNS, API_RUNS_FAILED)
 TARGET_PATHS = (API_METRICS, API_RUNS)  # the JSON API target (ratio to /live, p99)
 PROTOCOL_PATHS = (LIVE, API_RUNS)
+PROBE_PATHS = (LIVE, API_RUNS)
 PROTOCOLS = ("h11", "ours")
 MIXED_PATHS = ("/metrics", "/health", API_METRICS, API_RUNS)
 MIXED = "monitor serve: mix"
@@ -203,6 +215,37 @@ def get_ok(port: int, path: str) -> bytes:
     if status != 200:
         raise RuntimeError(f"{path} answered {status}: {body[:300]!r}")
     return body
+
+
+def keepalive_probe(port: int, path: str, requests: int = PROBE_REQUESTS) -> dict[str, Any]:
+    """Sequential ``GET``s on one kept-alive connection: the latency of one request alone.
+
+    A server whose sockets lack ``TCP_NODELAY`` and that writes an answer in two
+    pieces (head, then body) waits for the client's delayed ACK before the second:
+    ~40 ms a request after the first on the connection, however idle the server is.
+    """
+    conn = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT_S)
+    times: list[float] = []
+    try:
+        for _ in range(requests):
+            started = time.perf_counter()
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{path} answered {response.status}")
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        conn.close()
+    later = sorted(times[1:])  # the first request also pays the connect
+    return {
+        "path": path,
+        "requests": requests,
+        "first_ms": times[0],
+        "median_ms": later[len(later) // 2],
+        "max_ms": later[-1],
+        "stalled": later[len(later) // 2] >= PROBE_STALL_MS,
+    }
 
 
 def wait_until_up(port: int, path: str, proc: subprocess.Popen[bytes]) -> float:
@@ -295,16 +338,22 @@ def file_size(path: Path | None) -> int:
         return 0
 
 
+def error_log_lines(data_dir: Path) -> int:
+    """Lines in the error log files under the data dir."""
+    lines = 0
+    for path in data_dir.rglob("error*.jsonl"):
+        with path.open(errors="replace") as handle:
+            lines += sum(1 for _ in handle)
+    return lines
+
+
 def check_logs(data_dir: Path, stderr_path: Path) -> dict[str, Any]:
     """Tracebacks and error lines the server left behind."""
     stderr = stderr_path.read_text(errors="replace") if stderr_path.exists() else ""
-    error_lines = 0
-    for path in data_dir.rglob("error*.jsonl"):
-        error_lines += sum(1 for _ in path.open(errors="replace"))
     return {
         "stderr_tracebacks": stderr.count("Traceback"),
         "stderr_tail": stderr.strip().splitlines()[-5:],
-        "error_log_lines": error_lines,
+        "error_log_lines": error_log_lines(data_dir),
     }
 
 
@@ -825,8 +874,10 @@ def protocol_rows(
             )
         with stopped_at_exit(child, facts, f"protocol_{protocol}"):
             wait_until_up(port, LIVE, child)
+            facts[f"protocol_{protocol}_keepalive_probe"] = [
+                keepalive_probe(port, path) for path in PROBE_PATHS
+            ]
             for path in PROTOCOL_PATHS:
-                get_ok(port, path)  # the answer is cached before the clock starts
                 rows.append(wrk_row(wrk, protocol, port, child.pid, path, seconds))
         tracebacks = stderr_path.read_text(errors="replace").count("Traceback")
         facts[f"protocol_{protocol}_stderr_tracebacks"] = tracebacks
@@ -920,6 +971,7 @@ def serve_section(
         for path in (API_RUNS, API_RUNS_FAILED):
             facts[f"rows {path}"] = len(json.loads(get_ok(port, path))["runs"])
         facts["serve_rss_idle_mib"] = rss_mib(server.pid)
+        facts["serve_keepalive_probe"] = [keepalive_probe(port, path) for path in PROBE_PATHS]
         wal = data_dir / "monitoring.db-wal"
         facts["wal_bytes_before_load"] = file_size(wal)
         if wrk is not None:
@@ -1049,7 +1101,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         if wrk is not None and not args.no_protocols:
             protocols = protocol_rows(wrk, env, work, args.wrk_seconds, facts)
-            facts["logs_after_protocols"] = check_logs(data_dir, work / "none")
+            facts["error_log_lines_after_protocols"] = error_log_lines(data_dir)
         if not args.no_prometheus:
             theirs_wrk, theirs = prometheus_section(args, wrk, work, ours_body, facts)
             if theirs_wrk is not None:
@@ -1061,6 +1113,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     add_ratios_to_live(wrk_rows)
+    add_ratios_to_live(protocols)
     document = {
         "machine": machine_info(),
         "load": watch.report(),
@@ -1155,6 +1208,25 @@ def wrk_table(rows: Sequence[dict[str, Any]], first: str) -> None:
         print(f"wrk errors: {json.dumps(failed)}")
 
 
+def print_probe(name: str, probes: Sequence[dict[str, Any]]) -> None:
+    if not probes:
+        return
+    parts = [
+        f"{p['path']} median {p['median_ms']:.2f} ms, max {p['max_ms']:.1f} ms" for p in probes
+    ]
+    print(
+        f"{name}, {probes[0]['requests']} GETs one after the other on one kept-alive "
+        f"connection (after the first): {'; '.join(parts)}"
+    )
+    if any(p["stalled"] for p in probes):
+        print(
+            f"  WARNING: {PROBE_STALL_MS:.0f} ms or more per request on an idle server: the "
+            "delayed-ACK stall of a socket without TCP_NODELAY (Nagle holds the body back "
+            "until the client ACKs the head); it caps each kept-alive connection at ~25 "
+            "requests/s"
+        )
+
+
 def report(document: Mapping[str, Any], args: argparse.Namespace) -> None:
     facts, store, phases = document["facts"], document["store"], document["phases"]
     print_machine(document["machine"])
@@ -1190,12 +1262,13 @@ def report(document: Mapping[str, Any], args: argparse.Namespace) -> None:
         f"({'as expected' if exit_code == 0 else 'expected 0'}); stub LLM saw "
         f"{facts.get('stub_models_requests')} GET /v1/models"
     )
+    print_probe("monitor serve", facts["serve_keepalive_probe"])
     if facts.get("server_env_extra"):
         print(f"monitor serve's extra environment: {facts['server_env_extra']}")
 
     wrk_facts = facts["wrk"]
     wrk_rows = document["wrk"]
-    print(f"\n1. {WRK_CONNECTIONS} connections (wrk)")
+    print(f"\n{WRK_CONNECTIONS} connections (wrk)")
     if wrk_facts["binary"] is None:
         where = wrk_facts["asked"] or "wrk on PATH"
         print(
@@ -1225,7 +1298,7 @@ def report(document: Mapping[str, Any], args: argparse.Namespace) -> None:
 
     if document["protocols"]:
         print(
-            "\n2. protocol: MonitorApp on uvicorn.run with h11 vs LimitedHttpToolsProtocol "
+            "\nprotocol: MonitorApp on uvicorn.run with h11 vs LimitedHttpToolsProtocol "
             f"(httptools), wrk at {WRK_CONNECTIONS} connections, {args.wrk_seconds:.0f} s a path"
         )
         wrk_table(document["protocols"], "protocol")
@@ -1233,18 +1306,20 @@ def report(document: Mapping[str, Any], args: argparse.Namespace) -> None:
             f"{path} {value:.2f}x" for path, value in protocol_ratios(document["protocols"]).items()
         ]
         print(f"ours over h11: {', '.join(parts)}")
+        for protocol in PROTOCOLS:
+            print_probe(f"{protocol} child", facts.get(f"protocol_{protocol}_keepalive_probe", []))
     elif wrk_facts["binary"] is not None and not args.no_protocols:
-        print("\n2. protocol: no figures")
+        print("\nprotocol: no figures")
 
     print(
-        f"\n3. {args.clients} clients (asyncio, raw sockets, keep-alive, one loop in this "
+        f"\n{args.clients} clients (asyncio, raw sockets, keep-alive, one loop in this "
         f"process), {WARMUP_S:.0f} s warm-up then the measured window; mix: "
         f"{', '.join(MIXED_PATHS)} in turn"
     )
     clients_tables(phases)
     if document["computation_costs"]:
         print(
-            "\n4. in process, the server stopped: one computation of each shared answer "
+            "\nin process, the server stopped: one computation of each shared answer "
             "(each is computed at most once a second under load), 5 runs"
         )
         print_table(
@@ -1268,12 +1343,12 @@ def report(document: Mapping[str, Any], args: argparse.Namespace) -> None:
         f"{logs.get('error_log_lines')} lines in error*.jsonl"
         + (f" (last stderr lines: {logs['stderr_tail']})" if logs.get("stderr_tail") else "")
     )
-    if "logs_after_protocols" in facts:
+    if "error_log_lines_after_protocols" in facts:
         print(
             "protocol children: "
             f"{facts.get('protocol_h11_stderr_tracebacks')} + "
             f"{facts.get('protocol_ours_stderr_tracebacks')} tracebacks on stderr; "
-            f"{facts['logs_after_protocols']['error_log_lines']} lines in error*.jsonl after them"
+            f"{facts['error_log_lines_after_protocols']} lines in error*.jsonl after them"
         )
     for name, value in document["ratios"].items():
         print(f"ratio {name}: {value:.2f}x")
