@@ -77,8 +77,22 @@ def query(base: str, expr: str) -> dict[str, Any]:
     return document
 
 
+def start_prometheus(config: Path, tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
+    """A real Prometheus server on 127.0.0.1:``port`` with ``config``, its TSDB in tmp."""
+    return subprocess.Popen(
+        [
+            require_tool("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def test_real_prometheus_scrapes_the_monitor(tmp_path: Path, data_dir: Path) -> None:
-    prometheus = require_tool("prometheus")
+    require_tool("prometheus")
     inst = Instrumentation(MetricsRegistry())
     for number in range(40):
         inst.metrics.pipeline_runs.labels("failure" if number % 8 == 0 else "success").inc()
@@ -101,16 +115,7 @@ def test_real_prometheus_scrapes_the_monitor(tmp_path: Path, data_dir: Path) -> 
         env=subprocess_env(LLM_API_KEY="k-00000000"),
         stderr=subprocess.DEVNULL,
     )
-    server = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prometheus_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_prometheus(config, tmp_path, prometheus_port)
     base = f"http://127.0.0.1:{prometheus_port}"
     try:
         result: list[dict[str, Any]] = []
@@ -178,7 +183,7 @@ class _StaticExposition(threading.Thread):
 
 def test_help_text_round_trips_through_prometheus_parsers(tmp_path: Path, data_dir: Path) -> None:
     """HELP with `"`, `\\` and a newline, as Prometheus reads it in both formats."""
-    prometheus = require_tool("prometheus")
+    require_tool("prometheus")
     inst = Instrumentation(MetricsRegistry())
     inst.registry.counter("app_tricky_total", TRICKY_HELP, []).inc()
     inst.registry.gauge("app_tricky_gauge", TRICKY_HELP, []).set(2)
@@ -208,16 +213,7 @@ def test_help_text_round_trips_through_prometheus_parsers(tmp_path: Path, data_d
             "  - job_name: text\n"
             f"    static_configs: [{{targets: ['127.0.0.1:{static.port}']}}]\n"
         )
-        server = subprocess.Popen(
-            [
-                prometheus,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server = start_prometheus(config, tmp_path, prometheus_port)
         base = f"http://127.0.0.1:{prometheus_port}"
         try:
             metadata: dict[str, Any] = {}

@@ -46,6 +46,25 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, byte
         return error.code, error.headers, body
 
 
+def start_server(*args: str, **env: str) -> tuple[subprocess.Popen[str], str]:
+    """`monitor serve ARGS` on a free port, once it answers /live: the process, its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [installed_assistant(), "monitor", "serve", "--port", str(port), *args],
+        env=subprocess_env(**env),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if get(url + "/live")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    return process, url
+
+
 def stop_server(process: subprocess.Popen[str]) -> str:
     """SIGTERM, then its stderr; a server that does not stop in 20 s is killed (never
     left running after the test) and the test fails."""
@@ -68,21 +87,8 @@ def served(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
         make_healthy(data_dir, stub.url, monkeypatch, key="sk-test-0000000000000000")
         flush_into_store(data_dir, inst)
         monkeypatch.setenv("MONITOR_FLUSH_INTERVAL", "0.5")
-        port = free_port()
-        process = subprocess.Popen(
-            [installed_assistant(), "monitor", "serve", "--port", str(port), "--health-cache", "2"],
-            env=subprocess_env(),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        url = f"http://127.0.0.1:{port}"
+        process, url = start_server("--health-cache", "2")
         try:
-            for _ in range(100):
-                try:
-                    get(url + "/live")
-                    break
-                except OSError:
-                    time.sleep(0.1)
             yield url, stub
         finally:
             stop_server(process)
@@ -230,22 +236,9 @@ def serving(**env: str) -> Iterator[tuple[str, list[str]]]:
 
     Yields its URL and a list that holds its stderr once it has stopped.
     """
-    port = free_port()
-    process = subprocess.Popen(
-        [installed_assistant(), "monitor", "serve", "--port", str(port)],
-        env=subprocess_env(**env),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_server(**env)
     stderr: list[str] = []
     try:
-        for _ in range(100):
-            try:
-                assert get(url + "/live")[0] == 200
-                break
-            except OSError:
-                time.sleep(0.1)
         yield url, stderr
     finally:
         stderr.append(stop_server(process))

@@ -25,8 +25,14 @@ import pytest
 from assistant.stubllm import StubLLMServer
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
-from tests.conftest import flush_into_store, installed_assistant, make_healthy, subprocess_env
-from tests.test_serve import free_port, get, serving
+from tests.conftest import (
+    flush_into_store,
+    installed_assistant,
+    make_healthy,
+    run_assistant,
+    subprocess_env,
+)
+from tests.test_serve import get, serving, start_server
 
 STATUS_LINE = re.compile(rb"HTTP/1\.1 (\d{3}) ")
 GET_PATHS = [
@@ -278,13 +284,8 @@ def test_max_connections_bounds_open_sockets(data_dir: Path) -> None:
 
 
 def test_bad_max_connections_is_a_settings_error(data_dir: Path) -> None:
-    result = subprocess.run(
-        [installed_assistant(), "monitor", "serve", "--port", "0"],
-        env=subprocess_env(MONITOR_MAX_CONNECTIONS="0"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    result = run_assistant(
+        "monitor", "serve", "--port", "0", timeout=30, MONITOR_MAX_CONNECTIONS="0"
     )
     assert result.returncode == 2
     assert "MONITOR_MAX_CONNECTIONS" in result.stderr
@@ -329,21 +330,9 @@ def test_sigterm_finishes_the_request_in_flight_flushes_and_exits_0(
     with StubLLMServer() as stub:
         make_healthy(data_dir, stub.url, monkeypatch, key="sk-test-0000000000000000")
         stub.plan.latency = 2.0  # the LLM health check takes 2 s
-        port = free_port()
-        process = subprocess.Popen(
-            [installed_assistant(), "monitor", "serve", "--port", str(port)],
-            # Only the flush at exit can write this process's metrics.
-            env=subprocess_env(MONITOR_FLUSH_INTERVAL="3600"),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                get(url + "/live")
-                break
-            except OSError:
-                time.sleep(0.1)
+        # Only the flush at exit can write this process's metrics.
+        process, url = start_server(MONITOR_FLUSH_INTERVAL="3600")
+        port = port_of(url)
         answer: list[tuple[int, bytes]] = []
         probe = threading.Thread(target=lambda: answer.append(get(url + "/health")[::2]))
         probe.start()
