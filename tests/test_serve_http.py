@@ -26,6 +26,7 @@ from assistant.stubllm import StubLLMServer
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
 from tests.conftest import (
+    REPO_ROOT,
     flush_into_store,
     installed_assistant,
     make_healthy,
@@ -382,6 +383,11 @@ def test_openapi_is_valid_and_every_answer_matches_it(
             assert status == 200
             document = json.loads(body)
             validate(document)
+            committed = json.loads((REPO_ROOT / "docs" / "openapi.json").read_text())
+            assert committed == document, (
+                "docs/openapi.json is out of date: "
+                "python -m assistant_monitoring.server.openapi > docs/openapi.json"
+            )
             assert document["openapi"].startswith("3.1")
             checked = 0
             for path, item in document["paths"].items():

@@ -290,3 +290,9 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+if __name__ == "__main__":  # python -m assistant_monitoring.server.openapi > docs/openapi.json
+    import json
+
+    print(json.dumps(openapi_document(), indent=2))
