@@ -144,6 +144,41 @@ def test_garbage_and_oversized_heads_get_json_4xx(data_dir: Path) -> None:
     assert stderr[0].count("\n") <= 2, stderr[0]  # the start-up line, nothing per request
 
 
+def test_a_header_that_never_ends_is_refused_as_it_grows(data_dir: Path) -> None:
+    # httptools buffers a header until its line ends: counting whole headers only
+    # let a client fill the server's memory with one endless header.
+    with serving() as (url, _):
+        sent, answer = 0, b""
+        with socket.create_connection(("127.0.0.1", port_of(url)), timeout=10) as sock:
+            sock.sendall(b"GET /live HTTP/1.1\r\nX-Endless: ")
+            while sent < 8 * 1024 * 1024 and not answer:
+                try:
+                    sock.sendall(b"v" * 16384)
+                except OSError:
+                    break  # closed: the answer, if any, is read below
+                sent += 16384
+                time.sleep(0.001)  # let the server read what it was sent
+                sock.setblocking(False)
+                try:
+                    answer = sock.recv(4096)
+                except BlockingIOError:
+                    pass
+                finally:
+                    sock.setblocking(True)
+        assert answer.startswith(b"HTTP/1.1 431"), (sent, answer)
+        assert sent < 1024 * 1024, f"{sent} bytes sent before the refusal"
+        assert get(url + "/live")[0] == 200
+
+
+def test_a_malformed_request_after_a_good_one_lets_the_first_be_answered(
+    data_dir: Path,
+) -> None:
+    with serving() as (url, _):
+        raw = exchange(port_of(url), b"GET /live HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n")
+        assert statuses(raw) == [200], raw
+        assert raw.endswith(b"}"), "the answer is whole, nothing written after it"
+
+
 def test_head_everywhere_get_is_and_405_with_allow_elsewhere(data_dir: Path) -> None:
     with serving() as (url, _):
         port = port_of(url)
@@ -282,6 +317,20 @@ def test_max_connections_bounds_open_sockets(data_dir: Path) -> None:
         time.sleep(0.3)
         assert get(url + "/live")[0] == 200
     assert "Traceback" not in stderr[0]
+
+
+def test_the_connection_cap_counts_connections_not_requests(data_dir: Path) -> None:
+    # uvicorn's limit_concurrency answered 503 to every request once the count was
+    # reached, on the connections it had let in too.
+    with serving(MONITOR_MAX_CONNECTIONS="3") as (url, _):
+        port = port_of(url)
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        time.sleep(0.2)
+        assert statuses(exchange(port, b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")) == [200]
+        held[0].sendall(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert held[0].recv(4096).startswith(b"HTTP/1.1 200")
+        for sock in held:
+            sock.close()
 
 
 def test_bad_max_connections_is_a_settings_error(data_dir: Path) -> None:

@@ -9,10 +9,11 @@ does, in the fewest lines that reach each gap:
   ``HEAD_TIMEOUT_SECONDS`` of its first byte, or of the connection, else 408: a
   slowloris client trickling one header a second holds nothing for long (uvicorn
   only times out idle keep-alive connections);
-* the request line is at most 64 KiB (else 414) and the whole head at most 64 KiB
-  (else 431), where llhttp has no limit;
+* the request line is at most 64 KiB (else 414) and the head at most 64 KiB (else
+  431; counted as it arrives, not once whole), where llhttp has no limit;
 * at most ``max_connections`` connections are open at once: the next one gets a
-  503 and is closed at once;
+  503 and is closed (uvicorn's own ``limit_concurrency`` is not used: it answers 503
+  to every request once the count is reached, including on the connections held);
 * every error uvicorn would answer in plain text (400, 503) is JSON, like the rest
   of the API, and none is logged above DEBUG: a malformed request or a client that
   hangs up is the client's business, and under pm2 a log line per bad request is a
@@ -83,8 +84,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_bytes = 0
-        self._url_bytes = 0
+        self._in_head = True  # between requests, or inside a request head
+        self._head_bytes = 0  # received while in a head (whole reads: see data_received)
+        self._parsed_bytes = 0  # the request line, then the headers, as parsed
         self._refusal: tuple[int, str] | None = None
         self._head_deadline: asyncio.TimerHandle | None = None
         self._refused = False
@@ -96,6 +98,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         limit = self.max_connections
         if limit is not None and len(self.connections) > limit:
             _log.debug("connection refused: %d connections open (MONITOR_MAX_CONNECTIONS)", limit)
+            self.connections.discard(self)  # a refused connection holds no place
             self._refuse(503, f"too many connections (at most {limit}): try again shortly")
             return
         self._arm_head_deadline()
@@ -123,30 +126,48 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             status, message = self._refusal or (400, f"malformed HTTP request ({error})")
             _log.debug("refused a request from %s: %s", self.client, message)
             self._refuse(status, message)
+            return
+        # httptools calls on_header only once a header line is whole, and buffers it
+        # until then: a header that never ends is counted here, in whole reads (so a
+        # head is refused within 64 KiB plus one read, at most 256 KiB, of its start).
+        # A read that ends one request and begins the next counts whole too: only a
+        # pipelined request with a body over 64 KiB could be refused by mistake, and
+        # this API takes no bodies.
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                _log.debug("refused a request from %s: head over 64 KiB", self.client)
+                self._refuse(431, "request headers over 64 KiB")
 
     # -- parser callbacks ---------------------------------------------------------
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head_bytes = self._url_bytes = 0
+        self._parsed_bytes = 0
 
     def on_url(self, url: bytes) -> None:
-        self._url_bytes += len(url)
-        if self._url_bytes > MAX_REQUEST_LINE_BYTES:
+        self._parsed_bytes += len(url)
+        if self._parsed_bytes > MAX_REQUEST_LINE_BYTES:
             self._refusal = (414, "request line over 64 KiB")
             raise _HeadTooLarge
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > MAX_HEAD_BYTES:
+        # Whole headers, as parsed (a head that arrived in one read is checked here).
+        self._parsed_bytes += len(name) + len(value) + 4
+        if self._parsed_bytes > MAX_HEAD_BYTES:
             self._refusal = (431, "request headers over 64 KiB")
             raise _HeadTooLarge
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._disarm_head_deadline()
+        self._in_head, self._head_bytes = False, 0
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._head_bytes = True, 0
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         # uvicorn's answer when limit_concurrency is reached is plain text: ours is JSON.
@@ -178,7 +199,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = True
         self._disarm_head_deadline()
         if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.disconnected = True  # a request under way sends nothing more
+            # An answer is under way (a slow one, an event stream): it ends whole, then
+            # uvicorn closes the connection; what came after it gets no answer.
+            self.cycle.keep_alive = False
+            return
         self.transport.write(error_bytes(status, message))
         if self.transport.can_write_eof():
             self.transport.write_eof()

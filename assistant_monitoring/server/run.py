@@ -123,7 +123,6 @@ def serve(settings: Settings, config: ServerConfig, sock: socket.socket) -> int:
             access_log=False,  # ours is one JSON line at DEBUG (server/app.py)
             server_header=False,
             proxy_headers=False,
-            limit_concurrency=config.max_connections,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=DRAIN_SECONDS,
         ),
