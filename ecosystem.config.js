@@ -30,7 +30,8 @@ module.exports = {
       restart_delay: 2000,
       exp_backoff_restart_delay: 200,
       max_memory_restart: "300M",
-      // serve drains requests for up to 5 s on SIGINT/SIGTERM, then flushes: give it 8.
+      // pm2 stops with SIGINT (PM2_KILL_SIGNAL, daemon-wide): serve drains requests for
+      // up to 5 s, flushes and exits 130, as after Ctrl-C (SIGTERM: 0). Give it 8 s.
       kill_timeout: 8000,
       out_file: path.join(__dirname, "logs", "pm2-assistant-monitor.out.log"),
       error_file: path.join(__dirname, "logs", "pm2-assistant-monitor.err.log"),

@@ -207,7 +207,22 @@ def test_server_streams_alerts_as_server_sent_events(data_dir: Path) -> None:
         assert b"text/event-stream" in received
         assert b"event: alert" in received
         data = received.split(b"event: alert\ndata: ", 1)[1].split(b"\n", 1)[0]
-        assert json.loads(data)["event"] == "firing"
+        firing = json.loads(data)
+        assert firing["event"] == "firing"
+        event_id = received.split(b"id: ", 1)[1].split(b"\n", 1)[0].decode()
+        assert float(event_id) == firing["at"] == firing["started_at"]
+        # A browser that reconnects says what it saw last, and gets what came after.
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+            earlier = repr(float(event_id) - 0.001)
+            sock.sendall(
+                b"GET /api/alerts/stream HTTP/1.1\r\nHost: x\r\n"
+                b"Last-Event-ID: " + earlier.encode() + b"\r\n\r\n"
+            )
+            replayed = b""
+            deadline = time.monotonic() + 5
+            while b"event: alert" not in replayed and time.monotonic() < deadline:
+                replayed += sock.recv(4096)
+        assert b"id: " + event_id.encode() in replayed, replayed
         status, _, body = get(f"http://127.0.0.1:{port}/api/alerts")
         assert status == 200
         assert any(a["rule"] == "pipeline_failure_ratio" for a in json.loads(body)["firing"])

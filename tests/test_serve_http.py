@@ -232,9 +232,16 @@ def test_negotiation_follows_prometheus_client_and_gzip_when_asked(data_dir: Pat
         assert headers["Content-Encoding"] == "gzip"
         assert gzip.decompress(zipped) == body
         assert len(zipped) < len(body) / 3
-        _, headers, plain = get(url + "/metrics", {"Accept-Encoding": "gzip;q=0"})
-        assert headers.get("Content-Encoding") is None
-        assert plain == body
+        for refusal in ("gzip;q=0", "gzip;level=1;q=0", "identity", "gzip;q=zero"):
+            _, headers, plain = get(url + "/metrics", {"Accept-Encoding": refusal})
+            assert headers.get("Content-Encoding") is None, refusal
+            assert plain == body
+        # The content type says what is sent, not what was asked for.
+        newer = {"Accept": "application/openmetrics-text;version=2.0.0;escaping=allow-utf-8"}
+        _, headers, _ = get(url + "/metrics", newer)
+        assert headers["Content-Type"] == (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        )
 
 
 def test_two_hundred_resets_mid_response_leave_stderr_quiet(data_dir: Path) -> None:
@@ -348,6 +355,9 @@ def test_access_log_is_one_debug_line_per_request_without_secrets(data_dir: Path
         assert get(url + "/api/runs?limit=3", headers)[0] == 200
         stream = f"GET /api/alerts/stream?token={token}&x=1 HTTP/1.1\r\nHost: x\r\n\r\n"
         assert statuses(exchange(port_of(url), stream.encode())) == [200]
+        # The same token under a percent-encoded name is the token too.
+        encoded = f"GET /api/alerts/stream?%74oken={token} HTTP/1.1\r\nHost: x\r\n\r\n"
+        assert statuses(exchange(port_of(url), encoded.encode())) == [200]
         assert get(url + "/nope", headers)[0] == 404
     records = log_records(data_dir)
     access = [r for r in records if "http_status" in r]
@@ -359,8 +369,8 @@ def test_access_log_is_one_debug_line_per_request_without_secrets(data_dir: Path
     assert runs[0]["http_query"] == "limit=3"
     assert runs[0]["duration_ms"] >= 0
     assert any(r["http_path"] == "/nope" and r["http_status"] == 404 for r in access)
-    (stream,) = [r for r in access if r["http_path"] == "/api/alerts/stream"]
-    assert stream["http_query"] == "token=[REDACTED]&x=1"
+    streams = [r["http_query"] for r in access if r["http_path"] == "/api/alerts/stream"]
+    assert streams == ["token=[REDACTED]&x=1", "token=[REDACTED]"]
     log_text = (data_dir / "logs" / "assistant.jsonl").read_text()
     assert token not in log_text
 
@@ -487,3 +497,13 @@ def test_accepted_connections_have_nagle_off() -> None:
 
     asyncio.run(accept_one())
     assert seen == [1]
+
+
+def test_ctrl_c_stops_cleanly_with_130(data_dir: Path) -> None:
+    process, url = start_server()
+    assert get(url + "/live")[0] == 200
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "KeyboardInterrupt" not in stderr

@@ -31,7 +31,7 @@ def serve(
         5.0, "--health-cache", min=0, help="Seconds a /health answer is reused."
     ),
 ) -> None:
-    """Serve health, metrics and the JSON API over HTTP until SIGTERM or Ctrl-C (exit 0).
+    """Serve health, metrics and the JSON API over HTTP until SIGTERM (exit 0) or Ctrl-C (130).
 
     Paths: /live, /ready, /health (503 when unhealthy), /metrics (Prometheus text,
     OpenMetrics on request, gzip), /api/metrics?period=1h, /api/runs?status=failed&limit=5,
@@ -81,5 +81,7 @@ def serve(
     url = url_of(sock)
     logger.info(f"monitor serving on {url}")
     typer.echo(f"serving on {url} (Ctrl-C or SIGTERM stops)", err=True)
-    served = serve(settings, config, sock)
-    logger.info(f"monitor stopped ({served} requests served)")
+    stopped = serve(settings, config, sock)
+    logger.info(f"monitor stopped ({stopped.requests} requests served)")
+    if stopped.interrupted:
+        raise typer.Exit(130)  # Ctrl-C, as every command (SIGTERM: 0)

@@ -30,10 +30,11 @@ import functools
 import gzip
 import hmac
 import json
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -49,14 +50,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from assistant_monitoring import __version__
 from assistant_monitoring.errors import MonitoringError
 from assistant_monitoring.server.api import ENDPOINTS
-from assistant_monitoring.server.shared import SharedAnswers
+from assistant_monitoring.server.shared import DaemonThreadPool, SharedAnswers
 from assistant_monitoring.settings import Settings
 
 API_TTL_SECONDS = 1.0  # each /api/* answer is computed at most once a second
 API_STALE_SECONDS = 1.0  # and may be served this much older while it is recomputed
 _WORKERS = 4  # threads computing answers; single flight keeps one per answer
+_PROBE_WORKERS = 2  # /health and /ready
 _STREAM_TICK_SECONDS = 1.0
 _STREAM_KEEPALIVE_SECONDS = 15.0
+_REPLAY_AT_MOST = 100  # transitions replayed to a stream that reconnects
 _GZIP_MIN_BYTES = 1024  # smaller bodies are not worth the CPU
 
 Answer = tuple[int, bytes, str]  # status, body, content type
@@ -94,10 +97,21 @@ class AlertBroadcaster:
 
     def publish(self, event: str, alert: Any) -> None:
         """Send one transition (an Alert) to every stream; slow streams drop events."""
-        message = {"event": event, **alert.as_json()}
+        message = event_message(event, alert)
         for subscriber in self._queues:
             with contextlib.suppress(asyncio.QueueFull):
                 subscriber.put_nowait(message)
+
+
+def event_message(event: str, alert: Any) -> dict[str, Any]:
+    """A transition as streamed; ``at`` (when it happened) is also its event id."""
+    at = alert.started_at if event == "firing" else alert.resolved_at
+    return {"event": event, "at": at, **alert.as_json()}
+
+
+def sse_bytes(message: dict[str, Any]) -> bytes:
+    data = json.dumps(message, default=str)
+    return f"id: {message['at']!r}\nevent: alert\ndata: {data}\n\n".encode()
 
 
 def same_secret(given: str, expected: str) -> bool:
@@ -131,12 +145,16 @@ class MonitorApp:
     def __init__(self, settings: Settings, config: ServerConfig) -> None:
         self.settings = settings
         self.config = config
-        self.executor = ThreadPoolExecutor(_WORKERS, thread_name_prefix="answers")
+        self.executor = DaemonThreadPool(_WORKERS, "answers")
         self.answers: SharedAnswers[Answer] = SharedAnswers(
             self.executor, ttl=API_TTL_SECONDS, stale=API_STALE_SECONDS
         )
+        # The probes have threads of their own: slow /api/* computations with many
+        # different parameters must not keep /health and /ready waiting.
+        self.probes = DaemonThreadPool(_PROBE_WORKERS, "probes")
         # /health decides deploys: never served past its cache time.
-        self.health: SharedAnswers[Answer] = SharedAnswers(self.executor, ttl=config.cache_seconds)
+        self.health: SharedAnswers[Answer] = SharedAnswers(self.probes, ttl=config.cache_seconds)
+        self.readiness: SharedAnswers[Answer] = SharedAnswers(self.probes, ttl=API_TTL_SECONDS)
         self.alerts = AlertBroadcaster()
         self.stopping = threading.Event()  # set by the signal handler: streams end
         self.requests_served = 0
@@ -226,16 +244,24 @@ class MonitorApp:
         return json_response(200, {"status": "live", "version": __version__})
 
     async def ready(self, request: Request) -> Response:
-        return _response(*await self._settled(self.answers.get("/ready", self._compute_ready)))
+        return _response(*await self._settled(self.readiness.get("/ready", self._compute_ready)))
 
     async def health_route(self, request: Request) -> Response:
         return _response(*await self._settled(self.health_answer()))
 
     async def metrics(self, request: Request) -> Response:
-        from assistant_monitoring.metrics.exposition import choose_format
+        from assistant_monitoring.metrics.exposition import (
+            OPENMETRICS_CONTENT_TYPE,
+            PROMETHEUS_CONTENT_TYPE,
+            choose_format,
+        )
 
-        _, content_type = choose_format(request.headers.get("accept", ""))
-        openmetrics = content_type.startswith("application/openmetrics-text")
+        # prometheus_client decides which format the client prefers; the content type
+        # says what is sent (OpenMetrics 1.0.0 or text 0.0.4, names escaped the
+        # classic way), not the version or escaping the client asked for.
+        _, asked = choose_format(request.headers.get("accept", ""))
+        openmetrics = asked.startswith("application/openmetrics-text")
+        content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else PROMETHEUS_CONTENT_TYPE
         wants_gzip = _accepts_gzip(request.headers.get("accept-encoding", ""))
         key = ("/metrics", openmetrics, wants_gzip)
 
@@ -275,13 +301,21 @@ class MonitorApp:
         headers = {"cache-control": "no-store", "connection": "close"}
         if request.method == "HEAD":
             return Response(b"", 200, headers=headers, media_type="text/event-stream")
-        return StreamingResponse(self._events(), headers=headers, media_type="text/event-stream")
+        since = _event_id(request.headers.get("last-event-id", ""))
+        events = self._events(since)
+        return StreamingResponse(events, headers=headers, media_type="text/event-stream")
 
-    async def _events(self) -> Any:
+    async def _events(self, since: float | None) -> Any:
+        """The stream; a browser that reconnects (``Last-Event-ID``) gets what it missed."""
         subscriber = self.alerts.subscribe()
         quiet = 0.0
         try:
-            yield b": connected\n\n"
+            yield b"retry: 2000\n: connected\n\n"
+            if since is not None:
+                missed = await asyncio.wrap_future(self.executor.submit(self._missed, since))
+                for message in missed:
+                    yield sse_bytes(message)
+                    since = max(since, message["at"])
             while not self.stopping.is_set():
                 try:
                     message = await asyncio.wait_for(subscriber.get(), _STREAM_TICK_SECONDS)
@@ -291,9 +325,24 @@ class MonitorApp:
                         quiet = 0.0
                         yield b": keep-alive\n\n"
                     continue
-                yield f"event: alert\ndata: {json.dumps(message, default=str)}\n\n".encode()
+                if since is None or message["at"] > since:  # not replayed already
+                    yield sse_bytes(message)
         finally:
             self.alerts.unsubscribe(subscriber)
+
+    def _missed(self, since: float) -> list[dict[str, Any]]:
+        from assistant_monitoring.alerts import AlertBook
+        from assistant_monitoring.metrics.store import MetricsStore
+
+        path = self.settings.monitoring_db_path
+        if not path.exists():
+            return []
+        store = MetricsStore(path, read_only_ok=True)
+        try:
+            changes = AlertBook(store).changes_since(since)
+        finally:
+            store.close()
+        return [event_message(event, alert) for event, alert in changes[-_REPLAY_AT_MOST:]]
 
     # -- errors ---------------------------------------------------------------------
 
@@ -308,6 +357,15 @@ class MonitorApp:
             message = f"method {request.method} not allowed on {request.url.path} (use {allowed})"
             return json_response(405, {"error": message}, allow=allowed)
         return json_response(error.status_code, {"error": error.detail}, **headers)
+
+
+def _event_id(text: str) -> float | None:
+    """A ``Last-Event-ID`` we sent (a time), or None for anything else."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def _never_crash(handler: Handler) -> Handler:
@@ -335,10 +393,19 @@ def _never_crash(handler: Handler) -> Handler:
 
 
 def _accepts_gzip(header: str) -> bool:
+    """Whether ``Accept-Encoding`` allows gzip (named with a q above 0; RFC 9110 12.5.3)."""
     for part in header.split(","):
-        coding, _, params = part.strip().partition(";")
-        if coding.strip().lower() == "gzip":
-            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+        coding, *params = (token.strip() for token in part.split(";"))
+        if coding.lower() != "gzip":
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
     return False
 
 
@@ -400,9 +467,11 @@ _UNAUTHORIZED = json_response(401, {"error": "missing or wrong bearer token (MON
 def _access_log(scope: Scope, status: int, seconds: float) -> None:
     """One JSON line per request at DEBUG (nothing at INFO); the query keeps no secret."""
     query = scope["query_string"].decode("latin-1")
-    if "token=" in query:
+    if query:
+        # On the decoded names: `?%74oken=...` is the token too.
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = "&".join(f"{k}={'[REDACTED]' if k == 'token' else v}" for k, v in pairs)
+        if any(name == "token" for name, _ in pairs):
+            query = "&".join(f"{k}={'[REDACTED]' if k == 'token' else v}" for k, v in pairs)
     logger.debug(
         "{http_method} {http_path} {http_status}",
         http_method=scope["method"],

@@ -85,11 +85,17 @@ def _get(
     parameters: list[dict[str, Any]] | None = None,
     *,
     public: bool = False,
+    probe: bool = False,
 ) -> dict[str, Any]:
+    """A GET operation. A ``probe`` (/ready, /health) answers 503 with its own document."""
+    errors = {} if public else dict(_ERRORS)
+    if probe:
+        del errors["400"]
+        errors["503"] = {**answer, "description": "Not ready, or unhealthy: the same document."}
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": parameters or [],
-        "responses": {"200": answer, **({} if public else _ERRORS)},
+        "responses": {"200": answer, **errors},
     }
     if public:
         operation["security"] = []
@@ -115,6 +121,7 @@ def openapi_document() -> dict[str, Any]:
         "/ready": _get(
             "The database and the metrics store are usable (503 when not).",
             _json_answer("Ready", {"$ref": ref + "Ready"}),
+            probe=True,
         ),
         "/health": _get(
             "The health report (application/health+json; 503 when unhealthy).",
@@ -122,12 +129,16 @@ def openapi_document() -> dict[str, Any]:
                 "description": "Health",
                 "content": {"application/health+json": {"schema": any_object}},
             },
+            probe=True,
         ),
         "/metrics": _get(
             "Prometheus text 0.0.4, or OpenMetrics 1.0 when Accept asks for it; gzip on request.",
             {
                 "description": "Exposition",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "content": {
+                    "text/plain": {"schema": {"type": "string"}},
+                    "application/openmetrics-text": {"schema": {"type": "string"}},
+                },
             },
         ),
         "/api/metrics": _get(

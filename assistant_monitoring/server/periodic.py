@@ -7,7 +7,7 @@ Every flush interval, in a worker thread (never on the event loop):
    pm2 runs two ``monitor serve`` instances on one port so that a reload never stops
    answering (``ecosystem.config.js``); were both to evaluate, every alert would be
    notified twice. So the evaluator is whichever process holds an exclusive
-   ``flock`` on ``serve.lock`` beside ``monitoring.db``: the other tries again at
+   ``flock`` on ``monitoring.db.lock`` beside the store: the other tries again at
    every tick and takes over within one interval when the holder stops (the
    kernel releases the lock when a process ends, however it ends);
 2. every process streams the transitions the alert book recorded since its last
@@ -30,6 +30,7 @@ from typing import IO
 from loguru import logger
 
 from assistant_monitoring.server.app import MonitorApp
+from assistant_monitoring.server.shared import DaemonThreadPool
 
 _TICK_SECONDS = 0.2  # how often the loop looks at the clock and at `stopping`
 
@@ -40,6 +41,7 @@ class EvaluatorLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[bytes] | None = None
+        self._warned = False
 
     @property
     def held(self) -> bool:
@@ -49,13 +51,21 @@ class EvaluatorLock:
         """Whether this process holds the lock now (taking it if it is free)."""
         if self._file is not None:
             return True
+        handle: IO[bytes]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = self.path.open("ab")
-        except OSError as error:
-            # A read-only data directory: no process can record there anyway.
-            logger.debug(f"cannot open {self.path}: {error}")
-            return False
+        except OSError:
+            try:  # a lock file left by another user (sudo): flock works read-only too
+                handle = self.path.open("rb")
+            except OSError as error:
+                if not self._warned:
+                    logger.warning(
+                        f"cannot open {self.path} ({error.strerror}): this process does not "
+                        "record health history nor evaluate the alert rules"
+                    )
+                self._warned = True
+                return False
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -105,9 +115,16 @@ class _Evaluation:
 
 
 async def run_periodic(monitor: MonitorApp) -> None:
-    """The loop, until ``monitor.stopping``; the tick under way is let finish."""
-    lock = EvaluatorLock(monitor.settings.monitoring_db_path.parent / "serve.lock")
+    """The loop, until ``monitor.stopping``; the tick under way is let finish.
+
+    The evaluation runs in a daemon thread of its own: if it is still running when the
+    caller stops waiting, the process may exit without waiting for it.
+    """
+    path = monitor.settings.monitoring_db_path
+    lock = EvaluatorLock(path.with_name(path.name + ".lock"))
     evaluation = _Evaluation(monitor, lock)
+    worker = DaemonThreadPool(1, "periodic")
+    current: asyncio.Future[list[tuple[str, object]]] | None = None
     interval = max(monitor.config.flush_interval, 1.0)
     last_problem = ""
     next_at = time.monotonic() + interval
@@ -117,8 +134,9 @@ async def run_periodic(monitor: MonitorApp) -> None:
             if time.monotonic() < next_at:
                 continue
             next_at = time.monotonic() + interval
+            current = asyncio.wrap_future(worker.submit(evaluation))
             try:
-                changes = await asyncio.to_thread(evaluation)
+                changes = await asyncio.shield(current)
             except Exception as error:
                 if str(error) != last_problem:
                     logger.warning(f"periodic health and alert evaluation failed: {error}")
@@ -130,4 +148,6 @@ async def run_periodic(monitor: MonitorApp) -> None:
             for event, alert in changes:
                 monitor.alerts.publish(event, alert)
     finally:
-        lock.release()
+        if current is None or current.done():
+            lock.release()  # else the exit releases it, once the evaluation is over
+        worker.shutdown(wait=False)

@@ -4,7 +4,8 @@ SIGTERM (what pm2, systemd and Docker send) and Ctrl-C stop it the same way:
 uvicorn stops accepting, lets requests in flight finish for up to
 ``DRAIN_SECONDS`` (event streams end at their next tick), then this module waits for
 the periodic job to finish the evaluation it is in, flushes the metrics, and
-returns: the process exits 0, since stopping when asked is not a failure.
+returns: the process exits 0 after SIGTERM, since stopping when asked is not a
+failure, and 130 after Ctrl-C, as every command does (CONVENTIONS.md).
 
 uvicorn's own log lines (start-up banners, "Invalid HTTP request received", a
 client that reset its connection) are demoted to DEBUG: they are about clients, and
@@ -18,8 +19,10 @@ import asyncio
 import logging
 import os
 import resource
+import signal
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 
 import uvicorn
@@ -32,7 +35,9 @@ from assistant_monitoring.settings import Settings
 
 DRAIN_SECONDS = 5  # keep below ecosystem.config.js's kill_timeout (8 s)
 KEEP_ALIVE_SECONDS = 5
-_PERIODIC_STOP_SECONDS = 10.0
+# Draining (5 s) plus the evaluation under way (2 s) plus the flush stay within
+# ecosystem.config.js's kill_timeout (8 s): pm2 never has to SIGKILL a clean stop.
+_PERIODIC_STOP_SECONDS = 2.0
 
 
 class _ClientLogFilter(logging.Filter):
@@ -93,17 +98,27 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None]) -> None:
         super().__init__(config)
         self._on_signal = on_signal
+        self.stopped_by: int | None = None  # the first signal
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._on_signal()
+        self.stopped_by = self.stopped_by or sig
         super().handle_exit(sig, frame)
         # uvicorn re-raises the signal once it has stopped (its exit code would be
         # 143); we stopped as asked, so the process exits 0.
         self._captured_signals.clear()
 
 
-def serve(settings: Settings, config: ServerConfig, sock: socket.socket) -> int:
-    """Serve on ``sock`` until SIGTERM or Ctrl-C; flush; return the requests served."""
+@dataclass
+class Stopped:
+    """How a run of the server ended."""
+
+    requests: int
+    interrupted: bool  # by Ctrl-C (SIGINT), where the CLI's convention is exit 130
+
+
+def serve(settings: Settings, config: ServerConfig, sock: socket.socket) -> Stopped:
+    """Serve on ``sock`` until SIGTERM or Ctrl-C; flush; say how it ended."""
     for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
         logging.getLogger(name).addFilter(_ClientLogFilter())
     # Our stdlib intercept leaves the root logger at level 0, which uvicorn reads as
@@ -129,7 +144,7 @@ def serve(settings: Settings, config: ServerConfig, sock: socket.socket) -> int:
         on_signal=monitor.stopping.set,
     )
     asyncio.run(_serve(monitor, server, sock))
-    return monitor.requests_served
+    return Stopped(monitor.requests_served, server.stopped_by == signal.SIGINT)
 
 
 async def _tell_pm2_when_listening(server: uvicorn.Server) -> None:
@@ -163,8 +178,15 @@ async def _serve(monitor: MonitorApp, server: _Server, sock: socket.socket) -> N
         try:
             await asyncio.wait_for(periodic, _PERIODIC_STOP_SECONDS)
         except TimeoutError:
-            logger.warning("the periodic health and alert evaluation did not stop in time")
+            # Its thread is a daemon: the process exits anyway, and the exit releases
+            # the evaluator lock (released earlier, another process could evaluate
+            # beside a half-done evaluation).
+            logger.warning(
+                "stopping with a health and alert evaluation still under way "
+                "(a slow webhook or a locked store?)"
+            )
         monitor.executor.shutdown(wait=False, cancel_futures=True)
+        monitor.probes.shutdown(wait=False, cancel_futures=True)
         from assistant_monitoring.metrics.runtime import current_runtime
 
         runtime = current_runtime()
