@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -22,7 +23,7 @@ from assistant_monitoring.metrics.registry import MetricsRegistry
 from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.settings import load_settings
 from tests.conftest import flush_into_store, installed_assistant, subprocess_env
-from tests.test_serve import free_port, get
+from tests.test_serve import free_port, get, start_server
 
 
 class Receiver:
@@ -229,3 +230,46 @@ def test_server_streams_alerts_as_server_sent_events(data_dir: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=20) == 0
+
+
+def test_a_hanging_webhook_does_not_hold_up_serve_past_its_stop_bound(data_dir: Path) -> None:
+    # A webhook that accepts and never answers: each notification waits its 5 s timeout,
+    # three attempts. SIGTERM mid-notification must still stop the server well within
+    # pm2's kill_timeout (8 s), exit 0, with the metrics flushed.
+    record(data_dir, failures=5, successes=0)
+    hanging = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(hanging.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    webhook = f"http://127.0.0.1:{hanging.getsockname()[1]}/hook"
+    process, _ = start_server(
+        ALERT_MINIMUM_RUNS="1",
+        ALERT_WEBHOOK_URL=webhook,
+        MONITOR_FLUSH_INTERVAL="0.5",
+        LLM_API_KEY="k-00000000",
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not accepted and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert accepted, "the alert was never notified"
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+        took = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        for sock in accepted:
+            sock.close()
+        hanging.close()
+    assert process.returncode == 0, stderr
+    assert took < 8, f"took {took:.1f} s to stop (pm2 kills at 8 s)"
+    assert "Traceback" not in stderr
+    assert "evaluation still under way" in stderr
