@@ -21,8 +21,8 @@ does, in the fewest lines that reach each gap:
 
 Chosen over h11 (uvicorn's pure-Python parser, which has a head-size limit of its
 own) because it serves more for less CPU: the same app at 50 connections, /live
-5,932 vs 4,040 req/s (1.47x), /api/runs 1.23x, 0.16 vs 0.35 ms per request on one
-connection ("Issue 11" in BENCHMARKS.md). It leans on a few uvicorn internals
+1.47x and 1.85x h11's req/s in two runs, /api/runs 1.23x and 1.51x, 0.24 vs 0.38 ms
+per request on one connection ("Issue 11" in BENCHMARKS.md). It leans on a few uvicorn internals
 (``parser``, ``cycle``, ``_unset_keepalive_if_required``), so pyproject.toml pins
 the uvicorn minor versions the tests in ``tests/test_serve_http.py`` ran against.
 """
