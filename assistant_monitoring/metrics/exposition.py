@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from assistant_monitoring.metrics.sketch import decode_counts
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-Encoder = Callable[["StoreCollector"], bytes]
 
 
 class StoreCollector:
@@ -99,12 +97,12 @@ def _add_histogram(
     metric.add_sample(metric.name + "_sum", labels, total)
 
 
-def choose_format(accept: str) -> tuple[Encoder, str]:
-    """The encoder and content type for an ``Accept`` header (prometheus_client's rules)."""
+def wants_openmetrics(accept: str) -> bool:
+    """Whether an ``Accept`` header prefers OpenMetrics, by prometheus_client's rules."""
     from prometheus_client.exposition import choose_encoder
 
-    encoder, content_type = choose_encoder(accept)
-    return encoder, content_type
+    _, content_type = choose_encoder(accept)
+    return content_type.startswith("application/openmetrics-text")
 
 
 def encode(conn: sqlite3.Connection, *, openmetrics: bool = False) -> bytes:

@@ -158,7 +158,6 @@ class MonitorApp:
         self.alerts = AlertBroadcaster()
         self.stopping = threading.Event()  # set by the signal handler: streams end
         self.requests_served = 0
-        self.in_flight = 0
         self._dashboard: bytes | None = None
         self.asgi: ASGIApp = _Guard(self, self._starlette())
 
@@ -253,14 +252,13 @@ class MonitorApp:
         from assistant_monitoring.metrics.exposition import (
             OPENMETRICS_CONTENT_TYPE,
             PROMETHEUS_CONTENT_TYPE,
-            choose_format,
+            wants_openmetrics,
         )
 
         # prometheus_client decides which format the client prefers; the content type
         # says what is sent (OpenMetrics 1.0.0 or text 0.0.4, names escaped the
         # classic way), not the version or escaping the client asked for.
-        _, asked = choose_format(request.headers.get("accept", ""))
-        openmetrics = asked.startswith("application/openmetrics-text")
+        openmetrics = wants_openmetrics(request.headers.get("accept", ""))
         content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else PROMETHEUS_CONTENT_TYPE
         wants_gzip = _accepts_gzip(request.headers.get("accept-encoding", ""))
         key = ("/metrics", openmetrics, wants_gzip)
@@ -423,7 +421,6 @@ class _Guard:
             return
         monitor = self.monitor
         monitor.requests_served += 1
-        monitor.in_flight += 1
         started = time.perf_counter()
         status = 0
 
@@ -437,12 +434,8 @@ class _Guard:
             if self._authorized(scope):
                 await self.app(scope, receive, sending)
             else:
-                answer = json_response(
-                    401, {"error": "missing or wrong bearer token (MONITOR_TOKEN)"}
-                )
-                await answer(scope, receive, sending)
+                await _UNAUTHORIZED(scope, receive, sending)
         finally:
-            monitor.in_flight -= 1
             _access_log(scope, status, time.perf_counter() - started)
 
     def _authorized(self, scope: Scope) -> bool:

@@ -43,10 +43,6 @@ class EvaluatorLock:
         self._file: IO[bytes] | None = None
         self._warned = False
 
-    @property
-    def held(self) -> bool:
-        return self._file is not None
-
     def try_acquire(self) -> bool:
         """Whether this process holds the lock now (taking it if it is free)."""
         if self._file is not None:
