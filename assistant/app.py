@@ -26,6 +26,7 @@ from assistant.providers import (
 from assistant.storage import Database
 from assistant_monitoring.breaker import BreakerConfig, BreakerRegistry
 from assistant_monitoring.metrics import Instrumentation, LlmCall, MetricsRuntime, start_metrics
+from assistant_monitoring.metrics.retention import Retention
 from assistant_monitoring.runs import RunRecord, RunStore
 from assistant_monitoring.settings import Settings
 
@@ -56,7 +57,7 @@ class AssistantApp:
         """Build the app and migrate the database (idempotent, cheap when up to date)."""
         runtime = start_metrics(
             settings.monitoring_db_path if settings.features.metrics else None,
-            retention_days=settings.monitoring.retention_days,
+            retention=Retention.from_settings(settings),
             prices_file=settings.monitoring.prices_file,
         )
         store_path = _usable_store(settings, runtime)

@@ -328,13 +328,12 @@ def evaluate_and_record(
     from assistant_monitoring.breaker.store import BreakerStateStore
     from assistant_monitoring.health.checks import check_memory_sync
     from assistant_monitoring.metrics.query import query_window
+    from assistant_monitoring.metrics.retention import Retention
     from assistant_monitoring.timeparse import parse_duration
 
     now = time.time()
     seconds = parse_duration(settings.alerts.window, option="ALERT_WINDOW").total_seconds()
-    store = MetricsStore(
-        settings.monitoring_db_path, retention_days=settings.monitoring.retention_days
-    )
+    store = MetricsStore(settings.monitoring_db_path, retention=Retention.from_settings(settings))
     breakers = BreakerStateStore(settings.monitoring_db_path)
     try:
         conn = store.connect()

@@ -224,6 +224,9 @@ def create_database_file(path: Path) -> None:
     try:
         conn = sqlite3.connect(temporary)
         try:
+            # Before the first write: retention's freed pages can then go back to the
+            # file system a few at a time (metrics/retention.py), no VACUUM needed.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL")  # writes the header
         finally:
             conn.close()

@@ -70,13 +70,13 @@ def prepare_month_store(data_dir: Path, *, top_up: bool = True) -> dict[str, Any
         while minute < last_minute:
             writer.period(minute, 1)
             minute += MINUTE
-        writer.store.apply_retention(last_minute)
+        writer.store.apply_retention(last_minute, budget=3600.0)
         flushes = writer.flushes
         writer.close()
     else:
         store = MetricsStore(path, clock=Clock(last_minute))
         try:
-            store.apply_retention(last_minute)
+            store.apply_retention(last_minute, budget=3600.0)
         finally:
             store.close()
     facts = store_facts(path)

@@ -153,7 +153,7 @@ def build_template() -> dict[str, Any]:
     while minute < anchor:
         writer.period(minute, 1)
         minute += MINUTE
-    writer.store.apply_retention(anchor)
+    writer.store.apply_retention(anchor, budget=3600.0)
     writer.close()
     meta = {
         "generator_version": GENERATOR_VERSION,
@@ -220,7 +220,7 @@ def prepare_run(meta: Mapping[str, Any]) -> dict[str, Any]:
     while minute < last_minute:
         writer.period(minute, 1)
         minute += MINUTE
-    writer.store.apply_retention(last_minute)
+    writer.store.apply_retention(last_minute, budget=3600.0)
     writer.close()
     return {
         "shifted_days": days,

@@ -8,6 +8,8 @@ import typer
 
 from assistant_monitoring.cli.state import current_state
 
+_SERVE_RETENTION_BUDGET_SECONDS = 2.0
+
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -77,6 +79,9 @@ def serve(
         ) from None
     runtime = current_runtime()
     if runtime is not None:
+        if runtime.store is not None:
+            # The long-lived process takes the larger share of a retention backlog.
+            runtime.store.retention_budget_seconds = _SERVE_RETENTION_BUDGET_SECONDS
         runtime.start_periodic_flush(config.flush_interval)
     url = url_of(sock)
     logger.info(f"monitor serving on {url}")

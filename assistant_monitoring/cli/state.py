@@ -62,11 +62,12 @@ class CliState:
                 settings, debug=self.debug, color=self.color, files=log_files
             )
         if metrics:
+            from assistant_monitoring.metrics.retention import Retention
             from assistant_monitoring.metrics.runtime import start_metrics
 
             start_metrics(
                 settings.monitoring_db_path if settings.features.metrics else None,
-                retention_days=settings.monitoring.retention_days,
+                retention=Retention.from_settings(settings),
                 prices_file=settings.monitoring.prices_file,
             )
         return settings

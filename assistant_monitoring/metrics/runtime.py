@@ -25,6 +25,7 @@ from typing import Any
 
 from assistant_monitoring.errors import EXIT_TERMINATED
 from assistant_monitoring.metrics.instrument import Instrumentation, _swallow
+from assistant_monitoring.metrics.retention import Retention
 from assistant_monitoring.metrics.store import MetricsStore
 
 
@@ -125,7 +126,7 @@ _runtime: MetricsRuntime | None = None
 def start_metrics(
     store_path: Path | None,
     *,
-    retention_days: int = 30,
+    retention: Retention | None = None,
     flush_interval: float | None = None,
     prices_file: Path | None = None,
 ) -> MetricsRuntime:
@@ -136,7 +137,7 @@ def start_metrics(
     from assistant_monitoring.metrics.pricing import PriceTable
 
     instrumentation = Instrumentation(prices=PriceTable.with_overrides(prices_file))
-    store = MetricsStore(store_path, retention_days=retention_days) if store_path else None
+    store = MetricsStore(store_path, retention=retention) if store_path else None
     runtime = MetricsRuntime(instrumentation, store)
     from assistant_monitoring.otel import attach_otel, otlp_requested
 

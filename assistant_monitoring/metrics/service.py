@@ -71,7 +71,7 @@ def read_window(settings: Settings, start: float, end: float, *, now: float) -> 
     path = settings.monitoring_db_path
     if not path.exists():
         return WindowData(start, end, [])
-    store = MetricsStore(path, retention_days=settings.monitoring.retention_days, read_only_ok=True)
+    store = MetricsStore(path, read_only_ok=True)
     try:
         return query_window(store.connect(), start, end, now=now)
     finally:
@@ -108,7 +108,7 @@ def exposition_bytes(settings: Settings, *, openmetrics: bool = False) -> bytes:
     path = settings.monitoring_db_path
     if not path.exists():
         return b"# EOF\n" if openmetrics else b""
-    store = MetricsStore(path, retention_days=settings.monitoring.retention_days, read_only_ok=True)
+    store = MetricsStore(path, read_only_ok=True)
     try:
         return encode(store.connect(), openmetrics=openmetrics)
     finally:

@@ -35,6 +35,7 @@ from typing import Any
 
 from assistant_monitoring.errors import MonitoringError
 from assistant_monitoring.metrics.registry import AnyFamily, SeriesDelta
+from assistant_monitoring.metrics.retention import Pass, Retention, prune
 from assistant_monitoring.metrics.sketch import encode_counts, encode_dense, merge_dense
 from assistant_monitoring.sqlitefile import (
     Diagnosis,
@@ -50,6 +51,7 @@ MINUTE_RETENTION_SECONDS = 48 * HOUR
 _BUSY_TIMEOUT_MS = 10_000
 _LOCK_RETRIES = 8
 _RETENTION_EVERY_SECONDS = 600
+_RETENTION_BACKLOG_SECONDS = 60
 
 
 class StoreError(MonitoringError):
@@ -224,12 +226,15 @@ class MetricsStore:
         self,
         path: Path,
         *,
-        retention_days: int = 30,
+        retention: Retention | None = None,
         clock: Callable[[], float] = time.time,
         read_only_ok: bool = False,
     ) -> None:
         self.path = path
-        self.retention_days = retention_days
+        self.retention = retention or Retention()
+        # Seconds a retention pass may take in this process (monitor serve allows more:
+        # a CLI command should not linger at exit working through a backlog).
+        self.retention_budget_seconds = 0.25
         self.clock = clock
         # Readers (reports, the dashboards, /api/*) still work on a store they may
         # not write: a full or read-only disk must not hide the data already there.
@@ -488,26 +493,26 @@ class MetricsStore:
             return
         self.apply_retention(now)
 
-    def apply_retention(self, now: float | None = None) -> int:
-        """Delete minute rows older than 48 h and hour/day rows past retention.
+    def apply_retention(self, now: float | None = None, *, budget: float | None = None) -> Pass:
+        """One retention pass (see ``metrics/retention.py``): batches within a budget.
 
-        Totals are kept, so exported counters never go down. Returns rows deleted.
+        Totals are kept, so exported counters never go down. When the pass stops at
+        its budget with rows left, the next one is due in a minute, not ten.
         """
         conn = self.connect()
         current = self.clock() if now is None else now
-        horizon = current - self.retention_days * DAY
+        report = prune(
+            conn,
+            self._write,
+            self.retention,
+            now=current,
+            budget=self.retention_budget_seconds if budget is None else budget,
+        )
+        due_in = _RETENTION_EVERY_SECONDS if report.done else _RETENTION_BACKLOG_SECONDS
         with self._write(conn):
-            deleted = conn.execute(
-                "DELETE FROM samples WHERE resolution = ? AND start < ?",
-                (MINUTE, current - MINUTE_RETENTION_SECONDS),
-            ).rowcount
-            deleted += conn.execute(
-                "DELETE FROM samples WHERE resolution IN (?, ?) AND start < ?",
-                (HOUR, DAY, horizon),
-            ).rowcount
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('retention_at', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(current),),
+                (str(current - _RETENTION_EVERY_SECONDS + due_in),),
             )
-        return int(deleted)
+        return report

@@ -135,6 +135,8 @@ class MonitoringSettings(_Group):
     # Several `monitor serve` processes on one port (pm2's two instances, for reloads).
     reuse_port: bool = Field(False, alias="MONITOR_REUSE_PORT")
     retention_days: int = Field(30, ge=1, le=3650, alias="MONITOR_RETENTION_DAYS")
+    runs_retention_days: int = Field(30, ge=1, le=3650, alias="MONITOR_RUNS_RETENTION_DAYS")
+    runs_max_rows: int = Field(1_000_000, ge=1, le=1_000_000_000, alias="MONITOR_RUNS_MAX_ROWS")
     flush_interval_seconds: float = Field(5.0, gt=0, le=3600, alias="MONITOR_FLUSH_INTERVAL")
     prices_file: OptionalPath = Field(None, alias="MONITOR_PRICES_FILE")
     breaker_failure_threshold: int = Field(5, ge=1, le=1000, alias="BREAKER_FAILURE_THRESHOLD")

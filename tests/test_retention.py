@@ -1,0 +1,157 @@
+"""Retention of pipeline runs, alerts and samples: bounded batches, nothing else lost."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant_monitoring.metrics.retention import DAY, Retention
+from assistant_monitoring.metrics.store import MetricsStore
+
+NOW = 1_790_000_000.0
+
+
+def fill_runs(path: Path, count: int, *, days: float) -> None:
+    """``count`` runs spread evenly over the last ``days``, straight into the table."""
+    store = MetricsStore(path)
+    store.connect()
+    store.close()
+    step = days * DAY / count
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO pipeline_runs (id, started_at, finished_at, status, duration_ms, "
+            "stages, classifiers) VALUES (?, ?, ?, 'success', 1.0, '[]', '{}')",
+            ((f"run_{n:012x}", NOW - n * step, NOW - n * step + 1) for n in range(count)),
+        )
+
+
+def counts(path: Path) -> tuple[int, float]:
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT count(*), min(started_at) FROM pipeline_runs").fetchone()
+    return int(row[0]), float(row[1])
+
+
+def test_runs_past_their_days_go_in_batches(tmp_path: Path) -> None:
+    path = tmp_path / "monitoring.db"
+    fill_runs(path, 60_000, days=60)
+    store = MetricsStore(path, retention=Retention(runs_days=30))
+    report = store.apply_retention(NOW, budget=60)
+    store.close()
+    assert report.done
+    assert report.batches > 3, "one DELETE would hold the write lock for all of it"
+    left, oldest = counts(path)
+    assert 29_990 <= left <= 30_010
+    assert oldest >= NOW - 30 * DAY
+    assert report.deleted == {"pipeline runs": 60_000 - left}
+
+
+def test_runs_past_the_row_limit_keep_the_newest(tmp_path: Path) -> None:
+    path = tmp_path / "monitoring.db"
+    fill_runs(path, 20_000, days=10)
+    store = MetricsStore(path, retention=Retention(runs_max_rows=5_000))
+    assert store.apply_retention(NOW, budget=60).done
+    store.close()
+    left, oldest = counts(path)
+    assert left == 5_000
+    assert oldest == pytest.approx(NOW - 4_999 * 10 * DAY / 20_000)
+
+
+def test_a_pass_stops_at_its_budget_and_the_next_comes_soon(tmp_path: Path) -> None:
+    path = tmp_path / "monitoring.db"
+    fill_runs(path, 200_000, days=60)
+    store = MetricsStore(path, retention=Retention(runs_days=1))
+    first = store.apply_retention(NOW, budget=0.05)
+    assert not first.done
+    assert 0 < first.total < 200_000
+    due = float(
+        store.connect().execute("SELECT value FROM meta WHERE key = 'retention_at'").fetchone()[0]
+    )
+    assert due == pytest.approx(NOW - 600 + 60), "a backlog brings the next pass within a minute"
+    while not store.apply_retention(NOW, budget=1).done:
+        pass
+    store.close()
+    assert counts(path)[0] == pytest.approx(200_000 / 60, abs=2)
+
+
+def test_resolved_alerts_go_firing_ones_stay(tmp_path: Path) -> None:
+    path = tmp_path / "monitoring.db"
+    store = MetricsStore(path, retention=Retention(days=30))
+    conn = store.connect()
+    rows = [
+        ("old_resolved", "resolved", NOW - 50 * DAY, NOW - 49 * DAY),
+        ("old_firing", "firing", NOW - 50 * DAY, None),
+        ("recent_resolved", "resolved", NOW - 5 * DAY, NOW - 4 * DAY),
+    ]
+    for rule, state, started, resolved in rows:
+        conn.execute(
+            "INSERT INTO alerts (rule, severity, state, started_at, resolved_at, message, "
+            "updated_at) VALUES (?, 'warning', ?, ?, ?, '', ?)",
+            (rule, state, started, resolved, resolved or started),
+        )
+    report = store.apply_retention(NOW)
+    kept = {row[0] for row in conn.execute("SELECT rule FROM alerts")}
+    store.close()
+    assert kept == {"old_firing", "recent_resolved"}
+    assert report.deleted == {"resolved alerts": 1}
+
+
+def test_freed_pages_go_back_to_the_file_system(tmp_path: Path) -> None:
+    path = tmp_path / "monitoring.db"
+    fill_runs(path, 100_000, days=60)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+        pages_before = conn.execute("PRAGMA page_count").fetchone()[0]
+    store = MetricsStore(path, retention=Retention(runs_days=1))
+    report = store.apply_retention(NOW, budget=60)
+    store.close()
+    assert report.pages_freed > 0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA page_count").fetchone()[0] < pages_before
+
+
+@pytest.mark.slow
+def test_a_writer_beside_a_big_pass_never_waits_long(tmp_path: Path) -> None:
+    # What an `ask` does at exit (a short write transaction) while `monitor serve`
+    # works through a backlog: its wait is one batch, far below its busy timeout.
+    path = tmp_path / "monitoring.db"
+    fill_runs(path, 400_000, days=60)
+    store = MetricsStore(path, retention=Retention(runs_days=1))
+    waits: list[float] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        conn = sqlite3.connect(path, timeout=5, isolation_level=None)
+        number = 0
+        while not stop.is_set():
+            started = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            waits.append(time.perf_counter() - started)
+            conn.execute(
+                "INSERT INTO pipeline_runs (id, started_at, finished_at, status, duration_ms,"
+                " stages, classifiers) VALUES (?, ?, ?, 'success', 1, '[]', '{}')",
+                (f"new_{number}", NOW, NOW),
+            )
+            conn.execute("COMMIT")
+            number += 1
+            time.sleep(0.005)
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        report = store.apply_retention(NOW, budget=120)
+    finally:
+        stop.set()
+        thread.join()
+        store.close()
+    assert report.done
+    assert report.batches > 10
+    assert len(waits) > 50, "the writer got in between batches, again and again"
+    # The busy timeout is 5 s; one batch is sized for ~50 ms. A wait of a second
+    # would mean a batch, or the whole pass, held the lock far too long.
+    assert max(waits) < 1.0, (max(waits), report.longest_hold_seconds)
