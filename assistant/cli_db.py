@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -10,7 +11,9 @@ import typer
 from assistant_monitoring.cli.state import current_state
 
 app = typer.Typer(
-    help="The databases: migrate, status, check.", no_args_is_help=True, rich_markup_mode=None
+    help="The databases: migrate, status, check, backup, restore, vacuum.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -101,34 +104,17 @@ def check(
 
     Example: assistant -e production db check --json
     """
-    from assistant_monitoring.dbcheck import check_database
-    from assistant_monitoring.sqlitefile import Subject
+    from assistant_monitoring.dbcheck import check_managed, managed_databases
 
     settings = current_state().load().settings
     busy = settings.database.busy_timeout_ms
     checks = [
-        check_database(
-            "conversations",
-            Subject(settings.database_path, "the conversations database", "DATABASE_PATH"),
-            quick=quick,
-            busy_timeout_ms=busy,
-            missing_hint="`assistant db migrate` creates it",
-        ),
-        check_database(
-            "metrics",
-            Subject(settings.monitoring_db_path, "the metrics store", "MONITORING_DB_PATH"),
-            quick=quick,
-            busy_timeout_ms=busy,
-            missing_hint="the first command that records metrics creates it",
-        ),
+        check_managed(managed, quick=quick, busy_timeout_ms=busy)
+        for managed in managed_databases(settings)
     ]
     if as_json:
-        typer.echo(
-            json.dumps(
-                {"ok": all(c.ok for c in checks), "databases": [c.as_json() for c in checks]},
-                indent=2,
-            )
-        )
+        document = {"ok": all(c.ok for c in checks), "databases": [c.as_json() for c in checks]}
+        typer.echo(json.dumps(document, indent=2))
     else:
         _print_checks(checks)
     if not all(c.ok for c in checks):
@@ -160,3 +146,161 @@ def _print_checks(checks: list[Any]) -> None:
 
 def _size(count: int) -> str:
     return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 1024:.0f} KiB"
+
+
+def _default_backups(settings: Any) -> Path:
+    return Path(settings.data_dir) / "backups"
+
+
+@app.command("backup")
+def backup(
+    destination: Path | None = typer.Argument(
+        None, help="Folder to put the backup in (default: DATA_DIR/backups)."
+    ),
+    keep: int | None = typer.Option(
+        None, "--keep", min=1, help="Then keep only the newest N backups in the folder."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts (no progress)."),
+) -> None:
+    """Back up both databases, consistently, while everything keeps running.
+
+    Makes DEST/assistant-backup-YYYYmmddTHHMMSSZ/ with assistant.db, monitoring.db and
+    manifest.json (versions, migrations, row counts, sha256 of each file). Each
+    database is copied as of one instant (SQLite's online backup, one read
+    transaction: writers never wait). Exit 0: done; 1: it could not be made.
+
+    Example: assistant -e production db backup /var/backups/assistant --keep 8
+    """
+    import sys
+
+    from assistant_monitoring.backup import make_backup
+    from assistant_monitoring.dbcheck import managed_databases
+
+    settings = current_state().load().settings
+    target = destination or _default_backups(settings)
+    databases = managed_databases(settings)
+    busy = settings.database.busy_timeout_ms
+    if as_json or not sys.stderr.isatty():
+        folder, manifest = make_backup(databases, target, busy_timeout_ms=busy, keep=keep)
+    else:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        columns = (BarColumn(), DownloadColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=current_state().console(stderr=True)) as bar:
+            task = bar.add_task("backup", total=None)
+
+            def advance(copied: int, total: int) -> None:
+                bar.update(task, completed=copied, total=total)
+
+            folder, manifest = make_backup(
+                databases, target, busy_timeout_ms=busy, keep=keep, progress=advance
+            )
+    if as_json:
+        typer.echo(json.dumps({"path": str(folder), **manifest.as_json()}, indent=2))
+        return
+    sizes = ", ".join(f"{e.name} {_size(e.bytes)}" for e in manifest.files)
+    typer.echo(f"backed up to {folder} ({sizes})")
+
+
+@app.command("restore")
+def restore(
+    folder: Path = typer.Argument(..., help="A backup folder made by `assistant db backup`."),
+    force: bool = typer.Option(
+        False, "--force", help="Restore even while another process has a database open."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Restore both databases from a backup, verified first; the current files are kept.
+
+    Checks the manifest, every file's sha256 and integrity before touching anything;
+    refuses while another process has a database open (stop monitor serve first);
+    moves each current file aside as NAME.before-restore-STAMP (never deletes it),
+    puts the backup in place and applies pending migrations. Exit 0: restored;
+    1: refused or failed, with nothing changed.
+
+    Example: assistant db restore ~/.local/share/assistant/backups/assistant-backup-20261202T040000Z
+    """
+    from assistant_monitoring.backup import restore as restore_backup
+    from assistant_monitoring.dbcheck import managed_databases
+
+    settings = current_state().load().settings
+    manifest, restored = restore_backup(folder, managed_databases(settings), force=force)
+    applied = _migrate_both(settings)
+    if as_json:
+        document = {
+            "restored_from": str(folder),
+            "created_at": manifest.created_at,
+            "databases": [r.__dict__ for r in restored],
+            "migrations_applied": applied,
+        }
+        typer.echo(json.dumps(document, indent=2))
+        return
+    typer.echo(f"restored from {folder} (made {manifest.created_at})")
+    for item in restored:
+        aside = (
+            f"; the current one is kept as {', '.join(item.moved_aside)}"
+            if item.moved_aside
+            else ""
+        )
+        typer.echo(f"  {item.role}: {item.path}{aside}")
+    if applied:
+        typer.echo(f"  applied {', '.join(applied)}")
+
+
+def _migrate_both(settings: Any) -> list[str]:
+    """Bring both restored databases to this version's schema (the normal open path)."""
+    from assistant.storage import Database
+    from assistant_monitoring import aio
+    from assistant_monitoring.metrics.store import MetricsStore
+
+    async def conversations() -> list[str]:
+        database = Database(
+            settings.database_path, busy_timeout_ms=settings.database.busy_timeout_ms
+        )
+        try:
+            return await database.migrate()
+        finally:
+            await database.close()
+
+    applied = aio.run(conversations()) if settings.database_path.exists() else []
+    if settings.monitoring_db_path.exists():
+        store = MetricsStore(settings.monitoring_db_path)
+        try:
+            store.connect()  # migrates
+        finally:
+            store.close()
+    return applied
+
+
+@app.command("vacuum")
+def vacuum_command(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Compact both databases and report their sizes before and after.
+
+    Also makes freed pages returnable from then on (auto_vacuum = incremental), for
+    databases made by an older version. Takes each database's write lock for as long
+    as the copy takes: run it when little is writing. Exit 0: done; 1: a database
+    could not be compacted (it says why).
+
+    Example: assistant db vacuum
+    """
+    from assistant_monitoring.backup import vacuum
+    from assistant_monitoring.dbcheck import managed_databases
+
+    settings = current_state().load().settings
+    results: list[dict[str, Any]] = []
+    for managed in managed_databases(settings):
+        if not managed.subject.path.exists():
+            continue
+        before, after = vacuum(managed, busy_timeout_ms=settings.database.busy_timeout_ms)
+        path = str(managed.subject.path)
+        results.append({"role": managed.role, "path": path, "before": before, "after": after})
+    if as_json:
+        typer.echo(json.dumps({"databases": results}, indent=2))
+        return
+    if not results:
+        typer.echo("nothing to compact: neither database exists yet")
+    for item in results:
+        sizes = f"{_size(item['before'])} -> {_size(item['after'])}"
+        typer.echo(f"{item['role']:<14} {sizes:<22} {item['path']}")

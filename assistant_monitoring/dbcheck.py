@@ -71,6 +71,44 @@ class DatabaseCheck:
         return {**asdict(self), "ok": self.ok}
 
 
+@dataclass(frozen=True)
+class Managed:
+    """A database the ``db`` commands look after."""
+
+    role: str  # "conversations" | "metrics"
+    subject: Subject
+    missing_hint: str  # what creates it, for a database not there yet
+    file_name: str  # its name inside a backup
+
+
+def managed_databases(settings: Any) -> list[Managed]:
+    """Both databases of ``settings``, conversations first."""
+    return [
+        Managed(
+            "conversations",
+            Subject(settings.database_path, "the conversations database", "DATABASE_PATH"),
+            "`assistant db migrate` creates it",
+            "assistant.db",
+        ),
+        Managed(
+            "metrics",
+            Subject(settings.monitoring_db_path, "the metrics store", "MONITORING_DB_PATH"),
+            "the first command that records metrics creates it",
+            "monitoring.db",
+        ),
+    ]
+
+
+def check_managed(managed: Managed, *, quick: bool, busy_timeout_ms: float) -> DatabaseCheck:
+    return check_database(
+        managed.role,
+        managed.subject,
+        quick=quick,
+        busy_timeout_ms=busy_timeout_ms,
+        missing_hint=managed.missing_hint,
+    )
+
+
 def check_database(
     role: str, subject: Subject, *, quick: bool, busy_timeout_ms: float, missing_hint: str
 ) -> DatabaseCheck:
