@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from assistant.stubllm import StubLLMServer
-from tests.conftest import REPO_ROOT, REQUIRE_TOOLS, subprocess_env
+from tests.conftest import (
+    REPO_ROOT,
+    REQUIRE_TOOLS,
+    installed_assistant,
+    require_tool,
+    subprocess_env,
+)
 from tests.test_serve import free_port, get
 
 DEPLOY = REPO_ROOT / "scripts" / "deploy.sh"
@@ -185,3 +191,47 @@ def test_passing_deploy_is_online_and_answers(
         capture_output=True,
     )
     assert "assistant-monitor" not in apps(binary, env)
+
+
+def test_the_weekly_backup_examples_run_a_real_command(tmp_path: Path) -> None:
+    """The systemd timer's service and the pm2 cron app both run `assistant db backup`
+    with options the CLI accepts (checked by running them, pointed at a temp dir)."""
+    unit = (REPO_ROOT / "deploy" / "systemd" / "assistant-backup.service").read_text()
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    argv = exec_start.removeprefix("ExecStart=").split()
+    assert argv[1:4] == ["db", "backup", "/var/backups/assistant"]
+    timer = (REPO_ROOT / "deploy" / "systemd" / "assistant-backup.timer").read_text()
+    assert "OnCalendar=Sun *-*-* 03:30:00" in timer
+    assert "Persistent=true" in timer
+    node = require_tool("node")
+    listing = subprocess.run(
+        [
+            node,
+            "-e",
+            "console.log(JSON.stringify(require(process.argv[1])))",
+            str(REPO_ROOT / "deploy" / "pm2" / "backup.config.js"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    (app,) = json.loads(listing.stdout)["apps"]
+    assert app["cron_restart"] == "30 3 * * 0"
+    assert app["autorestart"] is False
+    args = app["args"].split()
+    assert args[:2] == ["db", "backup"]
+    # Both commands, as written, work (into a temporary folder instead of theirs).
+    from tests.test_db_check import healthy
+
+    healthy(Path(os.environ["ASSISTANT_DATA_DIR"]))
+    for command in (["db", "backup", str(tmp_path / "systemd"), *argv[4:]], [*args, "--json"]):
+        result = subprocess.run(
+            [installed_assistant(), *command],
+            capture_output=True,
+            text=True,
+            env=subprocess_env(),
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, (command, result.stderr)
