@@ -148,14 +148,10 @@ def _size(count: int) -> str:
     return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 1024:.0f} KiB"
 
 
-def _default_backups(settings: Any) -> Path:
-    return Path(settings.data_dir) / "backups"
-
-
 @app.command("backup")
 def backup(
     destination: Path | None = typer.Argument(
-        None, help="Folder to put the backup in (default: DATA_DIR/backups)."
+        None, help="Folder to put the backup in (default MONITOR_BACKUP_DIR, DATA_DIR/backups)."
     ),
     keep: int | None = typer.Option(
         None, "--keep", min=1, help="Then keep only the newest N backups in the folder."
@@ -177,7 +173,7 @@ def backup(
     from assistant_monitoring.dbcheck import managed_databases
 
     settings = current_state().load().settings
-    target = destination or _default_backups(settings)
+    target = destination or settings.backup_dir
     databases = managed_databases(settings)
     busy = settings.database.busy_timeout_ms
     if as_json or not sys.stderr.isatty():

@@ -47,7 +47,7 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_healthy_exit_0_with_a_colored_report(healthy_env: dict[str, str]) -> None:
     result = run("monitor", "health")
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("database", "llm", "memory", "disk", "breakers"):
+    for name in ("database", "llm", "memory", "disk", "breakers", "storage"):
         assert name in result.stdout
     assert "HEALTHY" in result.stdout
 
@@ -62,6 +62,7 @@ def test_json_is_health_json(healthy_env: dict[str, str]) -> None:
         "memory:utilization",
         "disk:free",
         "circuitBreakers:open",
+        "storage:size",
     }
     (llm,) = document["checks"]["llm:anthropic:responseTime"]
     assert llm["status"] == "pass"
@@ -100,7 +101,10 @@ def test_check_subset_and_unknown_check(healthy_env: dict[str, str], stub: StubL
     assert stub.requests == [], "the LLM was not called"
     unknown = run("monitor", "health", "--check", "gpu")
     assert unknown.returncode == 3, "a usage error is no verdict (3), never unhealthy (2)"
-    assert "unknown check 'gpu' (known: database, llm, memory, disk, breakers)" in unknown.stderr
+    assert (
+        "unknown check 'gpu' (known: database, llm, memory, disk, breakers, storage)"
+        in unknown.stderr
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,7 +135,14 @@ def test_results_are_recorded_in_the_store(healthy_env: dict[str, str], data_dir
     window = query_window(store.connect(), now - 600, now + 60, now=now)
     store.close()
     statuses = {s.label("check"): s.value for s in window.family("assistant_health_status")}
-    assert statuses == {"database": 1, "llm": 1, "memory": 1, "disk": 1, "breakers": 1}
+    assert statuses == {
+        "database": 1,
+        "llm": 1,
+        "memory": 1,
+        "disk": 1,
+        "breakers": 1,
+        "storage": 1,
+    }
 
 
 def test_sigterm_during_watch_exits_143_and_loses_no_metric(
@@ -251,3 +262,25 @@ def test_unexpected_error_is_one_line_with_a_debug_hint() -> None:
     assert "Traceback" not in result.stderr
     debug = run_failing("--debug", "boom")
     assert "Traceback" in debug.stderr
+
+
+def test_storage_degrades_only_when_a_backup_age_is_asked_for(
+    healthy_env: dict[str, str], data_dir: Path
+) -> None:
+    (storage,) = json.loads(run("monitor", "health", "--json", "--check", "storage").stdout)[
+        "checks"
+    ]["storage:size"]
+    assert storage["status"] == "pass"
+    assert "assistant.db" in storage["output"]
+    assert "no backup in" in storage["output"]
+    assert storage["observedUnit"] == "bytes"
+    strict = run("monitor", "health", "--check", "storage", MONITOR_BACKUP_MAX_AGE_DAYS="8")
+    assert strict.returncode == 1, strict.stdout
+    assert "run `assistant db backup" in strict.stdout
+    assert run("db", "backup").returncode == 0
+    fresh = run(
+        "monitor", "health", "--json", "--check", "storage", MONITOR_BACKUP_MAX_AGE_DAYS="8"
+    )
+    assert fresh.returncode == 0, fresh.stdout
+    (storage,) = json.loads(fresh.stdout)["checks"]["storage:size"]
+    assert "latest backup 0.0 d ago" in storage["output"]

@@ -276,6 +276,73 @@ def check_disk_sync(
     return CheckOutcome(Status.HEALTHY, what, value, "%")
 
 
+# -- storage ------------------------------------------------------------------------
+
+
+def _bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"  # pragma: no cover
+
+
+def _tree_bytes(directory: Path) -> int:
+    total = 0
+    if directory.is_dir():
+        for entry in directory.rglob("*"):
+            with contextlib.suppress(OSError):
+                if entry.is_file():
+                    total += entry.stat().st_size
+    return total
+
+
+def check_storage_sync(
+    databases: list[Path], log_dir: Path, backup_dir: Path, *, backup_max_age_days: float | None
+) -> CheckOutcome:
+    """Sizes of the databases (with their WAL) and the logs; the latest backup's age.
+
+    Degraded when ``backup_max_age_days`` is set and the newest backup in
+    ``backup_dir`` is older, or there is none. Never unhealthy: an old backup does
+    not stop the assistant from answering.
+    """
+    from assistant_monitoring.backup import backups_in
+
+    sizes = []
+    total = 0
+    for path in databases:
+        size = sum(
+            Path(str(path) + side).stat().st_size
+            for side in ("", "-wal")
+            if Path(str(path) + side).exists()
+        )
+        total += size
+        sizes.append(f"{path.name} {_bytes(size)}")
+    logs = _tree_bytes(log_dir)
+    total += logs
+    sizes.append(f"logs {_bytes(logs)}")
+    found = backups_in(backup_dir)
+    if found:
+        age_days = (time.time() - found[-1].stat().st_mtime) / 86400
+        latest = f"latest backup {age_days:.1f} d ago ({found[-1]})"
+    else:
+        age_days, latest = None, f"no backup in {backup_dir}"
+    message = f"{', '.join(sizes)}; {latest}"
+    if backup_max_age_days is not None and (age_days is None or age_days > backup_max_age_days):
+        advice = (
+            f"older than MONITOR_BACKUP_MAX_AGE_DAYS={backup_max_age_days:g}"
+            if found
+            else "none yet"
+        )
+        return CheckOutcome(
+            Status.DEGRADED,
+            f"{message}: {advice}; run `assistant db backup {backup_dir}`",
+            total,
+            "bytes",
+        )
+    return CheckOutcome(Status.HEALTHY, message, total, "bytes")
+
+
 # -- breakers -----------------------------------------------------------------------
 
 
@@ -355,6 +422,15 @@ def builtin_checks(settings: Settings, *, timeout_cap: float | None = None) -> l
     async def breakers() -> CheckOutcome:
         return await in_daemon_thread(check_breakers_sync, settings.monitoring_db_path)
 
+    async def storage() -> CheckOutcome:
+        return await in_daemon_thread(
+            check_storage_sync,
+            [settings.database_path, settings.monitoring_db_path],
+            settings.log_dir,
+            settings.backup_dir,
+            backup_max_age_days=settings.monitoring.backup_max_age_days,
+        )
+
     return [
         HealthCheck("database", database, timeout, True, "database", "responseTime", "datastore"),
         HealthCheck(
@@ -363,4 +439,5 @@ def builtin_checks(settings: Settings, *, timeout_cap: float | None = None) -> l
         HealthCheck("memory", memory, timeout, True, "memory", "utilization", "system"),
         HealthCheck("disk", disk, timeout, True, "disk", "free", "system"),
         HealthCheck("breakers", breakers, timeout, True, "circuitBreakers", "open", "component"),
+        HealthCheck("storage", storage, timeout, False, "storage", "size", "datastore"),
     ]

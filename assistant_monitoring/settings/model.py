@@ -137,6 +137,12 @@ class MonitoringSettings(_Group):
     retention_days: int = Field(30, ge=1, le=3650, alias="MONITOR_RETENTION_DAYS")
     runs_retention_days: int = Field(30, ge=1, le=3650, alias="MONITOR_RUNS_RETENTION_DAYS")
     runs_max_rows: int = Field(1_000_000, ge=1, le=1_000_000_000, alias="MONITOR_RUNS_MAX_ROWS")
+    # Where `assistant db backup` puts backups by default, and the storage check looks.
+    backup_dir: OptionalPath = Field(None, alias="MONITOR_BACKUP_DIR")
+    # The storage check degrades when the newest backup is older (unset: never).
+    backup_max_age_days: float | None = Field(
+        None, gt=0, le=3650, alias="MONITOR_BACKUP_MAX_AGE_DAYS"
+    )
     flush_interval_seconds: float = Field(5.0, gt=0, le=3600, alias="MONITOR_FLUSH_INTERVAL")
     prices_file: OptionalPath = Field(None, alias="MONITOR_PRICES_FILE")
     breaker_failure_threshold: int = Field(5, ge=1, le=1000, alias="BREAKER_FAILURE_THRESHOLD")
@@ -283,6 +289,8 @@ class Settings(BaseModel):
             self.logging.dir = self.data_dir / "logs"
         if self.monitoring.db_path is None:
             self.monitoring.db_path = self.data_dir / "monitoring.db"
+        if self.monitoring.backup_dir is None:
+            self.monitoring.backup_dir = self.data_dir / "backups"
         return self
 
     # Typed accessors for the derived paths (never None after validation).
@@ -290,6 +298,11 @@ class Settings(BaseModel):
     def database_path(self) -> Path:
         assert self.database.path is not None
         return self.database.path
+
+    @property
+    def backup_dir(self) -> Path:
+        assert self.monitoring.backup_dir is not None
+        return self.monitoring.backup_dir
 
     @property
     def log_dir(self) -> Path:
