@@ -9,6 +9,7 @@ that needs it, so ``assistant db status`` never pays for it.
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,7 @@ class AssistantApp:
         except BaseException:
             await database.close()  # its connections' threads would keep the process alive
             raise
+        await _apply_conversation_retention(settings, database)
         runs = RunStore(store_path) if store_path is not None else None
         return cls(settings, runtime, breakers, database, runs, provider)
 
@@ -163,3 +165,21 @@ def _usable_store(settings: Settings, runtime: MetricsRuntime) -> Path | None:
     finally:
         probe.close()
     return settings.monitoring_db_path
+
+
+async def _apply_conversation_retention(settings: Settings, database: Database) -> None:
+    """DATABASE_RETENTION_DAYS: idle conversations go, a bounded batch per command."""
+    days = settings.database.retention_days
+    if days is None:
+        return
+    from loguru import logger
+
+    from assistant.storage import ConversationRepository
+
+    try:
+        deleted = await ConversationRepository(database).prune(time.time() - days * 86400)
+    except Exception as error:  # retention never stops an answer
+        logger.warning(f"conversation retention failed: {error}")
+        return
+    if deleted:
+        logger.info(f"retention: deleted {deleted} conversations idle for over {days} days")

@@ -233,8 +233,8 @@ def test_db_migrate_and_status(data_dir: Path) -> None:
     status = json.loads(assistant("db", "status", "--json").stdout)
     assert status["exists"] is False
     first = assistant("db", "migrate")
-    assert "applied m001_initial, m002_cache_tokens" in first.stdout
+    assert "applied m001_initial, m002_cache_tokens, m003_conversations_by_time" in first.stdout
     assert "is up to date" in assistant("db", "migrate").stdout
     status = json.loads(assistant("db", "status", "--json").stdout)
-    assert status["applied"] == ["m001_initial", "m002_cache_tokens"]
+    assert status["applied"] == ["m001_initial", "m002_cache_tokens", "m003_conversations_by_time"]
     assert status["pending"] == []

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from assistant.stubllm import StubLLMServer
 from assistant_monitoring.metrics.retention import DAY, Retention
 from assistant_monitoring.metrics.store import MetricsStore
+from tests.conftest import make_healthy, run_assistant
 
 NOW = 1_790_000_000.0
 
@@ -155,3 +158,47 @@ def test_a_writer_beside_a_big_pass_never_waits_long(tmp_path: Path) -> None:
     # The busy timeout is 5 s; one batch is sized for ~50 ms. A wait of a second
     # would mean a batch, or the whole pass, held the lock far too long.
     assert max(waits) < 1.0, (max(waits), report.longest_hold_seconds)
+
+
+def _conversations(path: Path, ages_days: dict[str, float]) -> None:
+    with closing(sqlite3.connect(path)) as conn, conn:
+        for name, age in ages_days.items():
+            at = time.time() - age * DAY
+            conn.execute(
+                "INSERT INTO conversations (id, title, model, created_at, updated_at) "
+                "VALUES (?, ?, 'claude-haiku-4-5', ?, ?)",
+                (name, name, at, at),
+            )
+            conn.execute(
+                "INSERT INTO messages (id, conversation_id, role, content, created_at) "
+                "VALUES (?, ?, 'user', 'hi', ?)",
+                (f"m_{name}", name, at),
+            )
+
+
+def _left(path: Path) -> tuple[set[str], int]:
+    with closing(sqlite3.connect(path)) as conn:
+        names = {row[0] for row in conn.execute("SELECT id FROM conversations")}
+        messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+    return names, int(messages)
+
+
+def test_conversations_are_kept_forever_unless_asked(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with StubLLMServer() as stub:
+        make_healthy(data_dir, stub.url, monkeypatch, key="sk-test-0000000000000000")
+        assert run_assistant("db", "migrate").returncode == 0
+        path = data_dir / "assistant.db"
+        _conversations(path, {"c_old": 400, "c_month": 40, "c_new": 1})
+        assert run_assistant("ask", "hello").returncode == 0
+        names, _ = _left(path)
+        assert {"c_old", "c_month", "c_new"} <= names, "no DATABASE_RETENTION_DAYS: kept"
+        result = run_assistant("ask", "hello again", DATABASE_RETENTION_DAYS="30")
+        assert result.returncode == 0, result.stderr
+        names, messages = _left(path)
+    assert "c_old" not in names
+    assert "c_month" not in names
+    assert "c_new" in names
+    assert len(names) == 3  # c_new and the two conversations the asks started
+    assert messages == 1 + 2 * 2, "the deleted conversations' messages went with them"

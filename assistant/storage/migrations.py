@@ -49,4 +49,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE messages ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        "m003_conversations_by_time",
+        # For retention (DATABASE_RETENTION_DAYS): the idle conversations, found fast.
+        ("CREATE INDEX conversations_by_updated ON conversations (updated_at)",),
+    ),
 )

@@ -131,6 +131,33 @@ class ConversationRepository:
                 ],
             )
 
+    async def prune(self, idle_since: float, *, budget: float = 0.1, batch: int = 500) -> int:
+        """Delete conversations not updated since ``idle_since``, with their messages.
+
+        In batches, each a short write transaction, until none is left or ``budget``
+        seconds have gone (an ``ask`` never lingers on a backlog: the next one goes
+        on). Returns the conversations deleted.
+        """
+        deadline = time.monotonic() + budget
+        deleted = 0
+        while True:
+            async with self.db.transaction() as conn:
+                ids = await conn.execute(
+                    "SELECT id FROM conversations WHERE updated_at < ? LIMIT ?",
+                    (idle_since, batch),
+                )
+                if ids:
+                    marks = ",".join("?" * len(ids))
+                    values = [row[0] for row in ids]
+                    # messages first: the same transaction, whatever foreign_keys says
+                    await conn.execute(
+                        f"DELETE FROM messages WHERE conversation_id IN ({marks})", values
+                    )
+                    await conn.execute(f"DELETE FROM conversations WHERE id IN ({marks})", values)
+            deleted += len(ids)
+            if len(ids) < batch or time.monotonic() >= deadline:
+                return deleted
+
     async def count(self) -> tuple[int, int]:
         """(conversations, messages) stored."""
         conversations = await self.db.execute("SELECT count(*) FROM conversations")

@@ -77,6 +77,8 @@ class DatabaseSettings(_Group):
     path: OptionalPath = Field(None, alias="DATABASE_PATH")
     max_connections: int = Field(5, ge=1, le=100, alias="DATABASE_MAX_CONNECTIONS")
     busy_timeout_ms: int = Field(5000, ge=1000, alias="DATABASE_BUSY_TIMEOUT")
+    # Conversations idle longer than this are deleted, with their messages (unset: never).
+    retention_days: int | None = Field(None, ge=1, le=36500, alias="DATABASE_RETENTION_DAYS")
 
 
 class LlmSettings(_Group):
