@@ -7,6 +7,7 @@ import threading
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -202,3 +203,37 @@ def test_conversations_are_kept_forever_unless_asked(
     assert "c_new" in names
     assert len(names) == 3  # c_new and the two conversations the asks started
     assert messages == 1 + 2 * 2, "the deleted conversations' messages went with them"
+
+
+@pytest.mark.slow
+def test_two_million_runs_shrink_while_asks_keep_answering(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's case: 2 million runs over 60 days, retention to 30 days and 1 million
+    rows, while `assistant ask` runs beside it: every ask answers (none waits past
+    DATABASE_BUSY_TIMEOUT, 1 s here), and the store ends within its limits."""
+    with StubLLMServer() as stub:
+        make_healthy(data_dir, stub.url, monkeypatch, key="sk-test-0000000000000000")
+        path = data_dir / "monitoring.db"
+        fill_runs(path, 2_000_000, days=60)
+        store = MetricsStore(path, retention=Retention(runs_days=30, runs_max_rows=1_000_000))
+        passes: list[Any] = []
+
+        def retention() -> None:
+            while not passes or not passes[-1].done:
+                passes.append(store.apply_retention(NOW, budget=2))
+
+        worker = threading.Thread(target=retention)
+        worker.start()
+        answers = []
+        while worker.is_alive():
+            answers.append(run_assistant("ask", "hello", DATABASE_BUSY_TIMEOUT="1000"))
+        worker.join()
+        store.close()
+    assert len(answers) >= 2, "asks ran while retention did"
+    failed = [a.stderr for a in answers if a.returncode != 0]
+    assert failed == [], failed[:1]
+    left, oldest = counts(path)
+    assert left <= 1_000_000
+    assert oldest >= NOW - 30 * DAY
+    assert max(p.longest_hold_seconds for p in passes) < 0.5
