@@ -109,7 +109,7 @@ def check(
     settings = current_state().load().settings
     busy = settings.database.busy_timeout_ms
     checks = [
-        check_managed(managed, quick=quick, busy_timeout_ms=busy)
+        check_managed(managed, quick=quick, busy_timeout_ms=busy, backup_dir=settings.backup_dir)
         for managed in managed_databases(settings)
     ]
     if as_json:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from assistant_monitoring.sqlitefile import (
@@ -99,14 +100,32 @@ def managed_databases(settings: Any) -> list[Managed]:
     ]
 
 
-def check_managed(managed: Managed, *, quick: bool, busy_timeout_ms: float) -> DatabaseCheck:
-    return check_database(
+_DAMAGED = ("corrupt", "truncated", "empty")
+
+
+def check_managed(
+    managed: Managed, *, quick: bool, busy_timeout_ms: float, backup_dir: Path | None = None
+) -> DatabaseCheck:
+    """:func:`check_database` for one of :func:`managed_databases`; a damaged one is told
+    the restore command of the newest backup in ``backup_dir``, when there is one."""
+    found = check_database(
         managed.role,
         managed.subject,
         quick=quick,
         busy_timeout_ms=busy_timeout_ms,
         missing_hint=managed.missing_hint,
     )
+    if found.status in _DAMAGED and backup_dir is not None:
+        from assistant_monitoring.backup import backups_in
+
+        backups = backups_in(backup_dir)
+        if backups:
+            found.message += (
+                f"; the newest backup is {backups[-1]}: `assistant db restore {backups[-1]}`"
+            )
+        else:
+            found.message += f"; no backup in {backup_dir} (`assistant db backup` makes them)"
+    return found
 
 
 def check_database(

@@ -83,6 +83,7 @@ def test_missing_databases_say_what_creates_them(data_dir: Path) -> None:
 
 def test_junk_is_corrupt_and_left_alone(data_dir: Path) -> None:
     healthy(data_dir)
+    assert run_assistant("db", "backup").returncode == 0
     junk = b"\x00not a database" * 1000
     (data_dir / "monitoring.db").write_bytes(junk)
     code, document, _ = check()
@@ -90,6 +91,8 @@ def test_junk_is_corrupt_and_left_alone(data_dir: Path) -> None:
     metrics = by_role(document)["metrics"]
     assert metrics["status"] == "corrupt", metrics
     assert "restore it from a backup" in metrics["message"]
+    (backup,) = (data_dir / "backups").iterdir()
+    assert f"`assistant db restore {backup}`" in metrics["message"], "the newest backup, named"
     assert by_role(document)["conversations"]["status"] == "ok"
     assert (data_dir / "monitoring.db").read_bytes() == junk
 
@@ -104,6 +107,7 @@ def test_a_truncated_store_says_how_much_is_missing(data_dir: Path) -> None:
     metrics = by_role(document)["metrics"]
     assert metrics["status"] == "truncated", metrics
     assert f"of {len(data)} bytes" in metrics["message"]
+    assert "no backup in" in metrics["message"]
 
 
 def test_an_empty_file_is_not_taken_for_a_new_database(data_dir: Path) -> None:
