@@ -40,7 +40,7 @@ from typing import Any
 from assistant_monitoring import __version__
 from assistant_monitoring.dbcheck import Managed
 from assistant_monitoring.errors import MonitoringError
-from assistant_monitoring.sqlitefile import diagnose, open_read_only, refuse_before_open
+from assistant_monitoring.sqlitefile import diagnose, is_valid, open_read_only, refuse_before_open
 
 PREFIX = "assistant-backup-"
 MANIFEST = "manifest.json"
@@ -316,7 +316,9 @@ def verify(folder: Path) -> Manifest:
 
 def holders(path: Path) -> list[int]:
     """Pids of the processes (this one aside) that have ``path`` open (Linux /proc)."""
-    found = []
+    found: list[int] = []
+    if not Path("/proc/self/fd").is_dir():
+        return found  # not Linux: nothing to ask (restore then relies on --force care)
     names = {str(path.resolve()), *(str(path.resolve()) + side for side in _SIDE_FILES)}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -385,6 +387,9 @@ def vacuum(managed: Managed, *, busy_timeout_ms: float) -> tuple[int, int]:
     problem = refuse_before_open(managed.subject, creating=False)
     if problem is not None:
         raise BackupError(problem.message)
+    if is_valid(path) is False:  # a damaged file is never written, not even compacted
+        error = sqlite3.DatabaseError("database disk image is malformed")
+        raise BackupError(diagnose(managed.subject, error, busy_timeout_ms=busy_timeout_ms).message)
     before = path.stat().st_size
     try:
         conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)

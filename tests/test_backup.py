@@ -245,3 +245,15 @@ def test_backups_while_eight_processes_write_are_consistent_snapshots(data_dir: 
                     "SELECT flushed FROM backup_probe WHERE writer = ?", (name,)
                 ).fetchone()
                 assert runs.fetchone()[0] == flushed, (folder.name, name)
+
+
+def test_vacuum_refuses_a_damaged_file_and_leaves_it_alone(data_dir: Path) -> None:
+    healthy(data_dir)
+    path = data_dir / "monitoring.db"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    cut = path.read_bytes()
+    result = run_assistant("db", "vacuum")
+    assert result.returncode == 1
+    assert "truncated" in result.stderr
+    assert path.read_bytes() == cut
