@@ -23,21 +23,8 @@ def migrate() -> None:
 
     Example: assistant -e production db migrate
     """
-    from assistant.storage import Database
-    from assistant_monitoring import aio
-
     settings = current_state().start(metrics=False)
-
-    async def run() -> list[str]:
-        database = Database(
-            settings.database_path, busy_timeout_ms=settings.database.busy_timeout_ms
-        )
-        try:
-            return await database.migrate()
-        finally:
-            await database.close()
-
-    applied = aio.run(run())
+    applied = _migrate_conversations(settings)
     if applied:
         typer.echo(f"applied {', '.join(applied)} to {settings.database_path}")
     else:
@@ -243,13 +230,12 @@ def restore(
         typer.echo(f"  applied {', '.join(applied)}")
 
 
-def _migrate_both(settings: Any) -> list[str]:
-    """Bring both restored databases to this version's schema (the normal open path)."""
+def _migrate_conversations(settings: Any) -> list[str]:
+    """Create or upgrade assistant.db; the migrations applied."""
     from assistant.storage import Database
     from assistant_monitoring import aio
-    from assistant_monitoring.metrics.store import MetricsStore
 
-    async def conversations() -> list[str]:
+    async def run() -> list[str]:
         database = Database(
             settings.database_path, busy_timeout_ms=settings.database.busy_timeout_ms
         )
@@ -258,7 +244,14 @@ def _migrate_both(settings: Any) -> list[str]:
         finally:
             await database.close()
 
-    applied = aio.run(conversations()) if settings.database_path.exists() else []
+    return aio.run(run())
+
+
+def _migrate_both(settings: Any) -> list[str]:
+    """Bring both restored databases to this version's schema (the normal open path)."""
+    from assistant_monitoring.metrics.store import MetricsStore
+
+    applied = _migrate_conversations(settings) if settings.database_path.exists() else []
     if settings.monitoring_db_path.exists():
         store = MetricsStore(settings.monitoring_db_path)
         try:
