@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_monitoring import __version__
-from assistant_monitoring.dbcheck import Managed
+from assistant_monitoring.dbcheck import Managed, applied_migrations, row_count, table_names
 from assistant_monitoring.errors import MonitoringError
 from assistant_monitoring.sqlitefile import diagnose, is_valid, open_read_only, refuse_before_open
 
@@ -113,24 +113,12 @@ def sha256(path: Path) -> str:
 
 
 def _facts(path: Path) -> tuple[list[str], dict[str, int]]:
+    """(applied migrations, rows per table) of a copy, for its manifest."""
     conn = open_read_only(path, timeout=5)
     try:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            )
-        ]
-        rows = {t: int(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]) for t in tables}
-        migrations = (
-            [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
-            if "schema_migrations" in tables
-            else []
-        )
+        return applied_migrations(conn), {t: row_count(conn, t) for t in table_names(conn)}
     finally:
         conn.close()
-    return migrations, rows
 
 
 # -- backup ---------------------------------------------------------------------

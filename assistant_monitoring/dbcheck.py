@@ -156,7 +156,7 @@ def check_database(
                 f"database disk image is malformed ({'; '.join(results)})"
             )
             return _found(found, diagnose(subject, damage, busy_timeout_ms=busy_timeout_ms))
-        found.migrations = _migrations(conn)
+        found.migrations = applied_migrations(conn)
         found.tables = _tables(conn)
     except sqlite3.Error as error:
         return _found(found, diagnose(subject, error, busy_timeout_ms=busy_timeout_ms))
@@ -171,27 +171,35 @@ def _found(found: DatabaseCheck, problem: Diagnosis) -> DatabaseCheck:
     return found
 
 
-def _migrations(conn: sqlite3.Connection) -> list[str]:
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    """The schema migrations a database records (none when it was never migrated)."""
     try:
         return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
-    except sqlite3.OperationalError:  # never migrated
+    except sqlite3.OperationalError:  # no such table
         return []
 
 
-def _tables(conn: sqlite3.Connection) -> list[TableFacts]:
-    names = [
+def table_names(conn: sqlite3.Connection) -> list[str]:
+    """The database's own tables (SQLite's internal ones aside), by name."""
+    return [
         row[0]
         for row in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
             "ORDER BY name"
         )
     ]
+
+
+def row_count(conn: sqlite3.Connection, table: str) -> int:
+    return int(conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+
+
+def _tables(conn: sqlite3.Connection) -> list[TableFacts]:
     facts = []
-    for name in names:
+    for name in table_names(conn):
         column = _TIME_COLUMNS.get(name)
         if column is None:
-            (rows,) = conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()
-            facts.append(TableFacts(name, int(rows)))
+            facts.append(TableFacts(name, row_count(conn, name)))
             continue
         rows, oldest, newest = conn.execute(
             f'SELECT count(*), min("{column}"), max("{column}") FROM "{name}"'

@@ -98,7 +98,7 @@ class _Batches:
             self._record(label, deleted, held)
             if deleted < self.size:
                 return True
-            self._adapt(held)
+            self.size = _resized(self.size, held, _MIN_BATCH, _MAX_BATCH)
             # Leave the lock free as long as it was held: a writer waiting in SQLite's
             # busy handler (which sleeps between tries) gets in, instead of finding
             # the next batch already under way every time it looks.
@@ -126,10 +126,7 @@ class _Batches:
             if freed <= 0:
                 return
             # Moving pages costs more the further they are: sized like the batches.
-            if held > 2 * _TARGET_HOLD_SECONDS:
-                pages = max(_MIN_VACUUM_PAGES, pages // 2)
-            elif held < _TARGET_HOLD_SECONDS / 2:
-                pages = min(_MAX_VACUUM_PAGES, pages * 2)
+            pages = _resized(pages, held, _MIN_VACUUM_PAGES, _MAX_VACUUM_PAGES)
             time.sleep(max(held, _MIN_PAUSE_SECONDS))
 
     def _record(self, label: str, deleted: int, held: float) -> None:
@@ -139,11 +136,14 @@ class _Batches:
         if deleted:
             report.deleted[label] = report.deleted.get(label, 0) + deleted
 
-    def _adapt(self, held: float) -> None:
-        if held > 2 * _TARGET_HOLD_SECONDS:
-            self.size = max(_MIN_BATCH, self.size // 2)
-        elif held < _TARGET_HOLD_SECONDS / 2:
-            self.size = min(_MAX_BATCH, self.size * 2)
+
+def _resized(size: int, held: float, low: int, high: int) -> int:
+    """The next chunk's size: halved past twice the target hold, doubled under half."""
+    if held > 2 * _TARGET_HOLD_SECONDS:
+        return max(low, size // 2)
+    if held < _TARGET_HOLD_SECONDS / 2:
+        return min(high, size * 2)
+    return size
 
 
 def _steps(conn: sqlite3.Connection, policy: Retention, now: float) -> Iterator[tuple[Any, ...]]:
