@@ -98,6 +98,8 @@ def ask(
                         "output": run_record.output_tokens,
                         "cache_read": run_record.cache_read_tokens,
                         "cache_write": run_record.cache_write_tokens,
+                        "cache_write_1h": run_record.cache_write_1h_tokens,
+                        "reasoning": run_record.reasoning_tokens,
                     },
                     "cost_usd": run_record.cost_usd,
                     "retries": run_record.retries,

@@ -18,8 +18,9 @@ from assistant.classifiers import Classification, classify
 from assistant.providers.base import ChatMessage, Generation, GenerationRequest, TextCallback
 from assistant.storage import ConversationRepository, StoredMessage, new_id
 from assistant_monitoring.aio import interruption, is_interruption
+from assistant_monitoring.gitinfo import current_git_place
 from assistant_monitoring.logs import log_context, log_pipeline_summary
-from assistant_monitoring.runs import RunRecord, StageRecord
+from assistant_monitoring.runs import RunRecord, StageRecord, session_id
 
 if TYPE_CHECKING:
     from assistant.app import AssistantApp
@@ -61,6 +62,7 @@ class Pipeline:
         is_new = conversation_id is None
         conversation = conversation_id or new_id("c")
         message_id = new_id("m")
+        place = current_git_place()
         run = RunRecord(
             id=new_id("run"),
             started_at=time.time(),
@@ -68,6 +70,9 @@ class Pipeline:
             message_id=message_id,
             provider=settings.llm.provider,
             model=model,
+            session_id=session_id(),
+            repo=place.repo if place else None,
+            branch=place.branch if place else None,
         )
         if settings.logging.log_content:
             run.prompt = text
@@ -202,7 +207,7 @@ class Pipeline:
                 usage.output,
             ),
             cache_read_tokens=usage.cache_read,
-            cache_write_tokens=usage.cache_write,
+            cache_write_tokens=usage.cache_write + usage.cache_write_1h,
         )
 
     # -- bookkeeping ----------------------------------------------------------------
@@ -213,7 +218,8 @@ class Pipeline:
         run.model = generation.model
         run.input_tokens, run.output_tokens = usage.input, usage.output
         run.cache_read_tokens, run.cache_write_tokens = usage.cache_read, usage.cache_write
-        run.cost_usd = call.cost
+        run.cache_write_1h_tokens, run.reasoning_tokens = usage.cache_write_1h, usage.reasoning
+        run.cost_usd, run.price_version = call.cost, call.price_version
         run.retries = call.retries
         run.ttft_ms = _ms(call.ttft) if call.ttft is not None else None
 

@@ -96,7 +96,7 @@ class OtelBridge:
             attributes["error.type"] = type(error).__name__ if error is not None else call.status
         self._duration.record(call.duration, attributes)
         usage = {
-            "input": call.tokens["input"] + call.tokens["cache_read"] + call.tokens["cache_write"],
+            "input": sum(n for kind, n in call.tokens.items() if kind != "output"),
             "output": call.tokens["output"],
         }
         if any(usage.values()):

@@ -15,7 +15,9 @@ longest a run can take (:func:`longest_run_seconds`), never as still running.
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +31,8 @@ _COLUMNS = (
     "id, started_at, finished_at, conversation_id, message_id, status, duration_ms, stages, "
     "classifiers, provider, model, input_tokens, output_tokens, cache_read_tokens, "
     "cache_write_tokens, cost_usd, retries, ttft_ms, failed_stage, error_type, error_message, "
-    "prompt, response"
+    "prompt, response, cache_write_1h_tokens, reasoning_tokens, price_version, session_id, "
+    "repo, branch"
 )
 _NAMES = [name.strip() for name in _COLUMNS.split(",")]
 _INSERT = (
@@ -112,6 +115,12 @@ class RunRecord:
     error_message: str | None = None
     prompt: str | None = None
     response: str | None = None
+    cache_write_1h_tokens: int = 0  # cache_write_tokens are the 5-minute tier
+    reasoning_tokens: int = 0  # of output_tokens
+    price_version: str | None = None  # PriceTable.version of cost_usd
+    session_id: str | None = None  # one per assistant process (a chat, an ask)
+    repo: str | None = None  # git repository (top-level folder name) it started in
+    branch: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The run as a JSON-ready dict (``monitor runs --json``)."""
@@ -234,6 +243,20 @@ def _run(row: tuple[Any, ...]) -> RunRecord:
     values["stages"] = [StageRecord(**stage) for stage in json.loads(values["stages"])]
     values["classifiers"] = json.loads(values["classifiers"])
     return RunRecord(**values)
+
+
+_SESSION_ID: list[str] = []
+
+
+def session_id() -> str:
+    """This process's session: ``ASSISTANT_SESSION_ID`` when a wrapper sets one (at
+    most 64 printable characters), else a new id, the same for every run of the
+    process (an ``ask``, or one ``chat``)."""
+    if not _SESSION_ID:
+        given = os.environ.get("ASSISTANT_SESSION_ID", "").strip()
+        valid = 0 < len(given) <= 64 and given.isascii() and given.isprintable()
+        _SESSION_ID.append(given if valid else "s-" + uuid.uuid4().hex[:12])
+    return _SESSION_ID[0]
 
 
 def now() -> float:

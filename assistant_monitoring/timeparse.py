@@ -81,6 +81,12 @@ def parse_since(text: str, *, now: datetime | None = None, option: str = "--sinc
         raise UsageError(f"{option}: time out of range (got '{shown(text)}')") from None
 
 
+def duration_or_none(text: str, option: str) -> timedelta | None:
+    """The duration ``text`` spells (zero allowed), None when it is no duration at all;
+    UsageError naming ``option`` past :data:`MAX_DURATION`."""
+    return _duration(text, option)
+
+
 def _duration(text: str, option: str) -> timedelta | None:
     """The duration ``text`` spells (zero allowed), None when it is not one at all."""
     match = _DURATION.fullmatch(text) if len(text) <= _MAX_TEXT else None

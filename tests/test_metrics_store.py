@@ -159,6 +159,7 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
         "m002_breakers",
         "m003_pipeline_runs",
         "m004_alerts",
+        "m005_run_usage",
     ]
     store.close()
     again = MetricsStore(path)
@@ -167,6 +168,7 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
         "m002_breakers",
         "m003_pipeline_runs",
         "m004_alerts",
+        "m005_run_usage",
     ]
     again.close()
 

@@ -56,18 +56,36 @@ class AnthropicProvider:
             text = "".join(getattr(block, "text", "") for block in message.content)
             if on_text is not None and text:
                 on_text(text)
-        usage = message.usage
         return Generation(
-            text=text,
-            model=message.model or request.model,
-            usage=Usage(
-                input=usage.input_tokens or 0,
-                output=usage.output_tokens or 0,
-                cache_read=usage.cache_read_input_tokens or 0,
-                cache_write=usage.cache_creation_input_tokens or 0,
-            ),
+            text=text, model=message.model or request.model, usage=usage_from_sdk(message.usage)
         )
 
     async def close(self) -> None:
         """Close the HTTP client."""
         await self._client.close()
+
+
+def usage_from_sdk(raw: Any) -> Usage:
+    """Our token counts from an ``anthropic.types.Usage``.
+
+    Anthropic's ``input_tokens`` already exclude cache reads and writes, and
+    ``output_tokens`` include thinking (``output_tokens_details.thinking_tokens``).
+    Cache writes are split by tier from ``cache_creation`` when the API reports it;
+    without it every write is a 5-minute one (the API's default TTL).
+    """
+    writes = int(getattr(raw, "cache_creation_input_tokens", 0) or 0)
+    tiers = getattr(raw, "cache_creation", None)
+    one_hour = int(getattr(tiers, "ephemeral_1h_input_tokens", 0) or 0) if tiers else 0
+    five_minutes = int(getattr(tiers, "ephemeral_5m_input_tokens", 0) or 0) if tiers else writes
+    # Should the total and its tiers ever disagree, the larger total wins and the
+    # unexplained rest is priced as 5-minute writes: never drop billed tokens.
+    five_minutes += max(0, writes - five_minutes - one_hour)
+    details = getattr(raw, "output_tokens_details", None)
+    return Usage(
+        input=int(getattr(raw, "input_tokens", 0) or 0),
+        output=int(getattr(raw, "output_tokens", 0) or 0),
+        cache_read=int(getattr(raw, "cache_read_input_tokens", 0) or 0),
+        cache_write=five_minutes,
+        cache_write_1h=one_hour,
+        reasoning=int(getattr(details, "thinking_tokens", 0) or 0) if details else 0,
+    )

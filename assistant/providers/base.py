@@ -34,12 +34,30 @@ class GenerationRequest:
 
 @dataclass
 class Usage:
-    """Token usage of one answer, by type."""
+    """Token usage of one answer, by type, each token counted once.
+
+    ``input`` is input billed at the full price (cache reads and writes excluded);
+    ``cache_write`` is the 5-minute tier; ``output`` includes ``reasoning``, which
+    only says how many of the output tokens were spent thinking.
+    """
 
     input: int = 0
     output: int = 0
     cache_read: int = 0
     cache_write: int = 0
+    cache_write_1h: int = 0
+    reasoning: int = 0
+
+    def as_tokens(self) -> dict[str, int]:
+        """The counts by type, as LlmCall.usage and ModelPrice.cost take them."""
+        return {
+            "input": self.input,
+            "output": self.output,
+            "cache_read": self.cache_read,
+            "cache_write": self.cache_write,
+            "cache_write_1h": self.cache_write_1h,
+            "reasoning": self.reasoning,
+        }
 
 
 @dataclass

@@ -213,11 +213,5 @@ async def call_model(
             translated.breaker_recorded = True  # the breaker above already counted it
             raise translated from error
         call.model = request.model  # the provider served it: a real model's name
-        usage = generation.usage
-        call.usage(
-            input=usage.input,
-            output=usage.output,
-            cache_read=usage.cache_read,
-            cache_write=usage.cache_write,
-        )
+        call.usage(**generation.usage.as_tokens())
     return generation, call

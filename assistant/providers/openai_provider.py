@@ -63,14 +63,14 @@ class OpenAIProvider:
                         if on_text is not None:
                             on_text(piece)
                 if chunk.usage is not None:
-                    usage = _usage(chunk.usage)
+                    usage = usage_from_sdk(chunk.usage)
             text = "".join(parts)
         else:
             completion = await self._client.chat.completions.create(**kwargs)
             model = completion.model or model
             text = completion.choices[0].message.content or "" if completion.choices else ""
             if completion.usage is not None:
-                usage = _usage(completion.usage)
+                usage = usage_from_sdk(completion.usage)
             if on_text is not None and text:
                 on_text(text)
         return Generation(text=text, model=model, usage=usage)
@@ -80,8 +80,22 @@ class OpenAIProvider:
         await self._client.close()
 
 
-def _usage(raw: Any) -> Usage:
-    details = getattr(raw, "prompt_tokens_details", None)
-    cached = int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
-    prompt = int(raw.prompt_tokens or 0)
-    return Usage(input=prompt - cached, output=int(raw.completion_tokens or 0), cache_read=cached)
+def usage_from_sdk(raw: Any) -> Usage:
+    """Our token counts from an ``openai.types.CompletionUsage``.
+
+    OpenAI's ``prompt_tokens`` include ``cached_tokens``, so the cached ones are taken
+    out of ``input`` (else they would be billed twice); ``completion_tokens`` include
+    ``reasoning_tokens``. OpenAI does not bill cache writes: a compatible server's
+    ``cache_write_tokens`` stay in ``input``, priced as plain input.
+    """
+    prompt_details = getattr(raw, "prompt_tokens_details", None)
+    cached = int(getattr(prompt_details, "cached_tokens", 0) or 0) if prompt_details else 0
+    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
+    output_details = getattr(raw, "completion_tokens_details", None)
+    reasoning = int(getattr(output_details, "reasoning_tokens", 0) or 0) if output_details else 0
+    return Usage(
+        input=max(0, prompt - cached),
+        output=int(getattr(raw, "completion_tokens", 0) or 0),
+        cache_read=min(cached, prompt) if prompt else cached,
+        reasoning=reasoning,
+    )

@@ -79,7 +79,10 @@ def anthropic_usage(body: dict[str, Any], input_tokens: int, output_tokens: int)
     }
 
 
-def anthropic_message(body: dict[str, Any]) -> dict[str, Any]:
+Usage = dict[str, Any] | None  # fields that replace the computed usage's (tests)
+
+
+def anthropic_message(body: dict[str, Any], usage: Usage = None) -> dict[str, Any]:
     """A complete (non-streamed) Messages API response."""
     text, input_tokens = answer_for(body)
     return {
@@ -90,15 +93,20 @@ def anthropic_message(body: dict[str, Any]) -> dict[str, Any]:
         "content": [{"type": "text", "text": text}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": anthropic_usage(body, input_tokens, count_tokens(text)),
+        "usage": {**anthropic_usage(body, input_tokens, count_tokens(text)), **(usage or {})},
     }
 
 
-def anthropic_stream(body: dict[str, Any]) -> Iterator[bytes]:
-    """The server-sent events of a streamed Messages API response."""
-    message = anthropic_message(body)
+def anthropic_stream(body: dict[str, Any], usage_fields: Usage = None) -> Iterator[bytes]:
+    """The server-sent events of a streamed Messages API response.
+
+    As the API does, ``message_start`` carries the input side of the usage and
+    ``message_delta`` the final output count (and its details).
+    """
+    message = anthropic_message(body, usage_fields)
     text = message["content"][0]["text"]
-    usage = message["usage"]
+    usage = dict(message["usage"])
+    details = usage.pop("output_tokens_details", None)
     start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
     yield _sse("message_start", {"type": "message_start", "message": start})
     yield _sse(
@@ -121,7 +129,10 @@ def anthropic_stream(body: dict[str, Any]) -> Iterator[bytes]:
         {
             "type": "message_delta",
             "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-            "usage": {"output_tokens": usage["output_tokens"]},
+            "usage": {
+                "output_tokens": usage["output_tokens"],
+                **({"output_tokens_details": details} if details else {}),
+            },
         },
     )
     yield _sse("message_stop", {"type": "message_stop"})
@@ -151,7 +162,7 @@ def anthropic_error(status: int, message: str) -> dict[str, Any]:
 # -- OpenAI ----------------------------------------------------------------------
 
 
-def openai_completion(body: dict[str, Any]) -> dict[str, Any]:
+def openai_completion(body: dict[str, Any], usage: Usage = None) -> dict[str, Any]:
     """A complete (non-streamed) Chat Completions response."""
     text, input_tokens = answer_for(body)
     output_tokens = count_tokens(text)
@@ -168,7 +179,7 @@ def openai_completion(body: dict[str, Any]) -> dict[str, Any]:
                 "logprobs": None,
             }
         ],
-        "usage": _openai_usage(input_tokens, output_tokens),
+        "usage": {**_openai_usage(input_tokens, output_tokens), **(usage or {})},
     }
 
 
@@ -181,9 +192,9 @@ def _openai_usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     }
 
 
-def openai_stream(body: dict[str, Any]) -> Iterator[bytes]:
+def openai_stream(body: dict[str, Any], usage: Usage = None) -> Iterator[bytes]:
     """The server-sent events of a streamed Chat Completions response."""
-    completion = openai_completion(body)
+    completion = openai_completion(body, usage)
     text = completion["choices"][0]["message"]["content"]
     base = {
         "id": completion["id"],

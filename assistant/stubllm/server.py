@@ -11,6 +11,11 @@ real providers produce:
   ``POST /_stub/faults {"queue": [...]}`` when the server runs in another process;
 * per request: an ``x-stub-fault`` header.
 
+``usage`` (``server.plan.usage`` or ``POST /_stub/faults {"usage": {...}}``) replaces
+fields of every answer's usage object with what a test needs (cache tiers, thinking
+or reasoning tokens), in the API's own shape: for example ``{"anthropic":
+{"cache_creation": {...}}, "openai": {"completion_tokens_details": {...}}}``.
+
 Faults: ``429[:retry_after]``, ``500``, ``503``, ``529``, ``401``, ``drop`` (close the
 connection without a response), ``malformed`` (200 with a broken JSON body),
 ``slow:SECONDS`` (wait, then answer normally).
@@ -52,6 +57,7 @@ class FaultPlan:
     required_key: str | None = None
     any_model: bool = False
     queue: deque[str] = field(default_factory=deque)
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)  # per API: fields to set
     rng: random.Random = field(default_factory=random.Random)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -192,15 +198,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(result, api)
 
     def _anthropic(self, body: dict[str, Any]) -> Any:
+        usage = self.server.plan.usage.get("anthropic")
         return (
-            protocol.anthropic_stream(body)
+            protocol.anthropic_stream(body, usage)
             if body.get("stream")
-            else protocol.anthropic_message(body)
+            else protocol.anthropic_message(body, usage)
         )
 
     def _openai(self, body: dict[str, Any]) -> Any:
+        usage = self.server.plan.usage.get("openai")
         return (
-            protocol.openai_stream(body) if body.get("stream") else protocol.openai_completion(body)
+            protocol.openai_stream(body, usage)
+            if body.get("stream")
+            else protocol.openai_completion(body, usage)
         )
 
     def _inject(self, fault: str, api: str) -> bool:
@@ -239,6 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
                     setattr(plan, name, float(body[name]))
             if "queue" in body:
                 plan.queue.extend(str(item) for item in body["queue"])
+            if isinstance(body.get("usage"), dict):
+                plan.usage = {str(api): dict(fields) for api, fields in body["usage"].items()}
         self._json(200, {"queued": len(plan.queue)})
 
     # -- writing ---------------------------------------------------------------

@@ -13,10 +13,11 @@ from assistant_monitoring.cli import (
     metrics_cmd,
     runs_cmd,
     serve_cmd,
+    usage_cmd,
 )
 
 app = typer.Typer(
-    help="Watch the assistant: health, metrics, runs, logs, breakers, dashboard, serve.",
+    help="Watch the assistant: health, metrics, usage, runs, logs, breakers, dashboard, serve.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -24,6 +25,7 @@ app.command("health", epilog=health_cmd.HEALTH_EPILOG, cls=health_cmd.HealthComm
     health_cmd.health
 )
 app.command("metrics")(metrics_cmd.metrics)
+app.command("usage")(usage_cmd.usage)
 app.command("logs")(logs_cmd.logs)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("breakers")(breakers_cmd.breakers)

@@ -145,10 +145,15 @@ def show(
         f"{'-' if run.ttft_ms is None else f'{run.ttft_ms:.0f} ms'}"
     )
     cost = "unpriced" if run.cost_usd is None else f"${run.cost_usd:.6f}"
+    reasoning = f" (reasoning {run.reasoning_tokens})" if run.reasoning_tokens else ""
     console.print(
-        f"tokens in {run.input_tokens} out {run.output_tokens} cache read {run.cache_read_tokens} "
-        f"write {run.cache_write_tokens}  cost {cost}"
+        f"tokens in {run.input_tokens} out {run.output_tokens}{reasoning} cache read "
+        f"{run.cache_read_tokens} write 5m {run.cache_write_tokens} 1h "
+        f"{run.cache_write_1h_tokens}  cost {cost}"
     )
+    if run.repo or run.session_id:
+        where = f"repo {run.repo}" + (f" ({run.branch})" if run.branch else "") if run.repo else ""
+        console.print(f"{where}  session {run.session_id or '-'}".strip())
     for name, result in run.classifiers.items():
         label, confidence, outcome = (
             result.get("label"),

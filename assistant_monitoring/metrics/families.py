@@ -43,7 +43,9 @@ FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 DB_OPERATIONS = ("select", "insert", "update", "delete", "other")
-TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
+# The billed token types (each token in exactly one). Reasoning tokens are part of
+# output, so they are no type here: summing the types must give the tokens billed.
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 # How a run or a stage ended: exactly one of these, everywhere (metrics, runs, logs).
 RUN_STATUSES = ("success", "failure", "interrupted")
 LLM_STATUSES = ("success", "error", "rejected", "circuit_open", "interrupted")
@@ -159,7 +161,7 @@ def declare_families(registry: MetricsRegistry) -> AssistantMetrics:
         ),
         llm_tokens=r.counter(
             "assistant_llm_tokens_total",
-            "Tokens by type: input, output, cache_read, cache_write.",
+            "Tokens by type: input, output, cache_read, cache_write (5 min), cache_write_1h.",
             ["provider", "model", "type"],
             rules={**_LLM, "type": one_of(*TOKEN_TYPES)},
         ),

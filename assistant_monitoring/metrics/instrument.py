@@ -127,8 +127,10 @@ class LlmCall(AsyncFromSync):
         self.duration = 0.0
         self.ttft: float | None = None
         self.tokens = dict.fromkeys(TOKEN_TYPES, 0)
+        self.reasoning_tokens = 0  # of the output tokens (not a type of its own)
         self.retries = 0
         self.cost: float | None = None
+        self.price_version: str | None = None
         self.status = "success"
 
     def first_token(self) -> None:
@@ -137,13 +139,22 @@ class LlmCall(AsyncFromSync):
             self.ttft = self._owner.clock() - self._start
 
     def usage(
-        self, *, input: int = 0, output: int = 0, cache_read: int = 0, cache_write: int = 0
+        self,
+        *,
+        input: int = 0,
+        output: int = 0,
+        cache_read: int = 0,
+        cache_write: int = 0,
+        cache_write_1h: int = 0,
+        reasoning: int = 0,
     ) -> None:
         """Record the response's token usage (adds, for multi-part responses)."""
         self.tokens["input"] += input
         self.tokens["output"] += output
         self.tokens["cache_read"] += cache_read
         self.tokens["cache_write"] += cache_write
+        self.tokens["cache_write_1h"] += cache_write_1h
+        self.reasoning_tokens += reasoning
 
     def retry(self) -> None:
         """Count one retry of this call."""
@@ -288,6 +299,7 @@ class Instrumentation:
                 price = self.prices.price(model)
                 if price is not None:
                     call.cost = price.cost(**call.tokens)
+                    call.price_version = self.prices.version
                     m.llm_cost.labels(provider, model).inc(call.cost)
             if _is_error(error):
                 m.errors.labels(type(error).__name__, f"llm:{provider}").inc()

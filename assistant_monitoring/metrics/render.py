@@ -155,7 +155,7 @@ def _render_llm(report: dict[str, Any], console: Console) -> None:
                 fmt_count(tokens["input"]),
                 fmt_count(tokens["output"]),
                 fmt_count(tokens["cache_read"]),
-                fmt_count(tokens["cache_write"]),
+                fmt_count(tokens["cache_write"] + tokens.get("cache_write_1h", 0)),
                 "[yellow]unpriced[/yellow]" if not row["priced"] else f"${row['cost_usd']:.4f}",
             )
         console.print(table)

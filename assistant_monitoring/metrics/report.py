@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from assistant_monitoring.metrics.families import TOKEN_TYPES
 from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.metrics.query import SeriesAggregate, WindowData
 
@@ -183,7 +184,7 @@ def _llm(window: WindowData, prices: PriceTable, keep: Any) -> list[dict[str, An
                     "assistant_llm_tokens_total", provider=provider, model=model, type=kind
                 )
             )
-            for kind in ("input", "output", "cache_read", "cache_write")
+            for kind in TOKEN_TYPES
         }
         priced = bool(cost_series) or prices.price(model) is not None
         rows.append(

@@ -175,6 +175,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX alerts_by_time ON alerts (started_at);
         """,
     ),
+    (
+        # Usage accounting (issue 13): the second cache-write tier, reasoning tokens,
+        # the price table a run was priced with, and where it was started from.
+        "m005_run_usage",
+        """
+        ALTER TABLE pipeline_runs ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE pipeline_runs ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE pipeline_runs ADD COLUMN price_version TEXT;
+        ALTER TABLE pipeline_runs ADD COLUMN session_id TEXT;
+        ALTER TABLE pipeline_runs ADD COLUMN repo TEXT;
+        ALTER TABLE pipeline_runs ADD COLUMN branch TEXT
+        """,
+    ),
 )
 KNOWN_MIGRATIONS = {name for name, _ in MIGRATIONS}
 

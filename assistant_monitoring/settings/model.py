@@ -147,6 +147,9 @@ class MonitoringSettings(_Group):
     )
     flush_interval_seconds: float = Field(5.0, gt=0, le=3600, alias="MONITOR_FLUSH_INTERVAL")
     prices_file: OptionalPath = Field(None, alias="MONITOR_PRICES_FILE")
+    # Where days and months begin for usage reports, budgets and the statusline: an
+    # IANA name such as Europe/Paris; empty means the machine's local zone.
+    timezone: str | None = Field(None, alias="MONITOR_TIMEZONE")
     breaker_failure_threshold: int = Field(5, ge=1, le=1000, alias="BREAKER_FAILURE_THRESHOLD")
     breaker_reset_seconds: float = Field(60.0, gt=0, le=86400, alias="BREAKER_RESET_SECONDS")
 
@@ -167,6 +170,21 @@ class MonitoringSettings(_Group):
     @field_validator("host")
     @classmethod
     def _check_host(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        from assistant_monitoring.errors import UsageError
+        from assistant_monitoring.usage.zones import resolve_zone
+
+        try:
+            resolve_zone(value.strip(), option="MONITOR_TIMEZONE")
+        except UsageError as error:
+            problem = str(error).removeprefix("MONITOR_TIMEZONE: ").rsplit(" (got ", 1)[0]
+            raise ValueError(problem) from None
         return value.strip()
 
 
@@ -201,6 +219,7 @@ class AlertSettings(_Group):
     llm_error_ratio: float = Field(0.2, gt=0, le=1, alias="ALERT_LLM_ERROR_RATIO")
     minimum_runs: int = Field(5, ge=1, alias="ALERT_MINIMUM_RUNS")
     daily_budget_usd: float | None = Field(None, gt=0, alias="MONITOR_DAILY_BUDGET_USD")
+    monthly_budget_usd: float | None = Field(None, gt=0, alias="MONITOR_MONTHLY_BUDGET_USD")
     webhook_url: str | None = Field(None, alias="ALERT_WEBHOOK_URL")
 
     @field_validator("window")

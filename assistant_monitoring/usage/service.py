@@ -1,0 +1,96 @@
+"""What ``monitor usage`` and the alert rules call: reports and budgets from settings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any
+
+from assistant_monitoring.errors import UsageError, shown
+from assistant_monitoring.metrics.pricing import PriceTable
+from assistant_monitoring.usage.budget import BudgetStatus, budget_statuses
+from assistant_monitoring.usage.periods import GROUPS, report_window
+from assistant_monitoring.usage.report import Totals, UsageReport, query_usage
+from assistant_monitoring.usage.zones import resolve_zone
+
+_PROVIDERS = ("anthropic", "openai")
+
+
+@dataclass
+class UsageAnswer:
+    """A report and the budgets beside it."""
+
+    report: UsageReport
+    budgets: list[BudgetStatus] = field(default_factory=list)
+    has_store: bool = True
+
+    def as_json(self, *, breakdown: bool) -> dict[str, Any]:
+        """The ``monitor usage --json`` document."""
+        zone = self.report.zone
+        return {
+            **self.report.as_json(breakdown=breakdown),
+            "budgets": [budget.as_json(zone) for budget in self.budgets],
+        }
+
+
+def report_zone(settings: Any, tz: str | None) -> tzinfo:
+    """``--tz`` if given, else MONITOR_TIMEZONE, else the machine's zone."""
+    if tz is not None:
+        return resolve_zone(tz, option="--tz")
+    return resolve_zone(settings.monitoring.timezone, option="MONITOR_TIMEZONE")
+
+
+def usage_report(
+    settings: Any,
+    group: str = "daily",
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    tz: str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    limit: int | None = None,
+    now: float | None = None,
+) -> UsageAnswer:
+    """The ``group`` report over the runs table, with the budgets' status now."""
+    if group not in GROUPS:
+        raise UsageError(f"GROUP: expected one of {', '.join(GROUPS)} (got '{shown(group)}')")
+    if provider is not None and provider.lower() not in _PROVIDERS:
+        raise UsageError(
+            f"--provider: expected one of {', '.join(_PROVIDERS)} (got '{shown(provider)}')"
+        )
+    if limit is not None and limit < 0:
+        raise UsageError(f"--limit: must be 0 (all) or more (got {limit})")
+    current = time.time() if now is None else now
+    zone = report_zone(settings, tz)
+    window = report_window(group, since=since, until=until, zone=zone, now=current)
+    path = settings.monitoring_db_path
+    if not path.exists():
+        return UsageAnswer(UsageReport(group, zone, window, [], Totals()), [], has_store=False)
+    from assistant_monitoring.metrics.store import MetricsStore
+
+    store = MetricsStore(path, read_only_ok=True)
+    try:
+        conn = store.connect()
+        prices = PriceTable.with_overrides(settings.monitoring.prices_file)
+        report = query_usage(
+            conn,
+            group,
+            window,
+            zone,
+            prices=prices,
+            model=model,
+            provider=provider,
+            limit=limit,
+        )
+        budgets = budget_statuses(
+            conn,
+            daily_usd=settings.alerts.daily_budget_usd,
+            monthly_usd=settings.alerts.monthly_budget_usd,
+            zone=zone,
+            now=current,
+        )
+    finally:
+        store.close()
+    return UsageAnswer(report, budgets)
