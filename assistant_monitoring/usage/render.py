@@ -66,12 +66,12 @@ def fmt_money(value: float) -> str:
 
 
 def fmt_cost(totals: Totals) -> str:
-    """'$1.2345', 'unpriced', or '$1.23 +N unpriced' for a mix."""
+    """'$1.2345', 'unpriced', or '$1.23+?' when some of the runs are unpriced."""
     cost = totals.cost_usd
     if cost is None:
         return "unpriced"
     text = fmt_money(cost)
-    return f"{text} +{totals.unpriced_runs} unpriced" if totals.unpriced_runs else text
+    return f"{text}+?" if totals.unpriced_runs else text
 
 
 # The table's columns: (heading, non-zero when, cell). A column that is zero on every
@@ -89,6 +89,7 @@ _COLUMNS: tuple[tuple[str, Callable[[Totals], float], Callable[[Totals], str]], 
     ("saved", lambda t: abs(t.cache_savings_usd), lambda t: fmt_money(t.cache_savings_usd)),
 )
 _ALWAYS = ("runs", "errors", "input", "output", "cost")
+_DROP_ORDER = ("reasoning", "write 1h", "write 5m", "saved", "cache read", "errors")
 
 
 def _bar(value: float, largest: float, width: int) -> Text:
@@ -97,6 +98,10 @@ def _bar(value: float, largest: float, width: int) -> Text:
     eighths = max(1, round(width * 8 * value / largest))
     full, part = divmod(eighths, 8)
     return Text("█" * full + ("▏▎▍▌▋▊▉"[part - 1] if part else ""), style="cyan")
+
+
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
 
 
 def _measure(totals: Totals, by_cost: bool) -> float:
@@ -133,20 +138,34 @@ def render_usage(answer: UsageAnswer, console: Console, *, breakdown: bool) -> N
         for column in _COLUMNS
         if column[0] in _ALWAYS or any(column[1](totals) for _, totals, _ in lines)
     ]
-    cells = [[column[2](totals) for column in columns] for _, totals, _ in lines]
-    footer = [column[2](report.totals) for column in columns]
-    widths = [
-        max(len(column[0]), len(footer[i]), *(len(line[i]) for line in cells))
-        for i, column in enumerate(columns)
-    ]
     label_width = max(len("total"), len(heading), *(len(label) for label, _, _ in lines))
-    # Three spaces between columns (padding 1 either side of SIMPLE_HEAD's blank
-    # divider), one more to spare.
-    gaps = 3 * (len(columns) + 1) + 1
-    bar_width = min(_BAR_WIDTH, console.width - label_width - sum(widths) - gaps)
+    dropped: list[str] = []
+    while True:
+        cells = [[column[2](totals) for column in columns] for _, totals, _ in lines]
+        footer = [column[2](report.totals) for column in columns]
+        widths = [
+            max(len(column[0]), len(footer[i]), *(len(line[i]) for line in cells))
+            for i, column in enumerate(columns)
+        ]
+        # Two spaces between columns (one of padding, SIMPLE_HEAD's blank divider).
+        room = console.width - label_width - sum(widths) - 2 * (len(columns) + 1) - 1
+        droppable = [c for c in columns if c[0] in _DROP_ORDER]
+        if room >= 0 or not droppable:
+            break
+        # Too wide for the terminal: leave out the least needed column, and say so.
+        victim = min(droppable, key=lambda c: _DROP_ORDER.index(c[0]))
+        columns.remove(victim)
+        dropped.append(victim[0])
+    bar_width = min(_BAR_WIDTH, room)
     by_cost = any((totals.cost_usd or 0) > 0 for _, totals, _ in lines)
     largest = max(_measure(row.totals, by_cost) for row in report.rows)
-    table = Table(box=box.SIMPLE_HEAD, header_style="dim", pad_edge=False, show_footer=True)
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        header_style="dim",
+        pad_edge=False,
+        show_footer=True,
+        padding=(0, 0, 0, 1),
+    )
     table.add_column(heading, "total", no_wrap=True)
     for column, total in zip(columns, footer, strict=True):
         table.add_column(column[0], total, justify="right", no_wrap=True)
@@ -161,6 +180,13 @@ def render_usage(answer: UsageAnswer, console: Console, *, breakdown: bool) -> N
             label, *values, *([bar] if with_bar else []), style="dim" if is_model else None
         )
     console.print(table)
+    if report.totals.unpriced_runs:
+        console.print(
+            f"[dim]+? : {_runs(report.totals.unpriced_runs)} of unpriced models not in the "
+            "cost (price them in MONITOR_PRICES_FILE, then --reprice)[/dim]"
+        )
+    if dropped:
+        console.print(f"[dim]not shown for the width: {', '.join(dropped)} (--json has all)[/dim]")
     if report.hidden_rows:
         console.print(f"[dim]{report.hidden_rows} more rows: --limit 0 shows all[/dim]")
     _render_budgets(answer.budgets, console, zone)
@@ -181,7 +207,7 @@ def _render_budgets(budgets: list[BudgetStatus], console: Console, zone: tzinfo)
             when = f"[yellow]runs out {datetime.fromtimestamp(out, zone):%Y-%m-%d %H:%M}[/yellow]"
         else:
             when = "lasts the period at this rate"
-        unpriced = f", {budget.unpriced_runs} runs unpriced" if budget.unpriced_runs else ""
+        unpriced = f", {_runs(budget.unpriced_runs)} unpriced" if budget.unpriced_runs else ""
         console.print(
             f"{name}: [{style}]{fmt_money(budget.spent_usd)} of ${budget.budget_usd:g} "
             f"({percent:.0f}%)[/{style}], {fmt_money(max(0.0, budget.remaining_usd))} left, "
