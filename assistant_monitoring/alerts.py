@@ -13,7 +13,16 @@ breaker_open              critical  a circuit breaker is open
 memory_high               warning   the memory health check is unhealthy
 daily_cost_50/80/95       info ...  today's cost >= 50/80/95% of MONITOR_DAILY_BUDGET_USD
                           critical  (info at 50%, warning at 80%, critical at 95%)
+monthly_cost_50/80/95     info ...  this month's cost against MONITOR_MONTHLY_BUDGET_USD
+                          critical  (the same steps)
+daily_cost_projected,     warning   the spend projected to the end of the day (month)
+monthly_cost_projected              at the current rate is over the budget, once an
+                                    eighth of the period has gone
 ========================  ========  ================================================
+
+Budget figures are those of ``monitor usage`` (:mod:`assistant_monitoring.usage.budget`):
+the runs' recorded cost since the local midnight (or first of the month) in
+MONITOR_TIMEZONE, so an alert and the report always agree.
 
 Ratio rules wait for ``ALERT_MINIMUM_RUNS`` so one failure out of one is not an
 outage. Each evaluation compares with the alerts already open in ``monitoring.db``:
@@ -33,6 +42,7 @@ from typing import Any
 from assistant_monitoring.metrics.query import WindowData
 from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.settings import Settings
+from assistant_monitoring.usage.budget import BudgetStatus
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -70,7 +80,7 @@ def evaluate_rules(
     window: WindowData,
     *,
     open_breakers: list[str],
-    cost_today: float | None,
+    budgets: list[BudgetStatus],
     memory_unhealthy: str | None,
 ) -> list[Finding]:
     """The rules that fire on this data (pure: no I/O)."""
@@ -144,21 +154,41 @@ def evaluate_rules(
         )
     if memory_unhealthy:
         findings.append(Finding("memory_high", "warning", 1, memory_unhealthy))
-    budget = rules.daily_budget_usd
-    if budget and cost_today is not None:
-        for percent, severity in ((95, "critical"), (80, "warning"), (50, "info")):
-            if cost_today >= budget * percent / 100:
-                findings.append(
-                    Finding(
-                        f"daily_cost_{percent}",
-                        severity,
-                        cost_today,
-                        f"today's LLM cost ${cost_today:.2f} is over {percent}% of the "
-                        f"${budget:g} budget (MONITOR_DAILY_BUDGET_USD)",
-                    )
-                )
-                break  # only the highest threshold crossed
+    for budget in budgets:
+        findings.extend(_budget_findings(budget))
     return findings
+
+
+def _budget_findings(budget: BudgetStatus) -> list[Finding]:
+    from assistant_monitoring.usage.budget import SETTINGS
+
+    name = "daily" if budget.period == "day" else "monthly"
+    spent_in = "today" if budget.period == "day" else "this month"
+    setting = SETTINGS[budget.period]
+    for percent, severity in ((95, "critical"), (80, "warning"), (50, "info")):
+        if budget.spent_usd >= budget.budget_usd * percent / 100:
+            return [
+                Finding(
+                    f"{name}_cost_{percent}",
+                    severity,
+                    budget.spent_usd,
+                    f"the LLM cost {spent_in}, ${budget.spent_usd:.2f}, is over {percent}% of "
+                    f"the ${budget.budget_usd:g} budget ({setting}): "
+                    "see `assistant monitor usage`",
+                )
+            ]  # only the highest threshold crossed
+    if budget.projection_reliable and budget.projected_usd > budget.budget_usd:
+        return [
+            Finding(
+                f"{name}_cost_projected",
+                "warning",
+                budget.projected_usd,
+                f"at the rate so far, {spent_in}'s LLM cost will reach "
+                f"${budget.projected_usd:.2f}, over the ${budget.budget_usd:g} budget "
+                f"({setting}): see `assistant monitor usage`",
+            )
+        ]
+    return []
 
 
 Notifier = Callable[[str, Alert], None]
@@ -330,6 +360,8 @@ def evaluate_and_record(
     from assistant_monitoring.metrics.query import query_window
     from assistant_monitoring.metrics.retention import Retention
     from assistant_monitoring.timeparse import parse_duration
+    from assistant_monitoring.usage.budget import budget_statuses
+    from assistant_monitoring.usage.zones import resolve_zone
 
     now = time.time()
     seconds = parse_duration(settings.alerts.window, option="ALERT_WINDOW").total_seconds()
@@ -338,10 +370,13 @@ def evaluate_and_record(
     try:
         conn = store.connect()
         window = query_window(conn, now - seconds, now, now=now)
-        today = query_window(
-            conn, now // 86400 * 86400, now, now=now, families=("assistant_llm_cost_usd_total",)
+        budgets = budget_statuses(
+            conn,
+            daily_usd=settings.alerts.daily_budget_usd,
+            monthly_usd=settings.alerts.monthly_budget_usd,
+            zone=resolve_zone(settings.monitoring.timezone, option="MONITOR_TIMEZONE"),
+            now=now,
         )
-        costs = today.family("assistant_llm_cost_usd_total")
         open_breakers = [s.service for s in breakers.load_all() if s.state == "open"]
         health = settings.health
         memory = check_memory_sync(
@@ -353,7 +388,7 @@ def evaluate_and_record(
             settings,
             window,
             open_breakers=open_breakers,
-            cost_today=sum(s.value for s in costs) if costs else None,
+            budgets=budgets,
             memory_unhealthy=memory.message if memory.status.value == "unhealthy" else None,
         )
         notifiers: list[Notifier] = [log_notifier, *(extra or [])]

@@ -22,6 +22,8 @@ from assistant_monitoring.metrics.query import query_window
 from assistant_monitoring.metrics.registry import MetricsRegistry
 from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.settings import load_settings
+from assistant_monitoring.usage.budget import BudgetStatus
+from assistant_monitoring.usage.periods import Window
 from tests.conftest import flush_into_store, installed_assistant, subprocess_env
 from tests.test_serve import free_port, get, start_server
 
@@ -82,8 +84,15 @@ def test_rules(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     now = time.time()
     window = query_window(store.connect(), now - 300, now + 60, now=now)
     store.close()
+    day = Window(now - 3600, now + 3600)
+    month = Window(now - 10 * 86400, now + 20 * 86400)
+    budgets = [
+        BudgetStatus("day", 10.0, 8.5, 0, day, now),
+        # $2 of $5 a third of the way in: $6 projected, over the budget.
+        BudgetStatus("month", 5.0, 2.0, 0, month, now),
+    ]
     findings = evaluate_rules(
-        settings, window, open_breakers=["llm:anthropic"], cost_today=8.5, memory_unhealthy=None
+        settings, window, open_breakers=["llm:anthropic"], budgets=budgets, memory_unhealthy=None
     )
     by_rule = {f.rule: f for f in findings}
     assert by_rule["pipeline_failure_ratio"].severity == "critical"
@@ -92,11 +101,23 @@ def test_rules(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "breaker_open" in by_rule
     assert by_rule["daily_cost_80"].severity == "warning"
     assert "daily_cost_50" not in by_rule, "only the highest threshold crossed"
+    assert "daily_cost_projected" not in by_rule, "a threshold crossed says enough"
+    assert by_rule["monthly_cost_projected"].severity == "warning"
+    assert by_rule["monthly_cost_projected"].value == pytest.approx(6.0)
+    assert "MONITOR_MONTHLY_BUDGET_USD" in by_rule["monthly_cost_projected"].message
+    early = BudgetStatus("month", 5.0, 2.0, 0, Window(now - 3600, now + 30 * 86400), now)
+    assert not evaluate_rules(
+        settings,
+        window.__class__(0, 1, []),
+        open_breakers=[],
+        budgets=[early],
+        memory_unhealthy=None,
+    ), "an hour into the month, a projection is noise"
     quiet = evaluate_rules(
         settings,
         window.__class__(0, 1, []),
         open_breakers=[],
-        cost_today=None,
+        budgets=[],
         memory_unhealthy=None,
     )
     assert quiet == []

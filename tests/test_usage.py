@@ -507,3 +507,22 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     from tests.conftest import subprocess_env
 
     return subprocess_env(**extra)
+
+
+def test_budget_alerts_use_the_report_figures(data_dir: Path) -> None:
+    import time
+
+    now = time.time()
+    seed(
+        data_dir,
+        {"started_at": now - 5, "cost_usd": 0.9},
+        {"started_at": now - 1, "cost_usd": 0.05},
+    )
+    env = {"MONITOR_DAILY_BUDGET_USD": "1", "MONITOR_TIMEZONE": "UTC"}
+    alerts = run_assistant("monitor", "alerts", "--json", **env)
+    assert alerts.returncode == 1, alerts.stderr
+    (firing,) = json.loads(alerts.stdout)["firing"]
+    assert firing["rule"] == "daily_cost_95"
+    assert firing["value"] == pytest.approx(0.95)
+    report = json.loads(run_assistant("monitor", "usage", "--json", **env).stdout)
+    assert report["budgets"][0]["spent_usd"] == pytest.approx(firing["value"])

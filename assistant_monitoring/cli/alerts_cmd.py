@@ -19,8 +19,10 @@ def alerts(
     """Evaluate the alert rules over the store, record what changed, list what fires.
 
     Rules: pipeline failure ratio, slow pipeline (p95), stage failures, LLM error
-    ratio, breaker open, memory high, daily cost over MONITOR_DAILY_BUDGET_USD (at
-    50/80/95%). A new alert is POSTed once to ALERT_WEBHOOK_URL when set; one still
+    ratio, breaker open, memory high, the day's and the month's cost against
+    MONITOR_DAILY_BUDGET_USD and MONITOR_MONTHLY_BUDGET_USD (at 50/80/95%, and when
+    the projection to the period's end is over; the figures of `monitor usage`). A
+    new alert is POSTed once to ALERT_WEBHOOK_URL when set; one still
     firing is not sent again. `monitor serve` evaluates the same rules every few
     seconds. Exit code: 0 nothing firing, 1 something firing.
 

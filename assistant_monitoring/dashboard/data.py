@@ -80,9 +80,12 @@ def take_snapshot(
 
 def _read_store(snapshot: Snapshot, settings: Settings, start: float, end: float) -> None:
     from assistant_monitoring.breaker.store import BreakerStateStore
-    from assistant_monitoring.metrics.query import minute_series, query_window
+    from assistant_monitoring.metrics.query import minute_series
     from assistant_monitoring.metrics.store import MetricsStore
     from assistant_monitoring.runs import RunStore
+    from assistant_monitoring.usage.budget import period_spend
+    from assistant_monitoring.usage.periods import named_window
+    from assistant_monitoring.usage.zones import resolve_zone
 
     store = MetricsStore(settings.monitoring_db_path, read_only_ok=True)
     try:
@@ -93,12 +96,11 @@ def _read_store(snapshot: Snapshot, settings: Settings, start: float, end: float
         snapshot.failures_per_minute = [
             v for _, v in minute_series(conn, family, window_start, end, status="failure")
         ]
-        day_start = end // 86400 * 86400
-        today = query_window(
-            conn, day_start, end, now=end, families=("assistant_llm_cost_usd_total",)
-        )
-        costs = today.family("assistant_llm_cost_usd_total")
-        snapshot.cost_today = sum(s.value for s in costs) if costs else None
+        # Today as `monitor usage` and the budget alerts count it: the runs' cost
+        # since local midnight in MONITOR_TIMEZONE.
+        zone = resolve_zone(settings.monitoring.timezone, option="MONITOR_TIMEZONE")
+        spent, runs_today, _unpriced = period_spend(conn, named_window("today", zone, end), end)
+        snapshot.cost_today = spent if runs_today else None
     finally:
         store.close()
     breakers = BreakerStateStore(settings.monitoring_db_path, read_only_ok=True)
