@@ -1,5 +1,5 @@
 """``python -m assistant`` runs the same command as the ``assistant`` script."""
 
-from assistant.cli import main
+from assistant.launcher import main
 
 main()

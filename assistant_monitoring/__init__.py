@@ -7,9 +7,11 @@ first time the name is used.
 
 from __future__ import annotations
 
-from typing import Any
-
 from assistant_monitoring._lazy import resolve_export
+
+TYPE_CHECKING = False  # not typing's: importing typing would cost every command ~5 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: see assistant_monitoring/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 
 def resolve_export(

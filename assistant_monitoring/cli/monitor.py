@@ -13,6 +13,7 @@ from assistant_monitoring.cli import (
     metrics_cmd,
     runs_cmd,
     serve_cmd,
+    statusline_cmd,
     usage_cmd,
 )
 
@@ -26,6 +27,7 @@ app.command("health", epilog=health_cmd.HEALTH_EPILOG, cls=health_cmd.HealthComm
 )
 app.command("metrics")(metrics_cmd.metrics)
 app.command("usage")(usage_cmd.usage)
+app.command("statusline")(statusline_cmd.statusline)
 app.command("logs")(logs_cmd.logs)
 app.add_typer(runs_cmd.app, name="runs")
 app.command("breakers")(breakers_cmd.breakers)

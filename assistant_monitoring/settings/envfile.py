@@ -22,11 +22,10 @@ environment variables cannot hold them, and they mean a binary or UTF-16 file.
 from __future__ import annotations
 
 import codecs
+import os
 import re
-from pathlib import Path
 
 from assistant_monitoring.errors import ProfileError, shown
-from assistant_monitoring.redact import redact_text
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Not str.splitlines(): it also breaks at \x0c, \x85, \u2028..., which would cut quoted
@@ -38,13 +37,14 @@ _BOM = "\ufeff"
 _DOUBLE_QUOTE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
 
 
-def read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
     """Return the assignments of ``path`` in file order.
 
     Raises :class:`ProfileError` when the file cannot be read or a line is malformed.
     """
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            data = file.read()
     except FileNotFoundError:
         raise ProfileError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -151,4 +151,6 @@ def _unescape(body: str) -> str:
 
 def _shorten(text: str, limit: int = 40) -> str:
     # A malformed line may hold a key ("LLM_API_KEY sk-..."): never echo it.
+    from assistant_monitoring.redact import redact_text  # only on the error path
+
     return shown(redact_text(text.strip()), limit)

@@ -27,51 +27,25 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from assistant_monitoring.errors import ProfileError, SettingsError
+from assistant_monitoring.errors import SettingsError
+from assistant_monitoring.profiles import (
+    PROFILE_DEFAULTS,
+    default_data_dir,
+    find_env_file,
+    resolve_profile,
+)
 from assistant_monitoring.redact import register_secret
 from assistant_monitoring.settings.envfile import read_env_file
 from assistant_monitoring.settings.model import (
-    PROFILES,
     Settings,
     env_names,
     is_secret,
 )
 
-DEFAULT_PROFILE = "development"
 SOURCE_DEFAULT = "default"
 SOURCE_PROFILE_DEFAULT = "profile default"
 SOURCE_ENVIRONMENT = "environment"
 SOURCE_DERIVED = "derived (data dir)"
-
-# Per-profile defaults, mirrored (for people to read and edit) by the committed
-# .env.<profile> templates. Keep the two in step.
-PROFILE_DEFAULTS: dict[str, dict[str, str]] = {
-    "development": {
-        "LOG_LEVEL": "DEBUG",
-        "ENABLE_TRACING": "true",
-        "ENABLE_METRICS": "true",
-        "DEBUG_MODE": "true",
-        "LLM_MODEL": "claude-haiku-4-5",
-    },
-    "staging": {
-        "LOG_LEVEL": "INFO",
-        "ENABLE_TRACING": "true",
-        "ENABLE_METRICS": "true",
-        "LLM_MODEL": "claude-sonnet-4-5",
-    },
-    "production": {
-        "LOG_LEVEL": "INFO",
-        "ENABLE_TRACING": "false",
-        "ENABLE_METRICS": "true",
-        "LLM_MODEL": "claude-sonnet-4-5",
-        "ASSISTANT_DATA_DIR": "/var/lib/assistant",
-    },
-    "test": {
-        "LOG_LEVEL": "DEBUG",
-        "ENABLE_METRICS": "true",
-        "LLM_MODEL": "claude-haiku-4-5",
-    },
-}
 
 # Provider-specific key variables, used when LLM_API_KEY is not set.
 _PROVIDER_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
@@ -101,52 +75,6 @@ class LoadedSettings:
     warnings: list[str] = field(default_factory=list)
 
 
-def default_data_dir(profile: str, environ: Mapping[str, str]) -> str:
-    """Where a profile keeps its files when ``ASSISTANT_DATA_DIR`` is not set."""
-    if profile in PROFILE_DEFAULTS and "ASSISTANT_DATA_DIR" in PROFILE_DEFAULTS[profile]:
-        return PROFILE_DEFAULTS[profile]["ASSISTANT_DATA_DIR"]
-    xdg = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
-    return os.path.join(xdg, "assistant", profile)
-
-
-def resolve_profile(explicit: str | None, environ: Mapping[str, str]) -> tuple[str, bool]:
-    """Return ``(profile, chosen_explicitly)``; raise ProfileError for an unknown name."""
-    chosen = explicit or environ.get("ASSISTANT_ENV") or None
-    profile = (chosen or DEFAULT_PROFILE).strip().lower()
-    if profile not in PROFILES:
-        origin = "--profile" if explicit else "ASSISTANT_ENV"
-        raise ProfileError(
-            f"Unknown profile '{chosen}' ({origin}): choose one of {', '.join(PROFILES)}"
-        )
-    return profile, chosen is not None
-
-
-def find_env_file(profile: str, environ: Mapping[str, str], *, explicit: bool) -> Path | None:
-    """Locate the profile's ``.env`` file, or None when running on defaults."""
-    named = environ.get("ASSISTANT_ENV_FILE", "").strip()
-    if named.lower() == "none":
-        return None
-    if named:
-        path = Path(os.path.expanduser(named))
-        if not path.exists():
-            raise ProfileError(
-                f"ASSISTANT_ENV_FILE points to {path}, which does not exist: "
-                "fix the path, or set ASSISTANT_ENV_FILE=none to use the environment only"
-            )
-        return path
-    directory = Path(environ.get("ASSISTANT_CONFIG_DIR") or os.getcwd())
-    path = directory / f".env.{profile}"
-    if path.exists():
-        return path
-    if explicit:
-        raise ProfileError(
-            f"Profile '{profile}' needs {path}, which does not exist: copy it from the "
-            "repository's template, set ASSISTANT_CONFIG_DIR to the folder holding it, "
-            "or set ASSISTANT_ENV_FILE=none to use the environment only"
-        )
-    return None
-
-
 def load_settings(
     profile: str | None = None,
     *,
@@ -159,7 +87,8 @@ def load_settings(
     """
     env = os.environ if environ is None else environ
     name, explicit = resolve_profile(profile, env)
-    env_file = find_env_file(name, env, explicit=explicit)
+    found = find_env_file(name, env, explicit=explicit)
+    env_file = Path(found) if found is not None else None
     known = env_names()
 
     values: dict[str, str] = {}

@@ -26,7 +26,6 @@ from pydantic import (
     model_validator,
 )
 
-PROFILES = ("development", "staging", "production", "test")
 MIN_TOKEN_LENGTH = 16
 Profile = Literal["development", "staging", "production", "test"]
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")

@@ -2,15 +2,14 @@
 
 Day boundaries are the zone's local midnights, so a day is 23 or 25 hours long
 across a daylight-saving change (ccusage #778, #1195 grouped by UTC or by a fixed
-offset). Only the standard library: the statusline imports this too.
+offset). Only the standard library, and not even dataclasses or pathlib: the
+statusline imports this module, and each of those costs it milliseconds.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from assistant_monitoring.errors import UsageError, shown
@@ -51,7 +50,7 @@ def local_zone() -> tzinfo:
             return resolve_zone(name, option="TZ")
         except UsageError:
             pass
-    localtime = Path("/etc/localtime")
+    localtime = "/etc/localtime"
     try:
         target = os.readlink(localtime)
         marker = "zoneinfo/"
@@ -60,7 +59,7 @@ def local_zone() -> tzinfo:
     except (OSError, ZoneInfoNotFoundError, ValueError):
         pass
     try:
-        with localtime.open("rb") as file:
+        with open(localtime, "rb") as file:
             return ZoneInfo.from_file(file, key="localtime")
     except (OSError, ValueError):
         return UTC
@@ -71,13 +70,17 @@ def zone_name(zone: tzinfo) -> str:
     return getattr(zone, "key", None) or str(zone)
 
 
-@dataclass(frozen=True)
 class Segment:
     """A stretch of time with one UTC offset: ``[start, end)`` in epoch seconds."""
 
-    start: float
-    end: float
-    offset: int  # seconds east of UTC
+    __slots__ = ("end", "offset", "start")
+
+    def __init__(self, start: float, end: float, offset: int) -> None:
+        self.start, self.end = start, end
+        self.offset = offset  # seconds east of UTC
+
+    def __repr__(self) -> str:
+        return f"Segment({self.start}, {self.end}, {self.offset})"
 
 
 def offset_at(zone: tzinfo, when: float) -> int:

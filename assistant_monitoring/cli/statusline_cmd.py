@@ -1,0 +1,64 @@
+"""``assistant monitor statusline``: the full-CLI path of the one-line status.
+
+The ``assistant`` launcher answers most calls before this module is imported
+(:func:`assistant_monitoring.statusline.fast_main`); this command runs when that
+path stepped aside (``--help``, a setting that does not validate, a damaged store)
+and says what is wrong, in one line.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from assistant_monitoring.cli.state import current_state
+from assistant_monitoring.statusline import DEFAULT_FORMAT, FIELDS
+
+_FIELDS_HELP = "; ".join(f"{{{name}}} {text}" for name, text in FIELDS.items())
+
+
+def statusline(
+    line_format: str = typer.Option(
+        DEFAULT_FORMAT, "--format", "-f", help=f"The line, with fields: {_FIELDS_HELP}."
+    ),
+    tz: str | None = typer.Option(
+        None, "--tz", help="Where today begins (IANA name). Default: MONITOR_TIMEZONE, else local."
+    ),
+) -> None:
+    """One short line for a shell prompt or tmux: today's cost, runs, error rate,
+    health and open breakers. Quick (well under 60 ms): safe to run on every prompt.
+
+    Examples:
+
+      assistant monitor statusline
+
+      assistant monitor statusline --format '{health} {cost}/{budget} {runs}r'
+
+      tmux: set -g status-right '#(assistant monitor statusline)'
+    """
+    import sqlite3
+    import time
+
+    from assistant_monitoring.errors import MonitoringError, UsageError
+    from assistant_monitoring.statusline import check_template, read_today, render
+    from assistant_monitoring.usage.service import report_zone
+
+    problem = check_template(line_format)
+    if problem is not None:
+        raise UsageError(f"--format: {problem}")
+    loaded = current_state().load()
+    settings = loaded.settings
+    zone = report_zone(settings, tz)
+    try:
+        today = read_today(settings.monitoring_db_path, zone, time.time())
+    except sqlite3.Error as error:
+        raise MonitoringError(
+            f"cannot read {settings.monitoring_db_path} ({error}): see `assistant db check`"
+        ) from None
+    typer.echo(
+        render(
+            today,
+            line_format,
+            daily_budget=settings.alerts.daily_budget_usd,
+            profile=loaded.profile,
+        )
+    )

@@ -1,0 +1,210 @@
+"""``assistant monitor statusline``: one short line for a shell prompt or a tmux status bar.
+
+It runs on every prompt, so it must be quick (< 60 ms wall; BENCHMARKS.md): the
+standard library only, no typer, no pydantic, no rich. :func:`fast_main` is called
+by the ``assistant`` launcher before the CLI is imported; whenever it is unsure
+(``--help``, an option it does not know, a setting that does not parse, a damaged
+store) it returns None and the full CLI runs the same command with its validation
+and one-line errors.
+
+The figures: today's cost, runs and error rate (the runs table since local midnight
+in MONITOR_TIMEZONE, as ``monitor usage`` counts them), the health glyph (the
+newest health check results, if a ``monitor serve`` or ``monitor health`` recorded
+some in the last 15 minutes) and the open circuit breakers.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+from datetime import datetime, tzinfo
+
+TYPE_CHECKING = False  # not typing's, which costs ~5 ms to import
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+DEFAULT_FORMAT = "{health} {cost} {runs} runs {error_rate} err{breakers}"
+FIELDS = {
+    "health": "✓ healthy, ▲ degraded, ✗ unhealthy, · unknown (no recent check)",
+    "cost": "today's cost ($0.42; 'unpriced' when nothing could be priced)",
+    "cost_usd": "today's cost as a bare number (4 decimals)",
+    "runs": "today's runs",
+    "errors": "today's failed runs",
+    "error_rate": "failed runs / runs today (8%)",
+    "breakers": "' ⚡' and the open breakers' services, or nothing",
+    "open_breakers": "how many breakers are open",
+    "budget": "today's cost as a share of MONITOR_DAILY_BUDGET_USD (61%), or nothing",
+    "profile": "the settings profile",
+}
+_HEALTH_FRESH_SECONDS = 900
+_GLYPHS = {1.0: "✓", 0.5: "▲", 0.0: "✗"}
+
+
+class Today:
+    """What the statusline shows (a plain class: dataclasses costs ~6 ms to import)."""
+
+    def __init__(self) -> None:
+        self.cost = 0.0
+        self.runs = self.errors = self.priced_runs = self.unpriced_runs = 0
+        self.health: float | None = None
+        self.open_breakers: tuple[str, ...] = ()
+
+
+def read_today(db_path: str | os.PathLike[str], zone: tzinfo, now: float) -> Today:
+    """Today's figures from monitoring.db (all zero when there is none yet).
+
+    Raises sqlite3.Error for a damaged or locked store: the caller decides.
+    """
+    today = Today()
+    path = os.path.abspath(db_path)
+    if not os.path.exists(path):
+        return today
+    midnight = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = datetime(midnight.year, midnight.month, midnight.day, tzinfo=zone).timestamp()
+    # The characters a SQLite URI path must escape (pathlib's as_uri imports urllib).
+    quoted = path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+    conn = sqlite3.connect(f"file:{quoted}?mode=ro", uri=True, timeout=0.2)
+    try:
+        row = conn.execute(
+            "SELECT total(cost_usd), count(*), sum(status = 'failure'), "
+            "sum(cost_usd IS NOT NULL), sum(cost_usd IS NULL AND (input_tokens + output_tokens "
+            "+ cache_read_tokens + cache_write_tokens + cache_write_1h_tokens) > 0) "
+            "FROM pipeline_runs WHERE started_at >= ?",
+            (start,),
+        ).fetchone()
+        today.cost, today.runs = float(row[0] or 0.0), int(row[1] or 0)
+        today.errors, today.priced_runs = int(row[2] or 0), int(row[3] or 0)
+        today.unpriced_runs = int(row[4] or 0)
+        health = conn.execute(
+            "SELECT min(t.value) FROM totals t JOIN series s ON s.id = t.series_id "
+            "WHERE s.family = 'assistant_health_status' AND t.updated >= ?",
+            (now - _HEALTH_FRESH_SECONDS,),
+        ).fetchone()
+        today.health = None if health[0] is None else float(health[0])
+        today.open_breakers = tuple(
+            name
+            for (name,) in conn.execute(
+                "SELECT service FROM breakers WHERE state = 'open' ORDER BY service"
+            )
+        )
+    finally:
+        conn.close()
+    return today
+
+
+def render(
+    today: Today, template: str, *, daily_budget: float | None = None, profile: str = ""
+) -> str:
+    """``template`` with the fields filled (KeyError for an unknown one)."""
+    if today.priced_runs == 0 and today.unpriced_runs > 0:
+        cost = "unpriced"
+    else:
+        cost = f"${today.cost:.2f}" if today.cost >= 1 or today.cost == 0 else f"${today.cost:.4f}"
+    glyph = "·" if today.health is None else _GLYPHS.get(today.health, "▲")
+    values = {
+        "health": glyph,
+        "cost": cost,
+        "cost_usd": f"{today.cost:.4f}",
+        "runs": str(today.runs),
+        "errors": str(today.errors),
+        "error_rate": f"{100 * today.errors / today.runs:.0f}%" if today.runs else "0%",
+        "breakers": f" ⚡{','.join(today.open_breakers)}" if today.open_breakers else "",
+        "open_breakers": str(len(today.open_breakers)),
+        "budget": f"{100 * today.cost / daily_budget:.0f}%" if daily_budget else "",
+        "profile": profile,
+    }
+    return template.format_map(_Strict(values))
+
+
+class _Strict(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        raise KeyError(key)
+
+
+def check_template(template: str) -> str | None:
+    """None when ``template`` is usable, else what is wrong with it."""
+    import string
+
+    try:
+        for _text, name, spec, conversion in string.Formatter().parse(template):
+            if name is None:
+                continue
+            if name not in FIELDS:
+                return f"unknown field {{{name}}}: use {', '.join('{' + f + '}' for f in FIELDS)}"
+            if spec or conversion:
+                return f"{{{name}}}: no format specs or conversions"
+    except ValueError as error:
+        return f"{error} (write {{{{ and }}}} for braces)"
+    return None
+
+
+def fast_main(argv: Sequence[str]) -> int | None:
+    """Run ``[global options] monitor statusline [options]`` without the CLI, or None
+    when ``argv`` is anything else or this path is unsure (the full CLI then runs)."""
+    parsed = _parse(argv)
+    if parsed is None:
+        return None
+    profile, template, tz = parsed
+    try:
+        from assistant_monitoring.profiles import RawLayers
+        from assistant_monitoring.usage.zones import resolve_zone
+
+        layers = RawLayers(profile)
+        data_dir = layers.data_dir()
+        db_path = layers.path("MONITORING_DB_PATH", os.path.join(data_dir, "monitoring.db"))
+        zone = resolve_zone(tz if tz is not None else layers.get("MONITOR_TIMEZONE"))
+        budget_text = layers.get("MONITOR_DAILY_BUDGET_USD")
+        budget = float(budget_text) if budget_text else None
+        if budget is not None and not budget > 0:
+            return None
+        if check_template(template) is not None:
+            return None
+        line = render(
+            read_today(db_path, zone, time.time()),
+            template,
+            daily_budget=budget,
+            profile=layers.profile,
+        )
+    except Exception:  # any doubt: the full CLI says what is wrong, in one line
+        return None
+    sys.stdout.write(line + "\n")
+    return 0
+
+
+_GLOBAL_FLAGS = ("--no-color", "--debug")
+
+
+def _parse(argv: Sequence[str]) -> tuple[str | None, str, str | None] | None:
+    """(profile, template, tz) for a statusline command line this path can run."""
+    args = list(argv)
+    profile: str | None = None
+    while args and args[0].startswith("-"):
+        option = args.pop(0)
+        if option in _GLOBAL_FLAGS:
+            continue
+        if option in ("--profile", "-e") and args:
+            profile = args.pop(0)
+        elif option.startswith("--profile="):
+            profile = option.split("=", 1)[1]
+        else:
+            return None
+    if args[:2] != ["monitor", "statusline"]:
+        return None
+    rest = args[2:]
+    template, tz = DEFAULT_FORMAT, None
+    while rest:
+        option = rest.pop(0)
+        name, has_value, value = option.partition("=")
+        if name not in ("--format", "-f", "--tz"):
+            return None
+        if not has_value:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        if name == "--tz":
+            tz = value
+        else:
+            template = value
+    return profile, template, tz
