@@ -26,6 +26,7 @@ from typing import Any
 from assistant_monitoring.errors import UsageError, shown
 from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.redact import redact_text
+from assistant_monitoring.usage.buckets import account
 
 _COLUMNS = (
     "id, started_at, finished_at, conversation_id, message_id, status, duration_ms, stages, "
@@ -172,7 +173,8 @@ class RunStore:
         row[_NAMES.index("classifiers")] = json.dumps(run.classifiers)
         row[_NAMES.index("error_message")] = message
         with self._store.transaction() as conn:
-            conn.execute(_INSERT, row)
+            # The usage rollup changes in the same transaction: never out of step.
+            account(conn, run.id, lambda: conn.execute(_INSERT, row))
         return True
 
     def query(

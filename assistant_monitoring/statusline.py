@@ -7,8 +7,8 @@ by the ``assistant`` launcher before the CLI is imported; whenever it is unsure
 store) it returns None and the full CLI runs the same command with its validation
 and one-line errors.
 
-The figures: today's cost, runs and error rate (the runs table since local midnight
-in MONITOR_TIMEZONE, as ``monitor usage`` counts them), the health glyph (the
+The figures: today's cost, runs and error rate (finished runs since local midnight
+in MONITOR_TIMEZONE, from the usage rollup, as ``monitor usage`` counts them), the health glyph (the
 newest health check results, if a ``monitor serve`` or ``monitor health`` recorded
 some in the last 15 minutes) and the open circuit breakers.
 """
@@ -67,12 +67,11 @@ def read_today(db_path: str | os.PathLike[str], zone: tzinfo, now: float) -> Tod
     quoted = path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
     conn = sqlite3.connect(f"file:{quoted}?mode=ro", uri=True, timeout=0.2)
     try:
+        # The usage rollup (usage/buckets.py): local midnight is on a quarter hour.
         row = conn.execute(
-            "SELECT total(cost_usd), count(*), sum(status = 'failure'), "
-            "sum(cost_usd IS NOT NULL), sum(cost_usd IS NULL AND (input_tokens + output_tokens "
-            "+ cache_read_tokens + cache_write_tokens + cache_write_1h_tokens) > 0) "
-            "FROM pipeline_runs WHERE started_at >= ?",
-            (start,),
+            "SELECT total(cost_usd), sum(runs), sum(errors), sum(priced_runs), "
+            "sum(unpriced_runs) FROM usage_buckets WHERE bucket >= ?",
+            (start // 900 * 900,),
         ).fetchone()
         today.cost, today.runs = float(row[0] or 0.0), int(row[1] or 0)
         today.errors, today.priced_runs = int(row[2] or 0), int(row[3] or 0)

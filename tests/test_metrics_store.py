@@ -160,6 +160,7 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
         "m003_pipeline_runs",
         "m004_alerts",
         "m005_run_usage",
+        "m006_usage_buckets",
     ]
     store.close()
     again = MetricsStore(path)
@@ -169,6 +170,7 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
         "m003_pipeline_runs",
         "m004_alerts",
         "m005_run_usage",
+        "m006_usage_buckets",
     ]
     again.close()
 

@@ -149,7 +149,7 @@ def test_unsure_cases_go_to_the_cli_with_one_line_errors(data_dir: Path) -> None
     junk.write_bytes(b"this is not a database" * 100)
     broken = run_assistant("monitor", "statusline")
     assert broken.returncode == 1
-    assert "assistant db check" in broken.stderr
+    assert "is damaged" in broken.stderr
     assert len(broken.stderr.strip().splitlines()) == 1
 
 

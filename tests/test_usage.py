@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -526,3 +527,94 @@ def test_budget_alerts_use_the_report_figures(data_dir: Path) -> None:
     assert firing["value"] == pytest.approx(0.95)
     report = json.loads(run_assistant("monitor", "usage", "--json", **env).stdout)
     assert report["budgets"][0]["spent_usd"] == pytest.approx(firing["value"])
+
+
+# -- the usage rollup ------------------------------------------------------------------
+
+
+def _raw_sums(path: Path) -> tuple[Any, ...]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return tuple(
+            conn.execute(
+                "SELECT count(*), sum(input_tokens), sum(output_tokens), "
+                "round(total(cost_usd), 9) FROM pipeline_runs WHERE status != 'running'"
+            ).fetchone()
+        )
+
+
+def _rollup_sums(path: Path) -> tuple[Any, ...]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return tuple(
+            conn.execute(
+                "SELECT sum(runs), sum(input_tokens), sum(output_tokens), "
+                "round(total(cost_usd), 9) FROM usage_buckets"
+            ).fetchone()
+        )
+
+
+def test_rollup_follows_every_record(data_dir: Path) -> None:
+    now = time.time()
+    seed(
+        data_dir,
+        {"started_at": now - 100},
+        {"started_at": now - 90, "status": "interrupted", "input_tokens": 10, "output_tokens": 0},
+        {"started_at": now - 80, "status": "running", "input_tokens": 0, "output_tokens": 0},
+    )
+    path = data_dir / "monitoring.db"
+    assert _rollup_sums(path) == _raw_sums(path)
+    assert _rollup_sums(path)[0] == 2, "a running run is not counted"
+    store = RunStore(path)
+    try:
+        # The running run ends; then a finished one is recorded again (a retry of the
+        # write): counted once, with its newest figures.
+        running = store.get("run_000002")
+        assert running is not None
+        running.status, running.input_tokens, running.output_tokens = "success", 300, 30
+        store.record(running)
+        again = store.get("run_000000")
+        assert again is not None
+        again.output_tokens = 999
+        store.record(again)
+    finally:
+        store.close()
+    assert _rollup_sums(path) == _raw_sums(path)
+    assert _rollup_sums(path)[:3] == (3, 1000 + 10 + 300, 999 + 0 + 30)
+
+
+def test_rollup_is_backfilled_by_the_migration(data_dir: Path) -> None:
+    import sqlite3
+
+    seed(data_dir, *({"started_at": utc(f"2026-11-{day:02d}T12:00")} for day in range(1, 21)))
+    path = data_dir / "monitoring.db"
+    with sqlite3.connect(path) as conn:  # as a store written before the rollup existed
+        conn.execute("DROP TABLE usage_buckets")
+        conn.execute("DELETE FROM schema_migrations WHERE name = 'm006_usage_buckets'")
+    RunStore(path).close()
+    reopened = RunStore(path)
+    try:
+        reopened.query(limit=1)  # opens, so migrates
+    finally:
+        reopened.close()
+    assert _rollup_sums(path) == _raw_sums(path)
+    assert _rollup_sums(path)[0] == 20
+
+
+def test_usage_outlives_the_runs(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from assistant_monitoring.metrics.retention import Retention
+    from assistant_monitoring.metrics.store import MetricsStore
+
+    now = time.time()
+    seed(data_dir, {"started_at": now - 60 * 86400}, {"started_at": now - 3600})
+    store = MetricsStore(data_dir / "monitoring.db", retention=Retention(runs_days=30))
+    try:
+        assert store.apply_retention(now=now, budget=5).done
+    finally:
+        store.close()
+    runs = json.loads(run_assistant("monitor", "runs", "--json").stdout)["runs"]
+    assert len(runs) == 1, "the old run is gone"
+    monthly = usage_json(capsys, "monthly", "--tz", "UTC")
+    assert monthly["totals"]["runs"] == 2, "its usage is not"

@@ -49,6 +49,15 @@ def statusline(
     settings = loaded.settings
     zone = report_zone(settings, tz)
     try:
+        if settings.monitoring_db_path.exists():
+            from assistant_monitoring.metrics.store import MetricsStore
+
+            # An older store gets its migrations (the rollup) here, if it can be written.
+            store = MetricsStore(settings.monitoring_db_path, read_only_ok=True)
+            try:
+                store.connect()
+            finally:
+                store.close()
         today = read_today(settings.monitoring_db_path, zone, time.time())
     except sqlite3.Error as error:
         raise MonitoringError(

@@ -7,7 +7,9 @@ What is kept (settings, README "Retention"):
   all-time totals forever, so exported counters never go down;
 * pipeline runs ``MONITOR_RUNS_RETENTION_DAYS`` (30) and at most
   ``MONITOR_RUNS_MAX_ROWS`` (1,000,000), whichever bites first;
-* resolved alerts ``MONITOR_RETENTION_DAYS``; a firing alert is never deleted.
+* resolved alerts ``MONITOR_RETENTION_DAYS``; a firing alert is never deleted;
+* the usage rollup (``usage_buckets``, small) 400 days, so that monthly usage reports
+  cover a year after the runs themselves are gone.
 
 Deletion goes in batches, each its own short write transaction, so a writer (an
 ``ask`` flushing its metrics, a run being recorded) waits at most one batch, never
@@ -27,6 +29,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
+
+from assistant_monitoring.usage.buckets import KEEP_DAYS as USAGE_KEEP_DAYS
 
 DAY = 86400.0
 MINUTE_RETENTION_SECONDS = 48 * 3600.0
@@ -177,6 +181,13 @@ def _steps(conn: sqlite3.Connection, policy: Retention, now: float) -> Iterator[
     ).fetchone()
     if row is not None:
         yield ("pipeline runs", "pipeline_runs", "rowid", "started_at < ?", (row[0],))
+    yield (
+        "usage buckets",
+        "usage_buckets",
+        "(bucket, provider, model, repo)",
+        "bucket < ?",
+        (now - USAGE_KEEP_DAYS * DAY,),
+    )
     yield (
         "resolved alerts",
         "alerts",

@@ -44,6 +44,7 @@ from assistant_monitoring.sqlitefile import (
     open_read_only,
     prepare_to_open,
 )
+from assistant_monitoring.usage.buckets import REBUILD as USAGE_REBUILD
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 RESOLUTIONS = (MINUTE, HOUR, DAY)
@@ -187,6 +188,36 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE pipeline_runs ADD COLUMN repo TEXT;
         ALTER TABLE pipeline_runs ADD COLUMN branch TEXT
         """,
+    ),
+    (
+        # The usage rollup (assistant_monitoring/usage/buckets.py), backfilled from
+        # the runs already recorded.
+        "m006_usage_buckets",
+        """
+        CREATE TABLE usage_buckets (
+            bucket INTEGER NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            repo TEXT NOT NULL,
+            runs INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            interrupted INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL,
+            cache_read_tokens INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL,
+            cache_write_1h_tokens INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            priced_runs INTEGER NOT NULL,
+            unpriced_runs INTEGER NOT NULL,
+            token_runs INTEGER NOT NULL,
+            first REAL NOT NULL,
+            last REAL NOT NULL,
+            PRIMARY KEY (bucket, provider, model, repo)
+        ) WITHOUT ROWID;
+        """
+        + USAGE_REBUILD,
     ),
 )
 KNOWN_MIGRATIONS = {name for name, _ in MIGRATIONS}

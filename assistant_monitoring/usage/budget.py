@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from assistant_monitoring.usage.buckets import bucket_of
 from assistant_monitoring.usage.periods import Window, named_window
 
 PERIODS = {"day": "today", "month": "this-month"}
@@ -88,13 +89,12 @@ class BudgetStatus:
 
 
 def period_spend(conn: sqlite3.Connection, window: Window, now: float) -> tuple[float, int, int]:
-    """(cost, runs, unpriced runs) of the runs started in ``window`` up to ``now``."""
+    """(cost, runs, unpriced runs) of the runs finished in ``window`` (from the usage
+    rollup: local days and months start on its quarter hours)."""
     row = conn.execute(
-        "SELECT total(cost_usd), count(*), sum(cost_usd IS NULL AND "
-        "(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens "
-        "+ cache_write_1h_tokens) > 0) FROM pipeline_runs WHERE started_at >= ? "
-        "AND started_at < ?",
-        (window.start, min(window.end, now + 1)),
+        "SELECT total(cost_usd), sum(runs), sum(unpriced_runs) FROM usage_buckets "
+        "WHERE bucket >= ? AND bucket < ?",
+        (bucket_of(window.start), min(window.end, now + 1)),
     ).fetchone()
     return float(row[0] or 0.0), int(row[1] or 0), int(row[2] or 0)
 

@@ -1,12 +1,14 @@
-"""Usage reports over the runs table: runs, tokens by type, cost, cache savings, errors.
+"""Usage reports: runs, tokens by type, cost, cache savings, errors, per period or key.
 
 One SQL ``GROUP BY`` does the work: by local day (or hour) in the report's zone, or
 by session, conversation, repository or model, and always by provider and model
 underneath, so that cache savings can be priced per model and ``--breakdown`` costs
-nothing extra. The local day of a run is ``started_at`` plus the zone's offset at
-that time, a ``CASE`` over the (rare) offset changes in the window, which keeps the
-query as cheap as a plain ``GROUP BY date(...)``; weeks and months are rolled up
-from days in Python (a few hundred rows at most).
+nothing extra. Periods, models and repositories are summed from the usage rollup
+(:mod:`assistant_monitoring.usage.buckets`, 15-minute buckets: a window that does
+not start on a quarter hour starts at the one before, and the report says so);
+sessions and conversations from the runs table. The local day of a bucket is its
+start plus the zone's offset then, a ``CASE`` over the (rare) offset changes in the
+window; weeks and months are rolled up from days in Python (a few hundred rows).
 
 Costs are what each run recorded when it was priced (``--reprice`` redoes them with
 today's table); savings are priced with today's table. A run of an unpriced model is
@@ -23,6 +25,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from assistant_monitoring.metrics.pricing import PriceTable
+from assistant_monitoring.usage.buckets import bucket_of
 from assistant_monitoring.usage.periods import (
     PERIOD_GROUPS,
     Window,
@@ -37,18 +40,24 @@ _EPOCH = date(1970, 1, 1)
 _TOKEN_SUM = (
     "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens"
 )
-# The aggregate columns, in Totals' field order after runs (see _SELECT).
-_AGGREGATES = f"""count(*), sum(status = 'failure'), sum(status = 'interrupted'),
+# The aggregate columns in Totals' field order: over the runs, and over the rollup.
+_RUN_AGGREGATES = f"""count(*), sum(status = 'failure'), sum(status = 'interrupted'),
     sum(input_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cache_read_tokens),
     sum(cache_write_tokens), sum(cache_write_1h_tokens), total(cost_usd),
     sum(cost_usd IS NOT NULL), sum(cost_usd IS NULL AND {_TOKEN_SUM} > 0),
     min(started_at), max(started_at)"""
+_BUCKET_AGGREGATES = """sum(runs), sum(errors), sum(interrupted), sum(input_tokens),
+    sum(output_tokens), sum(reasoning_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
+    sum(cache_write_1h_tokens), total(cost_usd), sum(priced_runs), sum(unpriced_runs),
+    min(first), max(last)"""
+_FINISHED = "status IN ('success', 'failure', 'interrupted')"  # not running or abandoned
 _KEY_COLUMNS = {
     "session": "session_id",
     "conversation": "conversation_id",
     "repo": "repo",
     "model": "provider || '/' || model",
 }
+_FROM_RUNS = ("session", "conversation")  # unbounded keys: not in the rollup
 # Session and conversation reports can have thousands of rows: the costliest first.
 DEFAULT_LIMITS = {"session": 50, "conversation": 50}
 
@@ -185,11 +194,13 @@ class UsageReport:
         }
 
 
-def local_offset_sql(segments: list[Segment]) -> tuple[str, list[float]]:
-    """SQL for the zone's UTC offset at ``started_at``, with its parameters."""
+def local_offset_sql(
+    segments: list[Segment], *, column: str = "started_at"
+) -> tuple[str, list[float]]:
+    """SQL for the zone's UTC offset at ``column``'s time, with its parameters."""
     if len(segments) == 1:
         return str(segments[0].offset), []
-    branches = " ".join(f"WHEN started_at < ? THEN {s.offset}" for s in segments[:-1])
+    branches = " ".join(f"WHEN {column} < ? THEN {s.offset}" for s in segments[:-1])
     return f"(CASE {branches} ELSE {segments[-1].offset} END)", [s.end for s in segments[:-1]]
 
 
@@ -206,31 +217,7 @@ def query_usage(
 ) -> UsageReport:
     """The ``group`` report of the runs in ``window`` (see the module docstring)."""
     table = prices or PriceTable()
-    params: list[Any] = []
-    if group in PERIOD_GROUPS:
-        offset, offset_params = local_offset_sql(offset_segments(zone, window.start, window.end))
-        unit = 3600 if group == "hourly" else 86400
-        key = f"CAST((started_at + {offset}) / {unit} AS INTEGER)"
-        # Hourly keeps the offset too: the repeated hour of a DST change is two hours.
-        extra = offset if group == "hourly" else "0"
-        params += offset_params * (2 if group == "hourly" else 1)
-    else:
-        key, extra = _KEY_COLUMNS[group], "0"
-    where = ["started_at >= ?", "started_at < ?"]
-    params += [window.start, window.end]
-    filters: dict[str, str] = {}
-    if provider:
-        where.append("provider = ?")
-        params.append(provider.lower())
-        filters["provider"] = provider.lower()
-    if model:
-        where.append("instr(lower(model), ?) > 0")
-        params.append(model.lower())
-        filters["model"] = model
-    sql = (
-        f"SELECT {key}, {extra}, coalesce(provider, ''), coalesce(model, ''), {_AGGREGATES} "
-        f"FROM pipeline_runs WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4"
-    )
+    sql, params, window, filters = _usage_sql(group, window, zone, model, provider)
     rows: dict[Any, UsageRow] = {}
     grand = Totals()
     for found, extra_value, row_provider, row_model, *aggregates in conn.execute(sql, params):
@@ -259,12 +246,54 @@ def query_usage(
     return UsageReport(
         group,
         zone,
-        window,
+        window,  # as read: for the rollup, from the quarter hour holding the start
         ordered[:limit] if limit else ordered,
         grand,
         hidden_rows=hidden,
         filters=filters,
     )
+
+
+def _usage_sql(
+    group: str, window: Window, zone: tzinfo, model: str | None, provider: str | None
+) -> tuple[str, list[Any], Window, dict[str, str]]:
+    """The report's query, its parameters, the window it reads, and the filters."""
+    params: list[Any] = []
+    if group in _FROM_RUNS:
+        source, time_column, aggregates = "pipeline_runs", "started_at", _RUN_AGGREGATES
+        start = window.start
+    else:
+        source, time_column, aggregates = "usage_buckets", "bucket", _BUCKET_AGGREGATES
+        start = float(bucket_of(window.start))
+        window = Window(start, window.end)
+    if group in PERIOD_GROUPS:
+        segments = offset_segments(zone, window.start, window.end)
+        offset, offset_params = local_offset_sql(segments, column=time_column)
+        unit = 3600 if group == "hourly" else 86400
+        key = f"CAST(({time_column} + {offset}) / {unit} AS INTEGER)"
+        # Hourly keeps the offset too: the repeated hour of a DST change is two hours.
+        extra = offset if group == "hourly" else "0"
+        params += offset_params * (2 if group == "hourly" else 1)
+    else:
+        key, extra = _KEY_COLUMNS[group], "0"
+    where = [f"{time_column} >= ?", f"{time_column} < ?"]
+    params += [start, window.end]
+    if group in _FROM_RUNS:
+        where.append(_FINISHED)
+    filters: dict[str, str] = {}
+    if provider:
+        where.append("provider = ?")
+        params.append(provider.lower())
+        filters["provider"] = provider.lower()
+    if model:
+        where.append("instr(lower(model), ?) > 0")
+        params.append(model.lower())
+        filters["model"] = model
+    sql = (
+        f"SELECT {key}, {extra}, coalesce(provider, ''), coalesce(model, ''), {aggregates} "
+        f"FROM {source} WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4"
+    )
+    return sql, params, window, filters
 
 
 def _totals(values: list[Any]) -> Totals:

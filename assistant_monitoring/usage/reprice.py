@@ -6,8 +6,10 @@ same :meth:`ModelPrice.cost` the live path uses, as one SQL expression); its
 ``price_version`` becomes the table's. A model that lost its price goes back to
 unpriced (cost NULL), never to $0. Only runs priced with another version (or not at
 all) are touched, in batches of short transactions so running ``ask`` processes
-never wait long for the lock. The metric store's cost counters are not rewritten:
-they are Prometheus counters, and what a scrape already saw cannot be taken back.
+never wait long for the lock. The usage rollup is repriced from its token sums
+(rows of runs already pruned included), so reports and budgets follow. The metric
+store's cost counters are not rewritten: they are Prometheus counters, and what a
+scrape already saw cannot be taken back.
 """
 
 from __future__ import annotations
@@ -89,7 +91,35 @@ def reprice(store: MetricsStore, prices: PriceTable, *, dry_run: bool = False) -
         result.changes.append(change)
         if not dry_run:
             _apply(store, model, price, prices.version)
+    if not dry_run and result.changes:
+        _reprice_rollup(store, prices)
     return result
+
+
+def _reprice_rollup(store: MetricsStore, prices: PriceTable) -> None:
+    """The usage rollup at today's prices too, its rows for pruned runs included.
+
+    A rollup row holds one model, so its cost is that model's price times its token
+    sums: exactly the sum of its runs' repriced costs.
+    """
+    conn = store.connect()
+    models = [row[0] for row in conn.execute("SELECT DISTINCT model FROM usage_buckets")]
+    for model in models:
+        price = prices.price(model) if model else None
+        with store.transaction() as conn:
+            if price is None:
+                conn.execute(
+                    "UPDATE usage_buckets SET cost_usd = 0, priced_runs = 0, "
+                    "unpriced_runs = token_runs WHERE model = ?",
+                    (model,),
+                )
+                continue
+            expression, params = _cost_expression(price)
+            conn.execute(
+                f"UPDATE usage_buckets SET cost_usd = {expression}, priced_runs = token_runs, "
+                "unpriced_runs = 0 WHERE model = ?",
+                [*params, model],
+            )
 
 
 def _cost_expression(price: ModelPrice) -> tuple[str, list[float]]:
