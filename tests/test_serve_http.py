@@ -45,8 +45,10 @@ GET_PATHS = [
     "/api/runs",
     "/api/breakers",
     "/api/timeseries",
+    "/api/usage",
     "/api/alerts",
     "/dashboard",
+    "/static/uPlot.iife.min.js",
     "/openapi.json",
 ]
 

@@ -205,3 +205,36 @@ def minute_series(
         if all(pairs.get(key) == wanted for key, wanted in labels.items()):
             totals[minute] = totals.get(minute, 0.0) + value
     return sorted(totals.items())
+
+
+def minute_quantiles(
+    conn: sqlite3.Connection, family: str, start: float, end: float, quantiles: tuple[float, ...]
+) -> dict[int, tuple[float | None, ...]]:
+    """Per-minute quantiles of a histogram family (every series merged) over
+    ``[start, end)``: {minute: (q1, q2, ...)}, minutes without observations left out.
+
+    Exact to the sketch's accuracy per minute, as the window queries are.
+    """
+    low, high = int(start) // MINUTE * MINUTE, -(-int(end) // MINUTE) * MINUTE
+    rows = conn.execute(
+        """SELECT sm.start, sm.count, sm.sum, sm.min, sm.max, sm.zero, sm.sketch FROM samples sm
+           JOIN series s ON s.id = sm.series_id
+           WHERE s.family = ? AND sm.resolution = ? AND sm.start >= ? AND sm.start < ?""",
+        (family, MINUTE, low, high),
+    ).fetchall()
+    minutes: dict[int, SeriesAggregate] = {}
+    for minute, count, total, smallest, largest, zero, sketch in rows:
+        if not count:
+            continue
+        aggregate = minutes.setdefault(minute, SeriesAggregate(family, "histogram", ()))
+        aggregate.count += count
+        aggregate.sum += total
+        aggregate.min = min(aggregate.min, smallest if smallest is not None else math.inf)
+        aggregate.max = max(aggregate.max, largest if largest is not None else -math.inf)
+        aggregate.zero += zero
+        if sketch:
+            aggregate.sketches.append(sketch)
+    return {
+        minute: tuple(aggregate.quantile(q) for q in quantiles)
+        for minute, aggregate in sorted(minutes.items())
+    }

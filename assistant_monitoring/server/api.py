@@ -113,8 +113,9 @@ def breakers(settings: Settings, query: Query) -> dict[str, Any]:
 
 
 def timeseries(settings: Settings, query: Query) -> dict[str, Any]:
-    """``/api/timeseries?period=1h``: runs and failures per minute (at most 48 hours)."""
-    from assistant_monitoring.metrics.query import minute_series
+    """``/api/timeseries?period=1h``: runs, failures and pipeline p50/p95 per minute
+    (at most 48 hours)."""
+    from assistant_monitoring.metrics.query import minute_quantiles, minute_series
     from assistant_monitoring.metrics.store import MetricsStore
     from assistant_monitoring.timeparse import parse_duration
 
@@ -133,14 +134,46 @@ def timeseries(settings: Settings, query: Query) -> dict[str, Any]:
         family = "assistant_pipeline_runs_total"
         counts = minute_series(conn, family, start, end)
         failures = dict(minute_series(conn, family, start, end, status="failure"))
+        latency = minute_quantiles(
+            conn, "assistant_pipeline_duration_seconds", start, end, (0.5, 0.95)
+        )
     finally:
         store.close()
     return {
         "points": [
-            {"minute": minute, "runs": value, "failures": failures.get(minute, 0.0)}
+            {
+                "minute": minute,
+                "runs": value,
+                "failures": failures.get(minute, 0.0),
+                "p50_seconds": latency.get(minute, (None, None))[0],
+                "p95_seconds": latency.get(minute, (None, None))[1],
+            }
             for minute, value in counts
         ]
     }
+
+
+def usage(settings: Settings, query: Query) -> dict[str, Any]:
+    """``/api/usage?group=hourly&since=24h&tz=Europe/Paris``: what ``monitor usage
+    --json`` prints (``model``, ``provider``, ``until``, ``limit`` and ``breakdown``
+    too)."""
+    from assistant_monitoring.usage.service import usage_report
+
+    _allow(query, "group", "since", "until", "tz", "model", "provider", "limit", "breakdown")
+    breakdown = query.get("breakdown", "false").strip().lower()
+    if breakdown not in ("true", "false", "1", "0"):
+        raise UsageError(f"breakdown: expected true or false (got '{shown(query['breakdown'])}')")
+    answer = usage_report(
+        settings,
+        query.get("group", "daily").strip().lower(),
+        since=query.get("since"),
+        until=query.get("until"),
+        tz=query.get("tz"),
+        model=query.get("model"),
+        provider=query.get("provider"),
+        limit=_int(query, "limit", 0, 0, 100_000) if "limit" in query else None,
+    )
+    return answer.as_json(breakdown=breakdown in ("true", "1"))
 
 
 def alerts(settings: Settings, query: Query) -> dict[str, Any]:
@@ -168,5 +201,6 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/api/runs": runs,
     "/api/breakers": breakers,
     "/api/timeseries": timeseries,
+    "/api/usage": usage,
     "/api/alerts": alerts,
 }

@@ -129,6 +129,13 @@ def json_bytes(document: Any) -> bytes:
     return json.dumps(document, default=str).encode()
 
 
+# The files the dashboard loads besides itself: path -> (package file, content type).
+STATIC_PATHS = {
+    "/static/uPlot.iife.min.js": ("static/vendor/uPlot.iife.min.js", "text/javascript"),
+    "/static/uPlot.min.css": ("static/vendor/uPlot.min.css", "text/css"),
+}
+
+
 def _response(status: int, body: bytes, content_type: str, **headers: str) -> Response:
     return Response(
         body, status, headers={"cache-control": "no-store", **headers}, media_type=content_type
@@ -159,6 +166,7 @@ class MonitorApp:
         self.stopping = threading.Event()  # set by the signal handler: streams end
         self.requests_served = 0
         self._dashboard: bytes | None = None
+        self._assets: dict[str, bytes] = {}
         self.asgi: ASGIApp = _Guard(self, self._starlette())
 
     # -- answers --------------------------------------------------------------------
@@ -232,6 +240,7 @@ class MonitorApp:
             **dict.fromkeys(ENDPOINTS, self.json_api),
             "/api/alerts/stream": self.alert_stream,
             "/dashboard": self.dashboard,
+            **dict.fromkeys(STATIC_PATHS, self.static_asset),
             "/openapi.json": self.openapi,
         }
         self._paths = list(handlers)
@@ -288,6 +297,17 @@ class MonitorApp:
             page = resources.files("assistant_monitoring.server").joinpath("static/dashboard.html")
             self._dashboard = page.read_bytes()
         return _response(200, self._dashboard, "text/html; charset=utf-8")
+
+    async def static_asset(self, request: Request) -> Response:
+        """The vendored chart library (uPlot, MIT): the dashboard loads no CDN."""
+        from importlib import resources
+
+        name, content_type = STATIC_PATHS[request.url.path]
+        body = self._assets.get(name)
+        if body is None:
+            body = resources.files("assistant_monitoring.server").joinpath(name).read_bytes()
+            self._assets[name] = body
+        return _response(200, body, content_type, **{"cache-control": "public, max-age=86400"})
 
     async def openapi(self, request: Request) -> Response:
         from assistant_monitoring.server.openapi import openapi_document
@@ -441,8 +461,8 @@ class _Guard:
     def _authorized(self, scope: Scope) -> bool:
         token = self._token
         path = scope["path"]
-        # /dashboard is a static page holding no data; its API calls carry the token.
-        if not token or path in ("/live", "/dashboard"):
+        # /dashboard and its chart library hold no data; its API calls carry the token.
+        if not token or path in ("/live", "/dashboard", *STATIC_PATHS):
             return True
         for name, value in scope["headers"]:
             if name == b"authorization":

@@ -109,6 +109,7 @@ def openapi_document() -> dict[str, Any]:
     from assistant_monitoring.breaker.state import BreakerState
     from assistant_monitoring.metrics.report import GROUPS
     from assistant_monitoring.runs import STATUSES, RunRecord, StageRecord
+    from assistant_monitoring.usage.periods import GROUPS as USAGE_GROUPS
 
     ref = "#/components/schemas/"
     any_object = {"type": "object"}
@@ -197,7 +198,7 @@ def openapi_document() -> dict[str, Any]:
             ),
         ),
         "/api/timeseries": _get(
-            "Runs and failures per minute (at most 48 hours).",
+            "Runs, failures and pipeline p50/p95 per minute (at most 48 hours).",
             _json_answer(
                 "Points",
                 {
@@ -207,6 +208,28 @@ def openapi_document() -> dict[str, Any]:
                 },
             ),
             [_parameter("period", "How far back (default 1h).", _DURATION)],
+        ),
+        "/api/usage": _get(
+            "Usage per period or key, with budgets: what `monitor usage --json` prints.",
+            _json_answer("Usage", any_object),
+            [
+                _parameter(
+                    "group",
+                    "daily (default), weekly, monthly, hourly, session, model, conversation, repo.",
+                    {"type": "string", "enum": list(USAGE_GROUPS)},
+                ),
+                _parameter("since", "Start: a period name, a date, a duration.", _TIME),
+                _parameter("until", "End (default now).", _TIME),
+                _parameter("tz", "IANA time zone (default MONITOR_TIMEZONE).", {"type": "string"}),
+                _parameter("model", "Only models whose name contains this.", {"type": "string"}),
+                _parameter("provider", "Only this provider.", {"enum": ["anthropic", "openai"]}),
+                _parameter(
+                    "limit",
+                    "At most this many rows (0: all).",
+                    {"type": "integer", "minimum": 0, "maximum": 100000},
+                ),
+                _parameter("breakdown", "Per model inside each row.", {"enum": ["true", "false"]}),
+            ],
         ),
         "/api/alerts": _get(
             "Alerts firing, and the 20 most recent.",
@@ -280,8 +303,10 @@ def openapi_document() -> dict[str, Any]:
                         "minute": {"type": "integer"},
                         "runs": {"type": "number"},
                         "failures": {"type": "number"},
+                        "p50_seconds": {"type": ["number", "null"]},
+                        "p95_seconds": {"type": ["number", "null"]},
                     },
-                    "required": ["minute", "runs", "failures"],
+                    "required": ["minute", "runs", "failures", "p50_seconds", "p95_seconds"],
                 },
                 "RunRecord": _record(RunRecord),
                 "StageRecord": _record(StageRecord),
