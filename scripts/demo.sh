@@ -56,5 +56,7 @@ echo "\$ assistant monitor health"
 "$assistant" monitor health || echo "(exit code $?: 1 degraded, 2 unhealthy; the stub fails 5% of requests on purpose)"
 show monitor metrics --period 1h
 show monitor runs --limit 5
+show monitor statusline
+show monitor usage --since today
 echo
 echo "Next: $assistant --help   (the data of this demo is in $ASSISTANT_DATA_DIR)"
