@@ -16,6 +16,7 @@ from pathlib import Path
 
 _MAX_DEPTH = 64  # deeper than any real tree; a guard against odd mounts
 _MAX_HEAD_BYTES = 4096
+_MAX_NAME = 200
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,11 @@ def find_git_place(start: Path) -> GitPlace | None:
         for _ in range(_MAX_DEPTH):
             marker = folder / ".git"
             if marker.is_dir():
-                return GitPlace(folder.name or str(folder), _branch(marker))
+                return GitPlace(_printable(folder.name or str(folder)), _branch(marker))
             if marker.is_file():
                 git_dir = _linked_git_dir(marker)
                 if git_dir is not None:
-                    return GitPlace(folder.name or str(folder), _branch(git_dir))
+                    return GitPlace(_printable(folder.name or str(folder)), _branch(git_dir))
             if folder.parent == folder:
                 return None
             folder = folder.parent
@@ -74,11 +75,19 @@ def _branch(git_dir: Path) -> str | None:
     head = head.strip()
     if head.startswith("ref:"):
         ref = head[len("ref:") :].strip()
-        return ref.removeprefix("refs/heads/") or None
+        return _printable(ref.removeprefix("refs/heads/")) or None
     # A detached HEAD holds the commit itself.
     if len(head) >= 7 and all(c in "0123456789abcdef" for c in head):
         return f"detached@{head[:7]}"
     return None
+
+
+def _printable(text: str) -> str:
+    """``text`` with anything a terminal would act on (escapes, bidi overrides) as '?'.
+
+    A folder may be called anything; what is stored is shown by reports later.
+    """
+    return "".join(c if c.isprintable() else "?" for c in text)[:_MAX_NAME]
 
 
 def _read_small(path: Path) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -618,3 +619,53 @@ def test_usage_outlives_the_runs(data_dir: Path, capsys: pytest.CaptureFixture[s
     assert len(runs) == 1, "the old run is gone"
     monthly = usage_json(capsys, "monthly", "--tz", "UTC")
     assert monthly["totals"]["runs"] == 2, "its usage is not"
+
+
+def test_hostile_names_are_shown_as_text(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A folder may be called anything: escapes and bidi overrides are stored as '?'.
+    odd = tmp_path / "evil\x1b[2J\u202eproject"
+    (odd / ".git").mkdir(parents=True)
+    (odd / ".git" / "HEAD").write_text("ref: refs/heads/x\u202ey\n")
+    place = find_git_place(odd)
+    assert place is not None
+    assert (place.repo, place.branch) == ("evil?[2J?project", "x?y")
+    # Rich markup in a stored name (a repo, a session id, a model a server named) is
+    # printed as it is, not read as markup (an unmatched "[/]" would even crash rich).
+    seed(
+        data_dir,
+        {"started_at": utc("2026-11-10T10:00"), "repo": "[red]x[/]", "session_id": "[/]"},
+    )
+    for group in ("repo", "session"):
+        code, out, err = run_main(capsys, "--no-color", "monitor", "usage", group, *WINDOW)
+        assert code == 0, err
+        assert "[red]x[/]" in out if group == "repo" else "[/]" in out
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from assistant_monitoring.runs import RunRecord, RunStore
+store = RunStore(Path(sys.argv[1]))
+for n in range(150):
+    run = RunRecord(id=f"run_{sys.argv[2]}_{n}", started_at=time.time(), provider="openai",
+                    model="gpt-4.1", repo="r" + sys.argv[2])
+    store.record(run)  # running
+    run.status, run.input_tokens, run.output_tokens = "success", 100 + n, 10
+    run.cost_usd = (run.input_tokens * 2 + 10 * 8) / 1e6
+    store.record(run)  # finished
+store.close()
+"""
+
+
+def test_rollup_stays_exact_with_processes_writing_at_once(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True)
+    path = data_dir / "monitoring.db"
+    RunStore(path).close()
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(n)]) for n in range(4)
+    ]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0, 0]
+    assert _rollup_sums(path) == _raw_sums(path)
+    assert _rollup_sums(path)[0] == 600

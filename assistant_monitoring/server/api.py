@@ -172,6 +172,7 @@ def usage(settings: Settings, query: Query) -> dict[str, Any]:
         model=query.get("model"),
         provider=query.get("provider"),
         limit=_int(query, "limit", 0, 0, 100_000) if "limit" in query else None,
+        options={name: name for name in ("group", "since", "until", "tz", "provider", "limit")},
     )
     return answer.as_json(breakdown=breakdown in ("true", "1"))
 

@@ -125,12 +125,26 @@ def parse_bound(text: str, *, zone: tzinfo, now: float, option: str, is_end: boo
 
 
 def report_window(
-    group: str, *, since: str | None, until: str | None, zone: tzinfo, now: float
+    group: str,
+    *,
+    since: str | None,
+    until: str | None,
+    zone: tzinfo,
+    now: float,
+    options: tuple[str, str] = ("--since", "--until"),
 ) -> Window:
-    """The window of a ``group`` report: the options, else the group's default span."""
-    end = parse_bound(until, zone=zone, now=now, option="--until", is_end=True) if until else now
+    """The window of a ``group`` report: the options, else the group's default span.
+
+    ``options`` names the two inputs in error messages.
+    """
+    since_name, until_name = options
+    end = (
+        parse_bound(until, zone=zone, now=now, option=until_name, is_end=True)
+        if until is not None
+        else now
+    )
     if since is not None:
-        start = parse_bound(since, zone=zone, now=now, option="--since", is_end=False)
+        start = parse_bound(since, zone=zone, now=now, option=since_name, is_end=False)
     else:
         span = DEFAULT_SPAN.get(group, _DEFAULT_DAYS)
         last_day = local_date(zone, end - 1e-6) if end > 0 else local_date(zone, now)
@@ -146,7 +160,7 @@ def report_window(
             start = day_start(zone, first)
     if start >= end:
         raise UsageError(
-            "--since: the window is empty: it must start before it ends "
+            f"{since_name}: the window is empty: it must start before it ends "
             f"({datetime.fromtimestamp(start, zone):%Y-%m-%d %H:%M} is not before "
             f"{datetime.fromtimestamp(end, zone):%Y-%m-%d %H:%M})"
         )

@@ -9,6 +9,7 @@ from datetime import datetime, tzinfo
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -117,7 +118,7 @@ def render_usage(answer: UsageAnswer, console: Console, *, breakdown: bool) -> N
     heading = _HEADINGS[report.group]
     since = datetime.fromtimestamp(report.window.start, zone)
     until = datetime.fromtimestamp(report.window.end, zone)
-    filters = "".join(f"  {name} ~ {value}" for name, value in report.filters.items())
+    filters = "".join(f"  {name} ~ {escape(value)}" for name, value in report.filters.items())
     console.print(
         f"[bold]Usage per {heading}[/bold]  {since:%Y-%m-%d %H:%M} to "
         f"{until:%Y-%m-%d %H:%M} {zone_name(zone)}{filters}"
@@ -176,8 +177,10 @@ def render_usage(answer: UsageAnswer, console: Console, *, breakdown: bool) -> N
         )
     for (label, totals, is_model), values in zip(lines, cells, strict=True):
         bar = _bar(0 if is_model else _measure(totals, by_cost), largest, bar_width - 1)
+        # Text, not str: a label is user data (a repo, a session id, a server's model
+        # name), and rich would read "[...]" in a str as markup.
         table.add_row(
-            label, *values, *([bar] if with_bar else []), style="dim" if is_model else None
+            Text(label), *values, *([bar] if with_bar else []), style="dim" if is_model else None
         )
     console.print(table)
     if report.totals.unpriced_runs:

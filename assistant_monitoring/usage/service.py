@@ -15,6 +15,15 @@ from assistant_monitoring.usage.report import Totals, UsageReport, query_usage
 from assistant_monitoring.usage.zones import resolve_zone
 
 _PROVIDERS = ("anthropic", "openai")
+# How errors name each input: the CLI's options; the HTTP API passes its parameters.
+CLI_OPTIONS = {
+    "group": "GROUP",
+    "since": "--since",
+    "until": "--until",
+    "tz": "--tz",
+    "provider": "--provider",
+    "limit": "--limit",
+}
 
 
 @dataclass
@@ -34,10 +43,10 @@ class UsageAnswer:
         }
 
 
-def report_zone(settings: Any, tz: str | None) -> tzinfo:
+def report_zone(settings: Any, tz: str | None, *, option: str = "--tz") -> tzinfo:
     """``--tz`` if given, else MONITOR_TIMEZONE, else the machine's zone."""
     if tz is not None:
-        return resolve_zone(tz, option="--tz")
+        return resolve_zone(tz, option=option)
     return resolve_zone(settings.monitoring.timezone, option="MONITOR_TIMEZONE")
 
 
@@ -52,19 +61,33 @@ def usage_report(
     provider: str | None = None,
     limit: int | None = None,
     now: float | None = None,
+    options: dict[str, str] = CLI_OPTIONS,
 ) -> UsageAnswer:
-    """The ``group`` report over the runs table, with the budgets' status now."""
+    """The ``group`` report over the runs table, with the budgets' status now.
+
+    Errors name the inputs as ``options`` does (the CLI's by default).
+    """
     if group not in GROUPS:
-        raise UsageError(f"GROUP: expected one of {', '.join(GROUPS)} (got '{shown(group)}')")
+        raise UsageError(
+            f"{options['group']}: expected one of {', '.join(GROUPS)} (got '{shown(group)}')"
+        )
     if provider is not None and provider.lower() not in _PROVIDERS:
         raise UsageError(
-            f"--provider: expected one of {', '.join(_PROVIDERS)} (got '{shown(provider)}')"
+            f"{options['provider']}: expected one of {', '.join(_PROVIDERS)} "
+            f"(got '{shown(provider)}')"
         )
     if limit is not None and limit < 0:
-        raise UsageError(f"--limit: must be 0 (all) or more (got {limit})")
+        raise UsageError(f"{options['limit']}: must be 0 (all) or more (got {limit})")
     current = time.time() if now is None else now
-    zone = report_zone(settings, tz)
-    window = report_window(group, since=since, until=until, zone=zone, now=current)
+    zone = report_zone(settings, tz, option=options["tz"])
+    window = report_window(
+        group,
+        since=since,
+        until=until,
+        zone=zone,
+        now=current,
+        options=(options["since"], options["until"]),
+    )
     path = settings.monitoring_db_path
     if not path.exists():
         return UsageAnswer(UsageReport(group, zone, window, [], Totals()), [], has_store=False)
