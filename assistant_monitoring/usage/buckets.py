@@ -46,7 +46,8 @@ SUMS = (
     "unpriced_runs",
     "token_runs",
 )
-_TOKENS = (
+# A run's billed tokens (reasoning is inside output): > 0 means it used the model.
+BILLED_TOKENS = (
     "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens"
 )
 _KEY = "bucket, provider, model, repo"
@@ -64,8 +65,8 @@ REBUILD = f"""INSERT INTO usage_buckets ({_KEY}, {", ".join(SUMS)}, first, last)
         count(*), sum(status = 'failure'), sum(status = 'interrupted'),
         sum(input_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cache_read_tokens),
         sum(cache_write_tokens), sum(cache_write_1h_tokens), total(cost_usd),
-        sum(cost_usd IS NOT NULL), sum(cost_usd IS NULL AND {_TOKENS} > 0),
-        sum({_TOKENS} > 0), min(started_at), max(started_at)
+        sum(cost_usd IS NOT NULL), sum(cost_usd IS NULL AND {BILLED_TOKENS} > 0),
+        sum({BILLED_TOKENS} > 0), min(started_at), max(started_at)
     FROM pipeline_runs WHERE status IN ('success', 'failure', 'interrupted')
     GROUP BY 1, 2, 3, 4"""
 

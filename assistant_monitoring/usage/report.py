@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from assistant_monitoring.metrics.pricing import PriceTable
-from assistant_monitoring.usage.buckets import bucket_of
+from assistant_monitoring.usage.buckets import BILLED_TOKENS, bucket_of
 from assistant_monitoring.usage.periods import (
     PERIOD_GROUPS,
     Window,
@@ -37,14 +37,11 @@ from assistant_monitoring.usage.periods import (
 from assistant_monitoring.usage.zones import Segment, offset_segments, zone_name
 
 _EPOCH = date(1970, 1, 1)
-_TOKEN_SUM = (
-    "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens"
-)
 # The aggregate columns in Totals' field order: over the runs, and over the rollup.
 _RUN_AGGREGATES = f"""count(*), sum(status = 'failure'), sum(status = 'interrupted'),
     sum(input_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cache_read_tokens),
     sum(cache_write_tokens), sum(cache_write_1h_tokens), total(cost_usd),
-    sum(cost_usd IS NOT NULL), sum(cost_usd IS NULL AND {_TOKEN_SUM} > 0),
+    sum(cost_usd IS NOT NULL), sum(cost_usd IS NULL AND {BILLED_TOKENS} > 0),
     min(started_at), max(started_at)"""
 _BUCKET_AGGREGATES = """sum(runs), sum(errors), sum(interrupted), sum(input_tokens),
     sum(output_tokens), sum(reasoning_tokens), sum(cache_read_tokens), sum(cache_write_tokens),

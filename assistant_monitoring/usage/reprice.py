@@ -20,12 +20,10 @@ from typing import Any
 
 from assistant_monitoring.metrics.pricing import ModelPrice, PriceTable
 from assistant_monitoring.metrics.store import MetricsStore
+from assistant_monitoring.usage.buckets import BILLED_TOKENS
 
 _BATCH = 5000
-_TOKENS = (
-    "input_tokens + output_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens"
-)
-_STALE = f"({_TOKENS}) > 0 AND price_version IS NOT ?"
+_STALE = f"({BILLED_TOKENS}) > 0 AND price_version IS NOT ?"
 
 
 @dataclass
@@ -156,7 +154,8 @@ def _apply(store: MetricsStore, model: str, price: ModelPrice | None, version: s
         with store.transaction() as conn:
             changed = conn.execute(
                 f"UPDATE pipeline_runs SET {assignment} WHERE rowid IN (SELECT rowid FROM "
-                f"pipeline_runs WHERE model = ? AND ({_TOKENS}) > 0 AND {done} LIMIT {_BATCH})",
+                f"pipeline_runs WHERE model = ? AND ({BILLED_TOKENS}) > 0 AND {done} "
+                f"LIMIT {_BATCH})",
                 [*params, new_version, model, *([version] if price is not None else [])],
             ).rowcount
         if changed < _BATCH:
