@@ -26,6 +26,7 @@ from assistant.providers import (
 )
 from assistant.storage import Database
 from assistant_monitoring.breaker import BreakerConfig, BreakerRegistry
+from assistant_monitoring.endpoints import server_address
 from assistant_monitoring.metrics import Instrumentation, LlmCall, MetricsRuntime, start_metrics
 from assistant_monitoring.metrics.retention import Retention
 from assistant_monitoring.runs import RunRecord, RunStore
@@ -120,6 +121,8 @@ class AssistantApp:
             on_call=keep,
             model_known=request.model == llm.model
             or self.instrumentation.prices.knows(request.model),
+            server=server_address(self.provider.name, llm.base_url),
+            record_content=self.settings.logging.log_content,
         )
 
     def record_run(self, run: RunRecord) -> None:

@@ -21,6 +21,7 @@ from assistant_monitoring.aio import interruption, is_interruption
 from assistant_monitoring.gitinfo import current_git_place
 from assistant_monitoring.logs import log_context, log_pipeline_summary
 from assistant_monitoring.runs import RunRecord, StageRecord, session_id
+from assistant_monitoring.tracing import AttributeValue, span
 
 if TYPE_CHECKING:
     from assistant.app import AssistantApp
@@ -76,11 +77,22 @@ class Pipeline:
         )
         if settings.logging.log_content:
             run.prompt = text
-        # Written now as `running`, so a process killed outright leaves a trace
-        # (shown as abandoned later) instead of no run at all.
-        self.app.record_run(run)
-        clock = time.perf_counter()
-        with log_context(conversation_id=conversation, message_id=message_id, run_id=run.id):
+        root_attributes: dict[str, AttributeValue] = {
+            "assistant.run.id": run.id,
+            "gen_ai.conversation.id": conversation,
+            "assistant.message.id": message_id,
+        }
+        with (
+            span(
+                self.app.instrumentation.tracer, "assistant run", attributes=root_attributes
+            ) as root,
+            log_context(conversation_id=conversation, message_id=message_id, run_id=run.id),
+        ):
+            run.trace_id, run.span_id = root.context.trace_id, root.context.span_id
+            # Written now as `running`, so a process killed outright leaves a trace
+            # (shown as abandoned later) instead of no run at all.
+            self.app.record_run(run)
+            clock = time.perf_counter()
             try:
                 async with self.app.instrumentation.pipeline_run():
                     history = await self._stage(
@@ -120,6 +132,7 @@ class Pipeline:
                     run.response = generation.text
             finally:
                 self._finish(run, clock)
+                root.set_attributes(_run_attributes(run))
         return Answer(run, generation.text, conversation, message_id, labels)
 
     # -- stages -------------------------------------------------------------------
@@ -129,8 +142,10 @@ class Pipeline:
     ) -> T:
         started = time.perf_counter()
         try:
-            async with self.app.instrumentation.stage(name):
-                result = await work()
+            with span(self.app.instrumentation.tracer, f"stage {name}") as stage_span:
+                stage_span.set_attribute("assistant.stage", name)
+                async with self.app.instrumentation.stage(name):
+                    result = await work()
         except BaseException as error:
             interrupted = is_interruption(error)
             run.stages.append(
@@ -236,6 +251,26 @@ class Pipeline:
             failed_stage=run.failed_stage,
         )
         self.app.record_run(run)
+
+
+def _run_attributes(run: RunRecord) -> dict[str, AttributeValue]:
+    """What the root span says of the run once it ended (never prompt text)."""
+    attributes: dict[str, AttributeValue] = {
+        "assistant.status": run.status,
+        "gen_ai.provider.name": run.provider or "",
+        "gen_ai.request.model": run.model or "",
+        "assistant.retries": run.retries,
+    }
+    if run.failed_stage:
+        attributes["assistant.failed_stage"] = run.failed_stage
+    for name, result in run.classifiers.items():
+        attributes[f"assistant.classifier.{name}.label"] = str(result.get("label"))
+        confidence = result.get("confidence")
+        if isinstance(confidence, int | float):
+            attributes[f"assistant.classifier.{name}.confidence"] = float(confidence)
+    if run.cost_usd is not None:
+        attributes["assistant.cost_usd"] = run.cost_usd
+    return attributes
 
 
 def _ms(seconds: float) -> float:

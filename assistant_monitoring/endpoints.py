@@ -20,6 +20,18 @@ def server_root(provider: str, base_url: str | None) -> str:
     return root[: -len("/v1")] if root.endswith("/v1") else root
 
 
+def server_address(provider: str, base_url: str | None) -> tuple[str, int]:
+    """The host and port the provider's SDK talks to (``server.address``/``server.port``)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server_root(provider, base_url))
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range: the SDK will say so when it connects
+        port = None
+    return parts.hostname or "", port or (443 if parts.scheme == "https" else 80)
+
+
 def sdk_base_url(provider: str, base_url: str | None) -> str | None:
     """The ``base_url`` to hand the provider's SDK (None: the SDK's default)."""
     if not base_url:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -33,9 +34,10 @@ _COLUMNS = (
     "classifiers, provider, model, input_tokens, output_tokens, cache_read_tokens, "
     "cache_write_tokens, cost_usd, retries, ttft_ms, failed_stage, error_type, error_message, "
     "prompt, response, cache_write_1h_tokens, reasoning_tokens, price_version, session_id, "
-    "repo, branch"
+    "repo, branch, trace_id, span_id"
 )
 _NAMES = [name.strip() for name in _COLUMNS.split(",")]
+_TRACE_ID = re.compile("[0-9a-f]{32}")
 _INSERT = (
     f"INSERT OR REPLACE INTO pipeline_runs ({_COLUMNS}) VALUES ({','.join('?' * len(_NAMES))})"
 )
@@ -122,6 +124,8 @@ class RunRecord:
     session_id: str | None = None  # one per assistant process (a chat, an ask)
     repo: str | None = None  # git repository (top-level folder name) it started in
     branch: str | None = None
+    trace_id: str | None = None  # W3C ids of the run's root span (see tracing.py)
+    span_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The run as a JSON-ready dict (``monitor runs --json``)."""
@@ -213,13 +217,17 @@ class RunStore:
         return [self._shown(_run(row)) for row in rows]
 
     def get(self, run_id: str) -> RunRecord | None:
-        """A run by id, or by a unique prefix of it."""
+        """A run by id, by a unique prefix of it, or by its trace id."""
+        if _TRACE_ID.fullmatch(run_id):  # what a tracing backend shows
+            where, key = "trace_id = ?", run_id
+        else:
+            where, key = "id LIKE ?", run_id.replace("%", "") + "%"
         rows = (
             self._store.connect()
             .execute(
-                f"SELECT {_COLUMNS} FROM pipeline_runs WHERE id LIKE ? "
+                f"SELECT {_COLUMNS} FROM pipeline_runs WHERE {where} "
                 "ORDER BY started_at DESC LIMIT 2",
-                (run_id.replace("%", "") + "%",),
+                (key,),
             )
             .fetchall()
         )

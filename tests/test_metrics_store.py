@@ -161,6 +161,7 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
         "m004_alerts",
         "m005_run_usage",
         "m006_usage_buckets",
+        "m007_run_trace",
     ]
     store.close()
     again = MetricsStore(path)
@@ -171,6 +172,7 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
         "m004_alerts",
         "m005_run_usage",
         "m006_usage_buckets",
+        "m007_run_trace",
     ]
     again.close()
 

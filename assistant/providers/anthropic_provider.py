@@ -57,7 +57,11 @@ class AnthropicProvider:
             if on_text is not None and text:
                 on_text(text)
         return Generation(
-            text=text, model=message.model or request.model, usage=usage_from_sdk(message.usage)
+            text=text,
+            model=message.model or request.model,
+            usage=usage_from_sdk(message.usage),
+            finish_reason=getattr(message, "stop_reason", None),
+            response_id=getattr(message, "id", None),
         )
 
     async def close(self) -> None:

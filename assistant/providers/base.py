@@ -67,6 +67,8 @@ class Generation:
     text: str
     model: str
     usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None  # as the provider says it: end_turn, stop, length...
+    response_id: str | None = None
 
 
 TextCallback = Callable[[str], None]

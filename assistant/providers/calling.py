@@ -27,9 +27,11 @@ from assistant.errors import (
 from assistant.providers.base import Generation, GenerationRequest, Provider, TextCallback
 from assistant_monitoring.breaker import CircuitBreaker, CircuitOpenError
 from assistant_monitoring.breaker.classify import retry_after_of, status_of
-from assistant_monitoring.metrics import Instrumentation, LlmCall
+from assistant_monitoring.errors import is_interruption
+from assistant_monitoring.metrics import Instrumentation, LlmAttempt, LlmCall
 from assistant_monitoring.metrics.labels import UNVERIFIED_MODEL
 from assistant_monitoring.redact import redact_text
+from assistant_monitoring.tracing import AttributeValue, Span, add_event, span
 
 _NAMES = {"anthropic": "Anthropic", "openai": "OpenAI"}
 _CONNECTION_WORDS = ("Connection", "Connect", "RemoteProtocol", "ReadError", "Network")
@@ -118,12 +120,17 @@ async def call_model(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_call: Callable[[LlmCall], None] | None = None,
     model_known: bool = True,
+    server: tuple[str, int] = ("", 0),
+    record_content: bool = False,
 ) -> tuple[Generation, LlmCall]:
-    """Generate an answer with retries, the breaker, metrics and logs.
+    """Generate an answer with retries, the breaker, metrics, logs and spans.
 
     ``model_known``: the model is configured or priced. Otherwise (``--model``
     typed by the user) its metrics are labelled ``unverified`` unless the provider
     answers, which proves it a model's name rather than any text.
+    ``server``: the host and port the SDK talks to, for ``server.address``/``port``.
+    ``record_content``: put the prompt and answer (redacted) on the attempt spans
+    (``LOG_CONTENT=true``).
     """
     from loguru import logger
     from tenacity import (
@@ -135,21 +142,14 @@ async def call_model(
         wait_random_exponential,
     )
 
-    streamed = False
     attempts = 0
-
     label = request.model if model_known else UNVERIFIED_MODEL
     async with instrumentation.llm_call(provider.name, label) as call:
         if on_call is not None:
             on_call(call)  # the caller keeps the retries and timings even if this fails
-
-        def forward(piece: str) -> None:
-            nonlocal streamed
-            streamed = True
-            if request.stream:  # a complete answer has no "first token"
-                call.first_token()
-            if on_text is not None:
-                on_text(piece)
+        each = _Attempts(
+            provider, request, instrumentation, call, label, server, record_content, on_text
+        )
 
         backoff = wait_random_exponential(multiplier=policy.initial_backoff, max=policy.max_backoff)
 
@@ -164,6 +164,14 @@ async def call_model(
             # Logged at INFO: a retry is handled; the run's footer and metrics count it.
             call.retry()
             error = state.outcome.exception() if state.outcome else None
+            add_event(  # on the generate stage's span, beside the failed attempt's
+                "gen_ai.retry",
+                {
+                    "assistant.attempt": state.attempt_number,
+                    "error.type": type(error).__name__,
+                    "assistant.retry.delay_seconds": round(state.upcoming_sleep, 3),
+                },
+            )
             logger.bind(
                 event="llm_retry", provider=provider.name, attempt=state.attempt_number
             ).info(
@@ -175,7 +183,7 @@ async def call_model(
         async def attempt_all() -> Generation:
             nonlocal attempts
             retrying = AsyncRetrying(
-                retry=retry_if_exception(lambda e: is_transient(e) and not streamed),
+                retry=retry_if_exception(lambda e: is_transient(e) and not each.streamed),
                 stop=stop_after_attempt(policy.max_retries + 1)
                 | stop_after_delay(policy.max_total_seconds),
                 wait=wait,
@@ -186,13 +194,14 @@ async def call_model(
             async for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    return await provider.generate(request, on_text=forward)
+                    return await each.run()
             raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
         try:
             generation: Generation = await breaker.acall(attempt_all)
         except CircuitOpenError:
             call.fail("circuit_open")
+            add_event("circuit_breaker.rejected", {"assistant.breaker": breaker.service})
             raise
         except Exception as error:
             if status_of(error) is None and _kind(error) == "other":
@@ -215,3 +224,152 @@ async def call_model(
         call.model = request.model  # the provider served it: a real model's name
         call.usage(**generation.usage.as_tokens())
     return generation, call
+
+
+class _Attempts:
+    """Runs each attempt of one LLM call in its own ``chat {model}`` span.
+
+    Each attempt is also reported to the instrumentation on its own
+    (:class:`LlmAttempt`): the GenAI metrics time one operation, not the retries
+    and backoff sleeps around it.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        request: GenerationRequest,
+        instrumentation: Instrumentation,
+        call: LlmCall,
+        label: str,
+        server: tuple[str, int],
+        record_content: bool,
+        on_text: TextCallback | None,
+    ) -> None:
+        self.provider = provider
+        self.request = request
+        self.instrumentation = instrumentation
+        self.call = call
+        self.label = label
+        self.address, self.port = server
+        self.record_content = record_content
+        self.on_text = on_text
+        self.streamed = False  # once text reached the terminal, no more retries
+        self._current: tuple[Span, LlmAttempt, float] | None = None
+
+    def forward(self, piece: str) -> None:
+        """Pass a streamed piece on; the first one of a streamed answer is timed."""
+        if self.request.stream and not self.streamed:  # a whole answer has no first chunk
+            self.call.first_token()
+            if self._current is not None:
+                chat, record, started = self._current
+                record.time_to_first_chunk = self.instrumentation.clock() - started
+                chat.set_attribute(
+                    "gen_ai.response.time_to_first_chunk", record.time_to_first_chunk
+                )
+                chat.add_event("gen_ai.first_chunk")
+        self.streamed = True
+        if self.on_text is not None:
+            self.on_text(piece)
+
+    async def run(self) -> Generation:
+        """One attempt, in its span; its failure propagates (tenacity decides on a retry)."""
+        clock = self.instrumentation.clock
+        record = LlmAttempt(self.provider.name, self.label, self.address, self.port)
+        attributes = _request_attributes(self.provider.name, self.request, self.address, self.port)
+        if self.record_content:
+            attributes.update(_input_content(self.request))
+        started = clock()
+        with span(
+            self.instrumentation.tracer, f"chat {self.label}", kind="client", attributes=attributes
+        ) as chat:
+            self._current = (chat, record, started)
+            try:
+                generation = await self.provider.generate(self.request, on_text=self.forward)
+            except BaseException as error:
+                record.duration = clock() - started
+                if not is_interruption(error):  # stopped from outside: no outcome to time
+                    record.error_type = type(error).__name__
+                    self.instrumentation.llm_attempt(record)
+                raise
+            finally:
+                self._current = None
+            record.duration = clock() - started
+            record.request_model = self.request.model  # answered: a real model's name
+            record.response_model = generation.model
+            tokens = generation.usage.as_tokens()
+            record.reasoning_tokens = tokens.pop("reasoning")
+            record.tokens = tokens
+            self.instrumentation.llm_attempt(record)
+            chat.set_attributes(_response_attributes(generation))
+            if self.record_content:
+                chat.set_attributes(_output_content(generation))
+            return generation
+
+
+def _request_attributes(
+    provider: str, request: GenerationRequest, address: str, port: int
+) -> dict[str, AttributeValue]:
+    """The GenAI semantic-convention attributes of a chat request."""
+    attributes: dict[str, AttributeValue] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": request.model[:200],
+        "gen_ai.request.max_tokens": request.max_tokens,
+        "gen_ai.request.temperature": request.temperature,
+    }
+    if address:
+        attributes["server.address"] = address
+        attributes["server.port"] = port
+    return attributes
+
+
+def _response_attributes(generation: Generation) -> dict[str, AttributeValue]:
+    """What the answer says: model, finish reason, usage (GenAI conventions).
+
+    ``gen_ai.usage.input_tokens`` includes cached tokens, as the conventions ask;
+    the cache reads and writes are also given apart.
+    """
+    usage = generation.usage
+    cache_write = usage.cache_write + usage.cache_write_1h
+    attributes: dict[str, AttributeValue] = {
+        "gen_ai.response.model": generation.model,
+        "gen_ai.usage.input_tokens": usage.input + usage.cache_read + cache_write,
+        "gen_ai.usage.output_tokens": usage.output,
+        "gen_ai.usage.cache_read.input_tokens": usage.cache_read,
+        "gen_ai.usage.cache_creation.input_tokens": cache_write,
+    }
+    if usage.reasoning:
+        attributes["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning
+    if generation.finish_reason:
+        attributes["gen_ai.response.finish_reasons"] = [generation.finish_reason]
+    if generation.response_id:
+        attributes["gen_ai.response.id"] = generation.response_id
+    return attributes
+
+
+def _input_content(request: GenerationRequest) -> dict[str, AttributeValue]:
+    """The prompt as ``gen_ai.input.messages`` (redacted like the logs)."""
+    import json
+
+    messages = [
+        {"role": m.role, "parts": [{"type": "text", "content": redact_text(m.content)}]}
+        for m in request.messages
+    ]
+    attributes: dict[str, AttributeValue] = {"gen_ai.input.messages": json.dumps(messages)}
+    if request.system:
+        attributes["gen_ai.system_instructions"] = json.dumps(
+            [{"type": "text", "content": redact_text(request.system)}]
+        )
+    return attributes
+
+
+def _output_content(generation: Generation) -> dict[str, AttributeValue]:
+    """The answer as ``gen_ai.output.messages`` (redacted like the logs)."""
+    import json
+
+    message = {
+        "role": "assistant",
+        "parts": [{"type": "text", "content": redact_text(generation.text)}],
+        "finish_reason": generation.finish_reason or "",
+    }
+    return {"gen_ai.output.messages": json.dumps([message])}

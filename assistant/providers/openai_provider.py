@@ -49,6 +49,8 @@ class OpenAIProvider:
         kwargs = self._arguments(request)
         usage = Usage()
         model = request.model
+        finish_reason: str | None = None
+        response_id: str | None = None
         if request.stream:
             parts: list[str] = []
             stream = await self._client.chat.completions.create(
@@ -56,7 +58,9 @@ class OpenAIProvider:
             )
             async for chunk in stream:
                 model = chunk.model or model
+                response_id = chunk.id or response_id
                 if chunk.choices:
+                    finish_reason = chunk.choices[0].finish_reason or finish_reason
                     piece = chunk.choices[0].delta.content or ""
                     if piece:
                         parts.append(piece)
@@ -68,12 +72,21 @@ class OpenAIProvider:
         else:
             completion = await self._client.chat.completions.create(**kwargs)
             model = completion.model or model
+            response_id = completion.id
             text = completion.choices[0].message.content or "" if completion.choices else ""
+            if completion.choices:
+                finish_reason = completion.choices[0].finish_reason
             if completion.usage is not None:
                 usage = usage_from_sdk(completion.usage)
             if on_text is not None and text:
                 on_text(text)
-        return Generation(text=text, model=model, usage=usage)
+        return Generation(
+            text=text,
+            model=model,
+            usage=usage,
+            finish_reason=finish_reason,
+            response_id=response_id,
+        )
 
     async def close(self) -> None:
         """Close the HTTP client."""

@@ -115,7 +115,9 @@ def runs(
 
 @app.command("show")
 def show(
-    run_id: str = typer.Argument(..., help="A run id, or a unique prefix of it."),
+    run_id: str = typer.Argument(
+        ..., help="A run id, a unique prefix of it, or the run's trace id (32 hex digits)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Show one run: ids, outcome, classifiers, usage, and a timeline of its stages."""
@@ -140,6 +142,8 @@ def show(
         f"{run.duration_ms:.1f} ms  [dim]{started}[/dim]"
     )
     console.print(f"conversation {run.conversation_id}  message {run.message_id}")
+    if run.trace_id:
+        console.print(f"trace {run.trace_id}  span {run.span_id}")
     console.print(
         f"model {run.provider}/{run.model}  retries {run.retries}  ttft "
         f"{'-' if run.ttft_ms is None else f'{run.ttft_ms:.0f} ms'}"

@@ -94,6 +94,9 @@ def _empty_format(_record: Any) -> str:
     return ""
 
 
+_MACHINE_IDS = frozenset({"trace_id", "span_id"})
+
+
 def render_console_line(record: Mapping[str, Any], *, color: bool, tracebacks: bool = True) -> str:
     """The human form of a record: time, level, logger, message, context, exception.
 
@@ -103,9 +106,12 @@ def render_console_line(record: Mapping[str, Any], *, color: bool, tracebacks: b
     level = record["level"].name
     time_text = record["time"].strftime("%H:%M:%S.%f")[:-3]
     # Only the identifiers: the structured fields (stages, durations) are for the
-    # JSON file, and would drown the message on a terminal.
+    # JSON file, and would drown the message on a terminal. So are the trace ids
+    # (48 hex digits on every line inside a run, for machines).
     context = " ".join(
-        f"{key}={value}" for key, value in record["extra"].items() if key.endswith("_id")
+        f"{key}={value}"
+        for key, value in record["extra"].items()
+        if key.endswith("_id") and key not in _MACHINE_IDS
     )
     text = record["message"]
     if color:

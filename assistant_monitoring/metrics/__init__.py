@@ -2,7 +2,7 @@
 
 from assistant_monitoring.metrics.exposition import render_exposition
 from assistant_monitoring.metrics.families import AssistantMetrics, declare_families
-from assistant_monitoring.metrics.instrument import Instrumentation, LlmCall, Timer
+from assistant_monitoring.metrics.instrument import Instrumentation, LlmAttempt, LlmCall, Timer
 from assistant_monitoring.metrics.pricing import ModelPrice, PriceTable
 from assistant_monitoring.metrics.query import WindowData, query_window
 from assistant_monitoring.metrics.registry import Counter, Gauge, Histogram, MetricsRegistry
@@ -20,6 +20,7 @@ __all__ = [
     "Gauge",
     "Histogram",
     "Instrumentation",
+    "LlmAttempt",
     "LlmCall",
     "MetricsRegistry",
     "MetricsRuntime",

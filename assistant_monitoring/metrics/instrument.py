@@ -16,6 +16,7 @@ import inspect
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
@@ -30,6 +31,7 @@ from assistant_monitoring.metrics.families import (
 from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.metrics.registry import MetricsRegistry
 from assistant_monitoring.syncasync import AsyncFromSync
+from assistant_monitoring.tracing import Tracer
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -116,6 +118,22 @@ def _is_error(error: BaseException | None) -> bool:
     return error is not None and not is_interruption(error)
 
 
+@dataclass
+class LlmAttempt:
+    """One attempt of an LLM call (a call with two retries has three)."""
+
+    provider: str
+    request_model: str
+    server_address: str
+    server_port: int
+    duration: float = 0.0
+    response_model: str | None = None
+    time_to_first_chunk: float | None = None  # streamed answers only
+    tokens: dict[str, int] = field(default_factory=dict)  # TOKEN_TYPES, as recorded
+    reasoning_tokens: int = 0
+    error_type: str | None = None  # None: it answered
+
+
 class LlmCall(AsyncFromSync):
     """What one LLM call reports while it runs: first token, usage, retries, outcome."""
 
@@ -200,8 +218,14 @@ class Instrumentation:
         self.prices = prices if prices is not None else PriceTable()
         self._cpu_seen = 0.0
         self._stage_done: dict[str, Callable[[float, BaseException | None], None]] = {}
-        # Called with every finished LLM call (the OpenTelemetry bridge listens here).
+        # Called with every finished LLM call, and with every attempt of one (the
+        # OpenTelemetry bridge records the GenAI metrics per attempt, as they time
+        # one operation, not the retries and backoff sleeps around it).
         self.llm_listeners: list[Callable[[LlmCall, BaseException | None], None]] = []
+        self.attempt_listeners: list[Callable[[LlmAttempt], None]] = []
+        # Makes the spans of runs, stages and LLM attempts; the base only makes ids
+        # (assistant_monitoring.otel replaces it with one that exports).
+        self.tracer: Tracer = Tracer()
 
     # -- timers ---------------------------------------------------------------
 
@@ -307,6 +331,14 @@ class Instrumentation:
                 listener(call, error)
         except Exception as failure:
             _swallow(m, "llm_call", failure)
+
+    def llm_attempt(self, attempt: LlmAttempt) -> None:
+        """Report one finished attempt of an LLM call to the attempt listeners."""
+        for listener in self.attempt_listeners:
+            try:
+                listener(attempt)
+            except Exception as failure:
+                _swallow(self.metrics, "llm_attempt", failure)
 
     # -- events ---------------------------------------------------------------
 

@@ -219,6 +219,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         """
         + USAGE_REBUILD,
     ),
+    (
+        # Trace correlation (issue 14): the run's root span, to find it in a tracing
+        # backend and in the log lines written inside it.
+        "m007_run_trace",
+        """
+        ALTER TABLE pipeline_runs ADD COLUMN trace_id TEXT;
+        ALTER TABLE pipeline_runs ADD COLUMN span_id TEXT;
+        CREATE INDEX pipeline_runs_by_trace ON pipeline_runs (trace_id)
+        """,
+    ),
 )
 KNOWN_MIGRATIONS = {name for name, _ in MIGRATIONS}
 
