@@ -29,6 +29,7 @@ from assistant_monitoring.breaker import BreakerConfig, BreakerRegistry
 from assistant_monitoring.endpoints import server_address
 from assistant_monitoring.metrics import Instrumentation, LlmCall, MetricsRuntime, start_metrics
 from assistant_monitoring.metrics.retention import Retention
+from assistant_monitoring.otel import start_otel
 from assistant_monitoring.runs import RunRecord, RunStore
 from assistant_monitoring.settings import Settings
 
@@ -61,6 +62,12 @@ class AssistantApp:
             settings.monitoring_db_path if settings.features.metrics else None,
             retention=Retention.from_settings(settings),
             prices_file=settings.monitoring.prices_file,
+        )
+        start_otel(  # only with OTEL_* variables set: imports nothing otherwise
+            runtime,
+            environment=settings.profile,
+            log_level=settings.logging.level,
+            exit_timeout_ms=settings.monitoring.otel_exit_timeout_ms,
         )
         store_path = _usable_store(settings, runtime)
         config = BreakerConfig(

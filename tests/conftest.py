@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from assistant_monitoring.metrics.query import WindowData
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_SETTING_PREFIXES = ("LLM_", "DATABASE_", "LOG_", "MONITOR", "ENABLE_", "ASSISTANT_")
-_EXTRA_VARS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "DEBUG_MODE", "NO_COLOR")
+# OTEL_ and TRACEPARENT: a shell or a CI job that exports to its own collector.
+_SETTING_PREFIXES = ("LLM_", "DATABASE_", "LOG_", "MONITOR", "ENABLE_", "ASSISTANT_", "OTEL_")
+_EXTRA_VARS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "DEBUG_MODE", "NO_COLOR", "TRACEPARENT")
 
 # Tests that need an external tool skip without it, except under CI, where
 # .ci/run sets ASSISTANT_REQUIRE_TOOLS=1 and a missing tool is a failure.

@@ -14,7 +14,10 @@ from tests.conftest import REPO_ROOT
 
 def test_compose_references_existing_files() -> None:
     compose = yaml.safe_load((REPO_ROOT / "compose.yaml").read_text())
-    assert set(compose["services"]) == {"assistant", "prometheus", "alertmanager", "grafana"}
+    assert set(compose["services"]) == {
+        *("assistant", "prometheus", "alertmanager", "grafana"),
+        *("otel-collector", "jaeger", "loki"),  # --profile otel
+    }
     for service in compose["services"].values():
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]

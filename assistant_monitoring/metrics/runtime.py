@@ -41,7 +41,7 @@ class MetricsRuntime:
         self.store = store
         self.flushes = 0
         self.failures = 0
-        self.otel: Any = None  # an OtelBridge when OTLP export is on
+        self.otel: Any = None  # an OtelExport when OTLP export is on (otel.start_otel)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -49,7 +49,7 @@ class MetricsRuntime:
 
     def flush(self) -> bool:
         """Write what was recorded since the last flush; False when it failed."""
-        if self.store is None:
+        if self.store is None and self.otel is None:
             return True
         registry = self.instrumentation.registry
         with self._lock:
@@ -61,6 +61,8 @@ class MetricsRuntime:
                     self.otel.on_flush(registry.families(), deltas)
                 except Exception as error:  # export trouble never costs the store its data
                     _swallow(self.instrumentation.metrics, "otel", error)
+            if self.store is None:  # an unwritable store: OTLP is the only way out
+                return True
             try:
                 self.store.write(registry.families(), deltas)
             except Exception as error:
@@ -139,10 +141,6 @@ def start_metrics(
     instrumentation = Instrumentation(prices=PriceTable.with_overrides(prices_file))
     store = MetricsStore(store_path, retention=retention) if store_path else None
     runtime = MetricsRuntime(instrumentation, store)
-    from assistant_monitoring.otel import attach_otel, otlp_requested
-
-    if otlp_requested():
-        runtime.otel = attach_otel(instrumentation)
     runtime.install_exit_hooks()
     if flush_interval is not None:
         runtime.start_periodic_flush(flush_interval)
