@@ -77,7 +77,12 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.opt(depth=6, exception=record.exc_info).bind(stdlib_logger=record.name).log(
+        fields: dict[str, Any] = {"stdlib_logger": record.name}
+        if record.name.startswith("opentelemetry"):
+            # A collector that is down makes the exporter warn every few seconds:
+            # for the files, not for the terminal of someone chatting.
+            fields[FILE_ONLY] = True
+        logger.opt(depth=6, exception=record.exc_info).bind(**fields).log(
             level, record.getMessage()
         )
 

@@ -14,7 +14,7 @@ timeouts, per-signal endpoints, compression, metric temporality):
 * ``OTEL_SDK_DISABLED=true`` turns all three off.
 
 A CLI process never waits on a collector: at exit, what is pending is sent by
-threads given ``MONITOR_OTEL_EXIT_TIMEOUT_MS`` (default 80 ms) in all; whatever is
+threads given ``MONITOR_OTEL_EXIT_TIMEOUT_MS`` (default 50 ms) in all; whatever is
 not through by then (a collector down, blackholed or far away) is dropped, never
 retried, and the process exits.
 """
@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 SIGNALS = ("traces", "metrics", "logs")
-DEFAULT_EXIT_TIMEOUT_MS = 80
+DEFAULT_EXIT_TIMEOUT_MS = 50
 
 
 def requested_signals(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -62,6 +62,7 @@ class OtelExport:
         self.meter_provider: Any = None
         self.logger_provider: Any = None
         self.metrics: Any = None  # an OtelMetrics, fed by each metrics flush
+        self.tracer: Any = None  # an OtelTracer
         self.log_sink_id: int | None = None
 
     def on_flush(self, families: list[Any], deltas: list[Any]) -> None:
@@ -114,6 +115,37 @@ def _quietly(work: Any) -> Any:
     return run
 
 
+def make_export(
+    signals: list[str], resource: Any, *, log_level: str = "INFO", exit_timeout_ms: int
+) -> OtelExport:
+    """The providers for ``signals``, their exporters configured by the variables."""
+    from loguru import logger
+
+    export = OtelExport(exit_timeout=exit_timeout_ms / 1000)
+    if "traces" in signals:
+        from assistant_monitoring.otel.traces import OtelTracer, make_tracer_provider
+
+        export.tracer_provider = make_tracer_provider(resource)
+        export.tracer = OtelTracer(export.tracer_provider)
+    if "metrics" in signals:
+        from assistant_monitoring.otel.metrics import OtelMetrics, make_meter_provider
+
+        export.meter_provider = make_meter_provider(resource)
+        export.metrics = OtelMetrics(export.meter_provider)
+    if "logs" in signals:
+        from assistant_monitoring.otel.logs import OtelLogSink, make_logger_provider
+
+        export.logger_provider = make_logger_provider(resource)
+        export.log_sink_id = logger.add(
+            OtelLogSink(export.logger_provider),
+            level=log_level,
+            format="{message}",
+            colorize=False,
+            catch=True,
+        )
+    return export
+
+
 _started: list[OtelExport | None] = []
 
 
@@ -150,30 +182,12 @@ def start_otel(
         )
         _started.append(None)
         return None
-    export = OtelExport(exit_timeout=exit_timeout_ms / 1000)
+    export = make_export(signals, resource, log_level=log_level, exit_timeout_ms=exit_timeout_ms)
     instrumentation = runtime.instrumentation
-    if "traces" in signals:
-        from assistant_monitoring.otel.traces import OtelTracer, make_tracer_provider
-
-        export.tracer_provider = make_tracer_provider(resource)
-        instrumentation.tracer = OtelTracer(export.tracer_provider)
-    if "metrics" in signals:
-        from assistant_monitoring.otel.metrics import OtelMetrics, make_meter_provider
-
-        export.meter_provider = make_meter_provider(resource)
-        export.metrics = OtelMetrics(export.meter_provider)
+    if export.tracer is not None:
+        instrumentation.tracer = export.tracer
+    if export.metrics is not None:
         instrumentation.attempt_listeners.append(export.metrics.on_attempt)
-    if "logs" in signals:
-        from assistant_monitoring.otel.logs import OtelLogSink, make_logger_provider
-
-        export.logger_provider = make_logger_provider(resource)
-        export.log_sink_id = logger.add(
-            OtelLogSink(export.logger_provider),
-            level=log_level,
-            format="{message}",
-            colorize=False,
-            catch=True,
-        )
     runtime.otel = export
     _started.append(export)
     return export

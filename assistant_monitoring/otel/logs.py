@@ -58,6 +58,8 @@ class OtelLogSink:
     def __call__(self, message: Any) -> None:
         record = message.record
         extra = record["extra"]
+        if str(extra.get("stdlib_logger", "")).startswith("opentelemetry"):
+            return  # the exporter's own complaints: exporting them would feed a loop
         attributes: dict[str, Any] = {
             key: _attribute(value) for key, value in extra.items() if key not in _NOT_ATTRIBUTES
         }

@@ -75,6 +75,8 @@ OWN_FAMILIES = {
     "assistant_circuit_breaker_state": OtelName("assistant.circuit_breaker_state", "1"),
     "assistant_health_status": OtelName("assistant.health_status", "1"),
     "assistant_metrics_errors_total": OtelName("assistant.metrics_errors", "{error}"),
+    "assistant_metric_invalid_labels_total": OtelName("assistant.metric_invalid_labels", "{label}"),
+    "assistant_metric_overflow_total": OtelName("assistant.metric_overflow", "{series}"),
     # The process semantic conventions' own names.
     "process_resident_memory_bytes": OtelName("process.memory.usage", "By"),
     "process_cpu_seconds_total": OtelName("process.cpu.time", "s"),

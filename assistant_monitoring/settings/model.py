@@ -149,7 +149,7 @@ class MonitoringSettings(_Group):
     # Where days and months begin for usage reports, budgets and the statusline: an
     # IANA name such as Europe/Paris; empty means the machine's local zone.
     timezone: str | None = Field(None, alias="MONITOR_TIMEZONE")
-    otel_exit_timeout_ms: int = Field(80, ge=0, le=60_000, alias="MONITOR_OTEL_EXIT_TIMEOUT_MS")
+    otel_exit_timeout_ms: int = Field(50, ge=0, le=60_000, alias="MONITOR_OTEL_EXIT_TIMEOUT_MS")
     breaker_failure_threshold: int = Field(5, ge=1, le=1000, alias="BREAKER_FAILURE_THRESHOLD")
     breaker_reset_seconds: float = Field(60.0, gt=0, le=86400, alias="BREAKER_RESET_SECONDS")
 
