@@ -129,6 +129,14 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    import logging
+
+    from loguru import logger
+
+    # The in-process exits leave threads retrying an unreachable collector (as a
+    # process leaves them at exit); their complaints are not the benchmark's output.
+    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
+    logger.remove()
     watch = LoadWatch()
     receiver, blackhole = OtlpReceiver(), Blackhole()
     with StubLLMServer() as stub, tempfile.TemporaryDirectory() as tmp:

@@ -4,6 +4,7 @@ OTLP/HTTP receiver that decodes them with the official opentelemetry-proto messa
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -433,3 +434,73 @@ def test_sigterm_mid_answer_is_interrupted_in_the_trace_too(
     assert "error.type" not in chat.attributes
     durations = receiver.metrics().get("gen_ai.client.operation.duration", [])
     assert not [p for m in durations for p in m.histogram.data_points], "no outcome to time"
+
+
+def rotel_agent() -> str:
+    """The rotel collector's binary (the `rotel` wheel, a dev dependency on Linux x86-64)."""
+    from tests.conftest import REQUIRE_TOOLS
+
+    try:
+        import rotel
+    except ImportError:
+        message = "rotel is not installed (pip install -e '.[dev]' on Linux x86-64)"
+        if REQUIRE_TOOLS:
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(Path(rotel.__file__).parent / "rotel-agent")
+
+
+def free_port() -> int:
+    return int(refused_url().rsplit(":", 1)[1])
+
+
+def test_through_a_real_collector(
+    receiver: OtlpReceiver, stub: StubLLMServer, tmp_path: Path
+) -> None:
+    """assistant -> rotel (a real OpenTelemetry collector) -> our receiver: the
+    collector accepts what we send, and what comes out is still one whole trace."""
+    http_port, grpc_port = free_port(), free_port()
+    output = tmp_path / "rotel.log"
+    sink = output.open("w")
+    collector = subprocess.Popen(
+        [
+            rotel_agent(),
+            "start",
+            f"--otlp-http-endpoint=127.0.0.1:{http_port}",
+            f"--otlp-grpc-endpoint=127.0.0.1:{grpc_port}",
+            "--exporter=otlp",
+            f"--otlp-exporter-endpoint={receiver.url}",
+            "--otlp-exporter-protocol=http",
+            "--batch-timeout=100ms",
+        ],
+        stdout=sink,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if collector.poll() is not None:
+                raise AssertionError(f"rotel exited: {output.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", http_port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        done = ask(stub, f"http://127.0.0.1:{http_port}", OTEL_LOGS_EXPORTER="otlp")
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+            len(receiver.spans()) >= 6 and list(receiver.log_records())
+        ):
+            time.sleep(0.1)
+    finally:
+        collector.terminate()
+        collector.wait(timeout=10)
+        sink.close()
+    spans = receiver.spans()
+    assert len({span.trace_id for span in spans}) == 1
+    assert tree(spans)["stage generate"] == ["chat claude-haiku-4-5"]
+    (root,) = by_name(spans, "assistant run")
+    traced = [r for _, r in receiver.log_records() if r.trace_id]
+    assert traced
+    assert {r.trace_id.hex() for r in traced} == {root.trace_id}

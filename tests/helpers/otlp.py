@@ -6,6 +6,7 @@ Used by tests/test_otel.py and benchmarks/bench_otel.py. Loopback only.
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 from collections.abc import Iterator
@@ -86,6 +87,14 @@ class OtlpReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
+                encoding = (self.headers.get("content-encoding") or "").lower()
+                if encoding == "gzip":  # a collector compresses (the SDK does not, by default)
+                    body = gzip.decompress(body)
+                elif encoding == "zstd":
+                    self.send_response(415)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 request_type, response_type = messages.get(self.path, (None, None))
                 if request_type is None or response_type is None:
                     self.send_response(404)
