@@ -20,6 +20,7 @@ from assistant.storage import ConversationRepository, StoredMessage, new_id
 from assistant_monitoring.aio import interruption, is_interruption
 from assistant_monitoring.gitinfo import current_git_place
 from assistant_monitoring.logs import log_context, log_pipeline_summary
+from assistant_monitoring.redact import redact_text
 from assistant_monitoring.runs import RunRecord, StageRecord, session_id
 from assistant_monitoring.tracing import AttributeValue, span
 
@@ -258,7 +259,7 @@ def _run_attributes(run: RunRecord) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         "assistant.status": run.status,
         "gen_ai.provider.name": run.provider or "",
-        "gen_ai.request.model": run.model or "",
+        "gen_ai.request.model": redact_text(run.model or "")[:200],
         "assistant.retries": run.retries,
     }
     if run.failed_stage:

@@ -38,6 +38,7 @@ _COLUMNS = (
 )
 _NAMES = [name.strip() for name in _COLUMNS.split(",")]
 _TRACE_ID = re.compile("[0-9a-f]{32}")
+_SPAN_ID = re.compile("[0-9a-f]{16}")
 _INSERT = (
     f"INSERT OR REPLACE INTO pipeline_runs ({_COLUMNS}) VALUES ({','.join('?' * len(_NAMES))})"
 )
@@ -219,7 +220,9 @@ class RunStore:
     def get(self, run_id: str) -> RunRecord | None:
         """A run by id, by a unique prefix of it, or by its trace id."""
         if _TRACE_ID.fullmatch(run_id):  # what a tracing backend shows
-            where, key = "trace_id = ?", run_id
+            where, key = "trace_id = ?", run_id  # several under one TRACEPARENT
+        elif _SPAN_ID.fullmatch(run_id):  # the run's root span: always one run
+            where, key = "span_id = ?", run_id
         else:
             where, key = "id LIKE ?", run_id.replace("%", "") + "%"
         rows = (

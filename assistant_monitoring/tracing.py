@@ -22,10 +22,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
 # W3C Trace Context level 1, section 3.2: version "-" trace-id "-" parent-id "-" flags,
 # lowercase hex. Version ff is invalid; a future version may append fields after a "-".
 _TRACEPARENT = re.compile(
@@ -93,6 +89,7 @@ class Span:
     """
 
     __slots__ = ("context", "name")
+    recording = False  # whether attributes go anywhere (build costly ones only then)
 
     def __init__(self, name: str, context: SpanContext) -> None:
         self.name = name
@@ -152,11 +149,6 @@ def process_parent() -> SpanContext | None:
     return _process_parent[0]
 
 
-def current_span() -> Span | None:
-    """The span the calling code runs in, if any (async-safe: a context variable)."""
-    return _current.get()
-
-
 def add_event(name: str, attributes: Attributes | None = None) -> None:
     """Add an event to the current span, if there is one."""
     span = _current.get()
@@ -198,12 +190,3 @@ def span(
     finally:
         _current.reset(token)
         started.end()
-
-
-def as_attribute(value: Any) -> AttributeValue:
-    """A value OTel attributes accept (str, bool, int, float, list of str)."""
-    if isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
-        return list(value)
-    return str(value)

@@ -299,8 +299,8 @@ def test_released_genai_names_by_default_and_our_families_under_otel_names(
     runs = metrics["assistant.pipeline_runs"]
     assert runs.unit == "{run}"
     assert runs.sum.is_monotonic
-    assert metrics["assistant.llm_cost"].unit == "USD"
-    assert metrics["process.cpu.time"].unit == "s"
+    assert metrics["assistant.llm_cost_usd"].unit == "{USD}"
+    assert metrics["process.cpu"].unit == "s"
     assert not [name for name in metrics if name.endswith("_total")], "no Prometheus names"
     # Cumulative by default: delta would break Prometheus rate() behind a collector.
     assert runs.sum.aggregation_temporality == 2  # CUMULATIVE
@@ -322,6 +322,14 @@ def test_opt_in_switches_to_the_newer_genai_names(
     assert "gen_ai.client.inference.usage.output_tokens" in metrics
     assert "gen_ai.client.inference.operation.input_tokens" in metrics
     assert "gen_ai.client.operation.duration" in metrics
+
+
+def test_a_variable_the_sdk_cannot_read_does_not_stop_the_answer(
+    receiver: OtlpReceiver, stub: StubLLMServer
+) -> None:
+    done = ask(stub, receiver.url, OTEL_METRIC_EXPORT_INTERVAL="60s")
+    assert done.returncode == 0, done.stderr
+    assert receiver.spans()
 
 
 def test_temporality_preference_is_honoured(receiver: OtlpReceiver, stub: StubLLMServer) -> None:

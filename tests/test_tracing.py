@@ -60,6 +60,17 @@ def test_log_lines_inside_spans_carry_their_ids_and_nesting_keeps_the_trace() ->
     assert seen[2] == {}
 
 
+def prometheus_name(otel: Any, *, counter: bool) -> str:
+    """What the collector's Prometheus exporter makes of an OTel name and unit (the
+    translation rules of opentelemetry-collector-contrib's prometheus translator)."""
+    name = otel.name.replace(".", "_")
+    unit = "" if otel.unit.startswith("{") else otel.unit
+    suffix = {"s": "seconds", "By": "bytes", "1": "" if counter else "ratio"}.get(unit, unit)
+    if suffix and not name.endswith(f"_{suffix}"):
+        name = f"{name}_{suffix}"
+    return f"{name}_total" if counter and not name.endswith("_total") else name
+
+
 def test_every_counter_and_gauge_family_has_a_chosen_otel_name() -> None:
     from assistant_monitoring.otel.names import OWN_FAMILIES, otel_name
 
@@ -70,6 +81,9 @@ def test_every_counter_and_gauge_family_has_a_chosen_otel_name() -> None:
         otel = otel_name(name)
         assert not otel.name.endswith("_total")
         assert "." in otel.name
+    for name in plain:  # back through a collector's Prometheus exporter, the same name
+        kind = next(f.kind for f in families if f.name == name)
+        assert prometheus_name(otel_name(name), counter=kind == "counter") == name
     assert otel_name("assistant_new_thing_seconds_total").name == "assistant.new_thing"
     assert otel_name("assistant_new_thing_seconds_total").unit == "s"
 
@@ -116,9 +130,10 @@ def test_the_otlp_log_sink_keeps_severity_fields_and_trace_context() -> None:
     with span(Tracer(), "run") as run:
         logger.bind(event="thing", count=3, nested={"a": 1}).warning("careful")
     logger.bind(stdlib_logger="opentelemetry.exporter").warning("export failed")
+    logger.bind(stdlib_logger="urllib3.connectionpool").debug('"POST /v1/logs" 200')
     logger.error("token sk-ant-api03-" + "y" * 40)
     records = [item.log_record for item in exporter.get_finished_logs()]
-    assert len(records) == 2, "the exporter's own warnings are not exported (a loop)"
+    assert len(records) == 2, "what the export logs itself is not exported (a loop)"
     first, second = records
     assert first.severity_number.value == 13
     assert first.severity_text == "WARNING"

@@ -276,12 +276,12 @@ class _Attempts:
         clock = self.instrumentation.clock
         record = LlmAttempt(self.provider.name, self.label, self.address, self.port)
         attributes = _request_attributes(self.provider.name, self.request, self.address, self.port)
-        if self.record_content:
-            attributes.update(_input_content(self.request))
         started = clock()
         with span(
             self.instrumentation.tracer, f"chat {self.label}", kind="client", attributes=attributes
         ) as chat:
+            if self.record_content and chat.recording:  # redacting a history is not free
+                chat.set_attributes(_input_content(self.request))
             self._current = (chat, record, started)
             try:
                 generation = await self.provider.generate(self.request, on_text=self.forward)
@@ -301,7 +301,7 @@ class _Attempts:
             record.tokens = tokens
             self.instrumentation.llm_attempt(record)
             chat.set_attributes(_response_attributes(generation))
-            if self.record_content:
+            if self.record_content and chat.recording:
                 chat.set_attributes(_output_content(generation))
             return generation
 
@@ -313,7 +313,7 @@ def _request_attributes(
     attributes: dict[str, AttributeValue] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": provider,
-        "gen_ai.request.model": request.model[:200],
+        "gen_ai.request.model": redact_text(request.model)[:200],  # --model is user text
         "gen_ai.request.max_tokens": request.max_tokens,
         "gen_ai.request.temperature": request.temperature,
     }

@@ -116,7 +116,9 @@ def runs(
 @app.command("show")
 def show(
     run_id: str = typer.Argument(
-        ..., help="A run id, a unique prefix of it, or the run's trace id (32 hex digits)."
+        ...,
+        help="A run id, a unique prefix of it, its trace id (32 hex digits; the runs of "
+        "one TRACEPARENT share one) or its root span id (16 hex digits).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:

@@ -218,9 +218,9 @@ class Instrumentation:
         self.prices = prices if prices is not None else PriceTable()
         self._cpu_seen = 0.0
         self._stage_done: dict[str, Callable[[float, BaseException | None], None]] = {}
-        # Called with every finished LLM call, and with every attempt of one (the
-        # OpenTelemetry bridge records the GenAI metrics per attempt, as they time
-        # one operation, not the retries and backoff sleeps around it).
+        # Called with every finished LLM call (retries included), and with every
+        # attempt of one: the OTLP export records the GenAI metrics per attempt, as
+        # they time one operation, not the retries and backoff sleeps around it.
         self.llm_listeners: list[Callable[[LlmCall, BaseException | None], None]] = []
         self.attempt_listeners: list[Callable[[LlmAttempt], None]] = []
         # Makes the spans of runs, stages and LLM attempts; the base only makes ids

@@ -56,12 +56,8 @@ class MetricsRuntime:
             deltas = registry.take_deltas()
             if not deltas:
                 return True
-            if self.otel is not None:
-                try:
-                    self.otel.on_flush(registry.families(), deltas)
-                except Exception as error:  # export trouble never costs the store its data
-                    _swallow(self.instrumentation.metrics, "otel", error)
             if self.store is None:  # an unwritable store: OTLP is the only way out
+                self._export(deltas)
                 return True
             try:
                 self.store.write(registry.families(), deltas)
@@ -75,8 +71,19 @@ class MetricsRuntime:
                 # deltas so the exit hook's flush writes them.
                 registry.restore(deltas)
                 raise
+            # Only now: deltas put back after a failed write come round again, and
+            # would be counted twice over OTLP had they gone out before it.
+            self._export(deltas)
             self.flushes += 1
             return True
+
+    def _export(self, deltas: list[Any]) -> None:
+        if self.otel is None:
+            return
+        try:
+            self.otel.on_flush(self.instrumentation.registry.families(), deltas)
+        except Exception as error:  # export trouble never costs the store its data
+            _swallow(self.instrumentation.metrics, "otel", error)
 
     def start_periodic_flush(self, interval: float) -> None:
         """Flush every ``interval`` seconds from a daemon thread (long-running processes)."""
@@ -110,7 +117,16 @@ class MetricsRuntime:
         self.flush()
         if self.otel is not None:
             try:
-                self.otel.shutdown()
+                if not self.otel.shutdown():
+                    from loguru import logger
+
+                    from assistant_monitoring.logs.names import FILE_ONLY
+
+                    logger.bind(**{FILE_ONLY: True}).warning(
+                        "OTLP export: the collector did not take this process's last "
+                        "telemetry within MONITOR_OTEL_EXIT_TIMEOUT_MS; it was dropped "
+                        "(raise the setting for a distant collector)"
+                    )
             except Exception as error:
                 _swallow(self.instrumentation.metrics, "otel", error)
         if self.store is not None:

@@ -182,7 +182,14 @@ def start_otel(
         )
         _started.append(None)
         return None
-    export = make_export(signals, resource, log_level=log_level, exit_timeout_ms=exit_timeout_ms)
+    try:
+        export = make_export(
+            signals, resource, log_level=log_level, exit_timeout_ms=exit_timeout_ms
+        )
+    except Exception as error:  # a variable the SDK refuses: answer anyway, say why
+        logger.warning(f"OTLP export is off for this process: {type(error).__name__}: {error}")
+        _started.append(None)
+        return None
     instrumentation = runtime.instrumentation
     if export.tracer is not None:
         instrumentation.tracer = export.tracer

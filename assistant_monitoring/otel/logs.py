@@ -18,6 +18,9 @@ from assistant_monitoring.redact import redact_text
 # ERROR=17, FATAL=21; SUCCESS is INFO2).
 _SEVERITY = ((50, 21), (40, 17), (30, 13), (25, 10), (20, 9), (10, 5), (0, 1))
 _NOT_ATTRIBUTES = frozenset({"trace_id", "span_id", FILE_ONLY})
+# What the export itself logs (the SDK, and the HTTP client under it at DEBUG):
+# exporting those lines would make more of them, forever.
+_EXPORT_LOGGERS = ("opentelemetry", "urllib3", "requests")
 
 
 def make_logger_provider(resource: Any) -> Any:
@@ -58,8 +61,8 @@ class OtelLogSink:
     def __call__(self, message: Any) -> None:
         record = message.record
         extra = record["extra"]
-        if str(extra.get("stdlib_logger", "")).startswith("opentelemetry"):
-            return  # the exporter's own complaints: exporting them would feed a loop
+        if str(extra.get("stdlib_logger", "")).startswith(_EXPORT_LOGGERS):
+            return
         attributes: dict[str, Any] = {
             key: _attribute(value) for key, value in extra.items() if key not in _NOT_ATTRIBUTES
         }

@@ -18,7 +18,6 @@ says otherwise (the exporter reads it): delta breaks Prometheus ``rate()``.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from assistant_monitoring import __version__
@@ -36,10 +35,9 @@ def make_meter_provider(resource: Any, *, exporter: Any | None = None) -> Any:
 
     from assistant_monitoring.metrics.families import GENAI_DURATION_BUCKETS, GENAI_TOKEN_BUCKETS
 
-    interval = int(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "60000") or 60000)
-    reader = PeriodicExportingMetricReader(
-        exporter or OTLPMetricExporter(), export_interval_millis=interval
-    )
+    # The reader reads OTEL_METRIC_EXPORT_INTERVAL itself, and falls back to 60 s
+    # on a value it cannot read.
+    reader = PeriodicExportingMetricReader(exporter or OTLPMetricExporter())
     token_histograms = [names.TOKEN_USAGE, *names.INFERENCE_OPERATION.values()]
     views = [
         View(

@@ -10,8 +10,12 @@ token counters and per-operation histograms proposed in semantic-conventions-gen
 
 Our own counter and gauge families are named for Prometheus (``_total``, the unit
 in the name). Over OTLP they go out under OTel names: dotted namespace, no
-``_total``, the unit in the unit field; a collector's Prometheus exporter turns
-``assistant.pipeline_runs`` ({run}) back into ``assistant_pipeline_runs_total``.
+``_total``, the unit in the unit field, chosen so that a collector's Prometheus
+exporter (which drops ``{annotation}`` units, spells ``s`` and ``By`` as
+``_seconds`` and ``_bytes``, and adds ``_total`` to counters) gives back the very
+names of ``monitor serve``'s ``/metrics``: ``assistant.pipeline_runs`` ({run})
+becomes ``assistant_pipeline_runs_total``, so the alert and recording rules and the
+Grafana dashboard work on either path.
 """
 
 from __future__ import annotations
@@ -69,17 +73,19 @@ OWN_FAMILIES = {
     "assistant_db_queries_total": OtelName("assistant.db_queries", "{query}"),
     "assistant_llm_requests_total": OtelName("assistant.llm_requests", "{request}"),
     "assistant_llm_tokens_total": OtelName("assistant.llm_tokens", "{token}"),
-    "assistant_llm_cost_usd_total": OtelName("assistant.llm_cost", "USD"),
+    "assistant_llm_cost_usd_total": OtelName("assistant.llm_cost_usd", "{USD}"),
     "assistant_llm_retries_total": OtelName("assistant.llm_retries", "{retry}"),
     "assistant_errors_total": OtelName("assistant.errors", "{error}"),
-    "assistant_circuit_breaker_state": OtelName("assistant.circuit_breaker_state", "1"),
-    "assistant_health_status": OtelName("assistant.health_status", "1"),
+    # No unit: a gauge with unit "1" comes out of Prometheus translation as "_ratio".
+    "assistant_circuit_breaker_state": OtelName("assistant.circuit_breaker_state", ""),
+    "assistant_health_status": OtelName("assistant.health_status", ""),
     "assistant_metrics_errors_total": OtelName("assistant.metrics_errors", "{error}"),
     "assistant_metric_invalid_labels_total": OtelName("assistant.metric_invalid_labels", "{label}"),
     "assistant_metric_overflow_total": OtelName("assistant.metric_overflow", "{series}"),
-    # The process semantic conventions' own names.
-    "process_resident_memory_bytes": OtelName("process.memory.usage", "By"),
-    "process_cpu_seconds_total": OtelName("process.cpu.time", "s"),
+    # Not the process semantic conventions' process.memory.usage / process.cpu.time:
+    # those would reach Prometheus as other names than the rules and dashboards use.
+    "process_resident_memory_bytes": OtelName("process.resident_memory", "By"),
+    "process_cpu_seconds_total": OtelName("process.cpu", "s"),
 }
 
 

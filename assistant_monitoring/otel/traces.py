@@ -17,6 +17,7 @@ class OtelSpan(Span):
     """A span the SDK records."""
 
     __slots__ = ("otel",)
+    recording = True
 
     def __init__(self, name: str, context: SpanContext, otel: Any) -> None:
         super().__init__(name, context)
