@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from assistant.stubllm import StubLLMServer
-from tests.conftest import installed_assistant, subprocess_env
+from tests.conftest import installed_assistant, metrics_window, subprocess_env
 
 pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
@@ -359,7 +359,7 @@ def test_content_only_with_log_content_and_redacted(
 
 @pytest.mark.parametrize("where", ["refused", "blackholed"])
 def test_an_unreachable_collector_does_not_hold_the_process(
-    stub: StubLLMServer, where: str
+    stub: StubLLMServer, where: str, data_dir: Path
 ) -> None:
     """The exporter's own timeout is 10 s; the exit waits 50 ms at most for it.
 
@@ -378,6 +378,10 @@ def test_an_unreachable_collector_does_not_hold_the_process(
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert elapsed < 8, f"ask took {elapsed:.1f} s: it waited on the collector"
+    dropped = metrics_window(data_dir).total(
+        "assistant_metrics_errors_total", operation="otel_exit"
+    )
+    assert dropped == 1, "a dropped export is counted where an operator looks"
 
 
 def test_no_opentelemetry_sdk_is_imported_without_the_variables(

@@ -47,8 +47,11 @@ class MetricsRuntime:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def flush(self) -> bool:
-        """Write what was recorded since the last flush; False when it failed."""
+    def flush(self, *, export: bool = True) -> bool:
+        """Write what was recorded since the last flush; False when it failed.
+
+        ``export=False``: the store only (the exit sent these deltas over OTLP already).
+        """
         if self.store is None and self.otel is None:
             return True
         registry = self.instrumentation.registry
@@ -57,7 +60,8 @@ class MetricsRuntime:
             if not deltas:
                 return True
             if self.store is None:  # an unwritable store: OTLP is the only way out
-                self._export(deltas)
+                if export:
+                    self._export(deltas)
                 return True
             try:
                 self.store.write(registry.families(), deltas)
@@ -73,9 +77,28 @@ class MetricsRuntime:
                 raise
             # Only now: deltas put back after a failed write come round again, and
             # would be counted twice over OTLP had they gone out before it.
-            self._export(deltas)
+            if export:
+                self._export(deltas)
             self.flushes += 1
             return True
+
+    def _close_otel(self) -> None:
+        """Send the last deltas over OTLP and stop the export, within its budget.
+
+        Before the store's last write, so that an export the collector did not take
+        in time is counted there (``assistant_metrics_errors_total{operation=
+        "otel_exit"}``): at exit the log files are already closed.
+        """
+        registry = self.instrumentation.registry
+        with self._lock:
+            deltas = registry.take_deltas()
+            self._export(deltas)
+            registry.restore(deltas)  # for the store's write, not sent again
+        try:
+            if not self.otel.shutdown():
+                self.instrumentation.metrics.metrics_errors.labels("otel_exit").inc()
+        except Exception as error:
+            _swallow(self.instrumentation.metrics, "otel", error)
 
     def _export(self, deltas: list[Any]) -> None:
         if self.otel is None:
@@ -114,21 +137,9 @@ class MetricsRuntime:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.instrumentation.sample_process()
-        self.flush()
         if self.otel is not None:
-            try:
-                if not self.otel.shutdown():
-                    from loguru import logger
-
-                    from assistant_monitoring.logs.names import FILE_ONLY
-
-                    logger.bind(**{FILE_ONLY: True}).warning(
-                        "OTLP export: the collector did not take this process's last "
-                        "telemetry within MONITOR_OTEL_EXIT_TIMEOUT_MS; it was dropped "
-                        "(raise the setting for a distant collector)"
-                    )
-            except Exception as error:
-                _swallow(self.instrumentation.metrics, "otel", error)
+            self._close_otel()
+        self.flush(export=False)
         if self.store is not None:
             self.store.close()
         atexit.unregister(self.close)
