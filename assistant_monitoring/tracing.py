@@ -134,9 +134,6 @@ class Tracer:
         sampled = parent.sampled if parent is not None else True
         return Span(name, SpanContext(trace_id, new_span_id(), sampled))
 
-    def shutdown(self) -> None:
-        """Send what is pending (only tracers that export do anything)."""
-
 
 _current: ContextVar[Span | None] = ContextVar("assistant_span", default=None)
 _process_parent: list[SpanContext | None] = []
