@@ -83,6 +83,32 @@ def isolated_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+BENCH_API_KEY = "sk-bench-000000000000"
+
+
+def stub_env(data_dir: Path, stub_url: str, **extra: str) -> dict[str, str]:
+    """The caller's environment without any assistant setting (nor an OTLP export or
+    TRACEPARENT of the shell), plus a throw-away data dir and the stub LLM at
+    ``stub_url``; ``extra`` on top."""
+    from assistant_monitoring.settings.model import env_names
+
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("OTEL_") and name != "TRACEPARENT"
+    }
+    for name in [*env_names(), "ASSISTANT_CONFIG_DIR", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"]:
+        env.pop(name, None)
+    env.update(
+        ASSISTANT_ENV_FILE="none",
+        ASSISTANT_DATA_DIR=str(data_dir),
+        LLM_BASE_URL=stub_url,
+        LLM_API_KEY=BENCH_API_KEY,
+        **extra,
+    )
+    return env
+
+
 def time_call(func: Callable[[], object]) -> float:
     """Wall time of one call, in seconds."""
     start = time.perf_counter()

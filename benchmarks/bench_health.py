@@ -64,12 +64,12 @@ from _common import (
     print_machine,
     print_table,
     run_with_rusage,
+    stub_env,
     verdict,
 )
 
 TARGET_WALL_S = 0.500
 TARGET_RSS_MIB = 60.0
-API_KEY = "sk-bench-000000000000"
 ROOT = DATA_DIR / "health"
 PYCACHE = ROOT / "pycache"
 PROFILE_TOP = 15
@@ -79,18 +79,7 @@ Command = tuple[list[str], dict[str, str]]
 
 def base_env(data_dir: Path, stub_url: str) -> dict[str, str]:
     """The caller's environment without any assistant setting, plus ours."""
-    from assistant_monitoring.settings.model import env_names
-
-    env = dict(os.environ)
-    for name in [*env_names(), "ASSISTANT_CONFIG_DIR", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"]:
-        env.pop(name, None)
-    env.update(
-        ASSISTANT_ENV_FILE="none",
-        ASSISTANT_DATA_DIR=str(data_dir),
-        LLM_BASE_URL=stub_url,
-        LLM_API_KEY=API_KEY,
-    )
-    return env
+    return stub_env(data_dir, stub_url)
 
 
 def cached_env(env: Mapping[str, str]) -> dict[str, str]:

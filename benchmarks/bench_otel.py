@@ -44,6 +44,7 @@ from _common import (
     median,
     print_machine,
     print_table,
+    stub_env,
     verdict,
 )
 
@@ -54,27 +55,10 @@ from tests.helpers.otlp import Blackhole, OtlpReceiver, refused_url
 
 TARGET_ADDED_S = 0.100
 EXIT_BUDGET_MS = 50  # the default MONITOR_OTEL_EXIT_TIMEOUT_MS
-API_KEY = "sk-bench-000000000000"
 
 
 def base_env(data_dir: Path, stub_url: str) -> dict[str, str]:
-    from assistant_monitoring.settings.model import env_names
-
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("OTEL_") and name != "TRACEPARENT"
-    }
-    for name in [*env_names(), "ASSISTANT_CONFIG_DIR", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"]:
-        env.pop(name, None)
-    env.update(
-        ASSISTANT_ENV_FILE="none",
-        ASSISTANT_DATA_DIR=str(data_dir),
-        LLM_BASE_URL=stub_url,
-        LLM_API_KEY=API_KEY,
-        LLM_MAX_RETRIES="0",
-    )
-    return env
+    return stub_env(data_dir, stub_url, LLM_MAX_RETRIES="0")
 
 
 def ask(env: dict[str, str]) -> float:
