@@ -300,7 +300,7 @@ class _Attempts:
             record.reasoning_tokens = tokens.pop("reasoning")
             record.tokens = tokens
             self.instrumentation.llm_attempt(record)
-            chat.set_attributes(_response_attributes(generation))
+            chat.set_attributes(_response_attributes(generation, record))
             if self.record_content and chat.recording:
                 chat.set_attributes(_output_content(generation))
             return generation
@@ -323,20 +323,20 @@ def _request_attributes(
     return attributes
 
 
-def _response_attributes(generation: Generation) -> dict[str, AttributeValue]:
+def _response_attributes(generation: Generation, record: LlmAttempt) -> dict[str, AttributeValue]:
     """What the answer says: model, finish reason, usage (GenAI conventions).
 
-    ``gen_ai.usage.input_tokens`` includes cached tokens, as the conventions ask;
-    the cache reads and writes are also given apart.
+    ``gen_ai.usage.input_tokens`` includes cached tokens, as the conventions ask
+    (:attr:`LlmAttempt.input_tokens`, as the metrics count them); the cache reads
+    and writes are also given apart.
     """
     usage = generation.usage
-    cache_write = usage.cache_write + usage.cache_write_1h
     attributes: dict[str, AttributeValue] = {
         "gen_ai.response.model": generation.model,
-        "gen_ai.usage.input_tokens": usage.input + usage.cache_read + cache_write,
+        "gen_ai.usage.input_tokens": record.input_tokens,
         "gen_ai.usage.output_tokens": usage.output,
         "gen_ai.usage.cache_read.input_tokens": usage.cache_read,
-        "gen_ai.usage.cache_creation.input_tokens": cache_write,
+        "gen_ai.usage.cache_creation.input_tokens": record.cache_write_tokens,
     }
     if usage.reasoning:
         attributes["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning

@@ -133,6 +133,20 @@ class LlmAttempt:
     reasoning_tokens: int = 0
     error_type: str | None = None  # None: it answered
 
+    # The GenAI conventions' counts: cached tokens are input (Anthropic reports them
+    # apart from input_tokens, OpenAI inside prompt_tokens; ours are kept apart).
+    @property
+    def cache_write_tokens(self) -> int:
+        """Tokens written to the cache, both tiers."""
+        return self.tokens.get("cache_write", 0) + self.tokens.get("cache_write_1h", 0)
+
+    @property
+    def input_tokens(self) -> int:
+        """All input tokens: plain, read from the cache and written to it."""
+        return (
+            self.tokens.get("input", 0) + self.tokens.get("cache_read", 0) + self.cache_write_tokens
+        )
+
 
 class LlmCall(AsyncFromSync):
     """What one LLM call reports while it runs: first token, usage, retries, outcome."""

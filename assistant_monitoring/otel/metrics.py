@@ -93,8 +93,7 @@ class OtelMetrics:
             self._tokens = meter.create_histogram(
                 names.TOKEN_USAGE, unit="{token}", description="Tokens used per GenAI operation."
             )
-        self._counters: dict[str, Any] = {}
-        self._gauges: dict[str, Any] = {}
+        self._instruments: dict[str, Any] = {}  # our families' counters and gauges
 
     def on_attempt(self, attempt: LlmAttempt) -> None:
         """Record one LLM attempt under the GenAI names."""
@@ -116,12 +115,7 @@ class OtelMetrics:
         tokens = attempt.tokens
         if not any(tokens.values()):
             return
-        cache_write = tokens.get("cache_write", 0) + tokens.get("cache_write_1h", 0)
-        # The conventions count cached tokens as input (Anthropic reports them apart).
-        usage = {
-            "input": tokens.get("input", 0) + tokens.get("cache_read", 0) + cache_write,
-            "output": tokens.get("output", 0),
-        }
+        usage = {"input": attempt.input_tokens, "output": tokens.get("output", 0)}
         if not self.latest:
             for kind, count in usage.items():
                 self._tokens.record(count, {**attributes, "gen_ai.token.type": kind})
@@ -131,7 +125,7 @@ class OtelMetrics:
         totals = {
             **usage,
             "cache_read": tokens.get("cache_read", 0),
-            "cache_write": cache_write,
+            "cache_write": attempt.cache_write_tokens,
             "reasoning": attempt.reasoning_tokens,
         }
         for kind, count in totals.items():
@@ -145,20 +139,18 @@ class OtelMetrics:
             family = kinds.get(delta.family)
             if family is None or family.kind == "histogram":
                 continue
-            attributes = dict(delta.labels)
+            instrument = self._instruments.get(family.name)
+            if instrument is None:
+                name = names.otel_name(family.name)
+                create = (
+                    self._meter.create_counter
+                    if family.kind == "counter"
+                    else self._meter.create_gauge
+                )
+                instrument = self._instruments[family.name] = create(
+                    name.name, unit=name.unit, description=family.help
+                )
             if family.kind == "counter":
-                counter = self._counters.get(family.name)
-                if counter is None:
-                    name = names.otel_name(family.name)
-                    counter = self._counters[family.name] = self._meter.create_counter(
-                        name.name, unit=name.unit, description=family.help
-                    )
-                counter.add(delta.value, attributes)
+                instrument.add(delta.value, dict(delta.labels))
             else:
-                gauge = self._gauges.get(family.name)
-                if gauge is None:
-                    name = names.otel_name(family.name)
-                    gauge = self._gauges[family.name] = self._meter.create_gauge(
-                        name.name, unit=name.unit, description=family.help
-                    )
-                gauge.set(delta.value, attributes)
+                instrument.set(delta.value, dict(delta.labels))
