@@ -158,6 +158,9 @@ def _usable_store(settings: Settings, runtime: MetricsRuntime) -> Path | None:
 
     The assistant answers even when its monitoring cannot record: metrics, run
     records and shared breaker state are then off for this process, said once.
+    A store locked by another process past DATABASE_BUSY_TIMEOUT is different: it
+    will be usable again in a moment, and answering now would spend tokens no
+    report ever counts, so the command stops with the one line that names it.
     """
     if not settings.features.metrics:
         return None
@@ -165,8 +168,13 @@ def _usable_store(settings: Settings, runtime: MetricsRuntime) -> Path | None:
 
     probe = MetricsStore(settings.monitoring_db_path)
     try:
-        probe.connect()
+        # The write lock, taken and given back: a writer holding it would otherwise
+        # be met only when the run is recorded, after the tokens were spent.
+        with probe.transaction():
+            pass
     except StoreError as error:
+        if error.kind == "locked":
+            raise
         from loguru import logger
 
         logger.warning(f"not recording metrics, runs or breaker state: {error}")

@@ -18,9 +18,11 @@ import asyncio
 import signal
 import threading
 from collections.abc import Coroutine
+from types import FrameType
 from typing import Any, TypeVar
 
 from assistant_monitoring.errors import EXIT_TERMINATED, is_interruption
+from assistant_monitoring.stopping import request_stop
 
 __all__ = ["interruption", "is_interruption", "run"]
 
@@ -63,9 +65,18 @@ def run(coro: Coroutine[Any, Any, T], *, runner: asyncio.Runner | None = None) -
             _raise_for(signum)  # a second signal: stop now
         tasks[0].cancel()
 
+    def on_signal_now(signum: int, frame: FrameType | None) -> None:
+        # A plain handler, not loop.add_signal_handler: that one runs only when the
+        # loop gets control back, and a thread waiting for a database lock (or
+        # synchronous code on the loop) would keep it from acting for the whole
+        # wait. Noting the stop here ends such waits at once; the cancellation
+        # itself still happens on the loop, where the work is.
+        request_stop()
+        loop.call_soon_threadsafe(on_signal, signum)
+
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     for signum in previous:
-        loop.add_signal_handler(signum, on_signal, signum)
+        signal.signal(signum, on_signal_now)
     try:
         result = runner.run(main())
     except asyncio.CancelledError:
@@ -74,8 +85,6 @@ def run(coro: Coroutine[Any, Any, T], *, runner: asyncio.Runner | None = None) -
         raise
     finally:
         for signum, handler in previous.items():
-            loop.remove_signal_handler(signum)
-            # remove_signal_handler leaves the default behind: put ours back.
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if stopped_by:  # the work swallowed the cancellation: the signal still ends us
         _raise_for(stopped_by[0])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from assistant_monitoring.errors import EXIT_FAILURE, EXIT_TERMINATED, MonitoringError
+from assistant_monitoring.stopping import request_stop
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,21 @@ def _trip(service: str, error: BaseException) -> None:
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
+    request_stop()  # lock waits from now on give up at once (the exit flush too)
     raise SystemExit(EXIT_TERMINATED)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    request_stop()
+    raise KeyboardInterrupt
+
+
 def install_signal_handlers() -> None:
-    """SIGTERM -> SystemExit(143) in the main thread (SIGINT already raises KeyboardInterrupt)."""
+    """SIGTERM -> SystemExit(143), SIGINT -> KeyboardInterrupt, in the main thread.
+
+    Both first note that the process is stopping, so that no wait for a database
+    lock, here or in another thread, holds the exit.
+    """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGINT, _interrupt)

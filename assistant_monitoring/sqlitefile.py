@@ -17,23 +17,34 @@ file gets the same diagnosis, whichever command meets it:
 New databases are created under a temporary name and linked into place
 (:func:`create_database_file`), so a file another process is creating is never seen
 half-made (zero bytes) and taken for a damaged one.
+
+Every connection is made by :func:`connect`: a lock held by another process is
+waited for ``DATABASE_BUSY_TIMEOUT`` in all, for any open, read or write, in short
+slices between which signal handlers run (see :class:`PatientConnection`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import sqlite3
+import stat
 import struct
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
+
+from assistant_monitoring.stopping import stop_requested
 
 Kind = Literal[
     "missing_directory",
     "not_a_directory",
     "is_a_directory",
+    "not_a_file",
     "permission_denied",
     "empty",
     "corrupt",
@@ -49,6 +60,103 @@ _INTACT_KINDS = frozenset({"read_only", "locked", "disk_full", "permission_denie
 _HEADER = b"SQLite format 3\x00"
 # Less free space than this and SQLite cannot grow its -wal or -shm files.
 _FULL_BELOW_BYTES = 256 * 1024
+
+# -- waiting for a lock ---------------------------------------------------------------
+# SQLite's own busy handler sleeps inside C: a process waiting there runs no Python
+# signal handler, so SIGTERM and Ctrl-C waited as long as the lock did (minutes, when
+# each of several retries waited a full timeout). Each connection's C-level busy
+# timeout is one short slice instead, and PatientConnection retries a statement that
+# met a lock until the one documented timeout has passed in all.
+LOCK_SLICE_MS = 50
+DEFAULT_BUSY_TIMEOUT_MS = 5000.0  # DATABASE_BUSY_TIMEOUT's default
+_busy_timeout_ms = [DEFAULT_BUSY_TIMEOUT_MS]
+T = TypeVar("T")
+
+
+def use_busy_timeout(milliseconds: float) -> None:
+    """Make ``milliseconds`` (``DATABASE_BUSY_TIMEOUT``) this process's lock wait.
+
+    Called once the settings are known (the CLI, ``monitor serve``, the app), so
+    every connection any module opens waits the documented time, not one of its own.
+    """
+    _busy_timeout_ms[0] = float(milliseconds)
+
+
+def busy_timeout_ms() -> float:
+    """This process's lock wait (see :func:`use_busy_timeout`)."""
+    return _busy_timeout_ms[0]
+
+
+def is_lock_error(error: BaseException) -> bool:
+    """Whether SQLite refused because another connection holds a lock."""
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    code = str(getattr(error, "sqlite_errorname", "") or "")
+    text = str(error)
+    return code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "busy" in text
+
+
+def wait_for_lock(action: Callable[[], T], *, timeout_ms: float | None = None) -> T:
+    """``action()``, retried while it meets a lock, for ``timeout_ms`` in all.
+
+    Each try already waits one slice inside SQLite; between tries Python runs the
+    process's signal handlers (SIGTERM's ``SystemExit`` and Ctrl-C's
+    ``KeyboardInterrupt`` leave from here), and once the process is stopping
+    (:func:`~assistant_monitoring.stopping.request_stop`) the wait ends at once. The
+    last lock error is raised when time runs out, for :func:`diagnose` to name.
+    """
+    wait = busy_timeout_ms() if timeout_ms is None else timeout_ms
+    deadline = time.monotonic() + wait / 1000
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as error:
+            if not is_lock_error(error) or stop_requested() or time.monotonic() >= deadline:
+                raise
+        # A lock SQLite refuses without waiting (to avoid a deadlock) must not spin.
+        time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+
+
+class PatientConnection(sqlite3.Connection):
+    """A connection whose statements wait for locks as :func:`wait_for_lock` says.
+
+    A statement refused with SQLITE_BUSY did nothing, so running it again is safe.
+    Its wait is ``busy_timeout_ms`` (set by :func:`connect`).
+    """
+
+    busy_timeout_ms: float | None = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return wait_for_lock(
+            lambda: sqlite3.Connection.execute(self, sql, parameters),
+            timeout_ms=self.busy_timeout_ms,
+        )
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        rows = parameters if isinstance(parameters, list | tuple) else list(parameters)
+        return wait_for_lock(
+            lambda: sqlite3.Connection.executemany(self, sql, rows),
+            timeout_ms=self.busy_timeout_ms,
+        )
+
+
+def connect(
+    database: str | Path,
+    *,
+    busy_timeout_ms: float | None = None,
+    uri: bool = False,
+    **options: Any,
+) -> PatientConnection:
+    """``sqlite3.connect`` with the process's lock wait (or ``busy_timeout_ms``).
+
+    ``options`` go to ``sqlite3.connect`` (``isolation_level``, ``check_same_thread``).
+    """
+    conn = sqlite3.connect(
+        database, uri=uri, timeout=LOCK_SLICE_MS / 1000, factory=PatientConnection, **options
+    )
+    assert isinstance(conn, PatientConnection)
+    conn.busy_timeout_ms = busy_timeout_ms
+    return conn
 
 
 @dataclass(frozen=True)
@@ -84,6 +192,13 @@ def refuse_before_open(subject: Subject, *, creating: bool) -> Diagnosis | None:
         return _not_a_directory(subject, blocker)
     if path.is_dir():
         return _is_a_directory(subject)
+    odd = not_a_regular_file(path)
+    if odd is not None:
+        return Diagnosis(
+            "not_a_file",
+            f"{subject.what} {path} is {odd}, not a database file: "
+            f"fix {subject.setting}, or move it aside",
+        )
     if not path.exists():
         if not creating and not path.parent.is_dir():
             return Diagnosis(
@@ -105,6 +220,34 @@ def refuse_before_open(subject: Subject, *, creating: bool) -> Diagnosis | None:
     if not os.access(path, os.R_OK):
         return _permission_denied(subject, "the file is not readable")
     return None
+
+
+def not_a_regular_file(path: Path) -> str | None:
+    """What ``path`` is when it is there but no regular file could be read from it.
+
+    Asked with ``stat``, never ``open``: opening a FIFO blocks until a writer comes,
+    and a device (``/dev/zero``) never ends. None for a regular file (a symlink to
+    one included), a directory (said elsewhere) and a path with nothing there.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"a dangling symbolic link (to {os.readlink(path)})"
+        return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
 
 
 def prepare_to_open(subject: Subject, *, busy_timeout_ms: float) -> Diagnosis | None:
@@ -202,7 +345,7 @@ def open_read_only(path: Path, *, timeout: float) -> sqlite3.Connection:
 
 
 def _connect_and_probe(uri: str, timeout: float) -> sqlite3.Connection:
-    conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+    conn = connect(uri, uri=True, busy_timeout_ms=timeout * 1000, check_same_thread=False)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except BaseException:
@@ -374,8 +517,6 @@ def _damaged(subject: Subject, text: str) -> Diagnosis:
 
 
 def _from_os_error(subject: Subject, error: OSError) -> Diagnosis:
-    import errno
-
     path = subject.path
     reason = error.strerror or str(error)
     if error.errno in (errno.EACCES, errno.EPERM):

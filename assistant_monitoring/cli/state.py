@@ -46,6 +46,11 @@ class CliState:
         chosen = profile or self.profile
         if chosen not in self._loaded:
             self._loaded[chosen] = load_settings(chosen)
+            if profile is None or profile == self.profile:
+                from assistant_monitoring.sqlitefile import use_busy_timeout
+
+                # Every database this process opens waits DATABASE_BUSY_TIMEOUT.
+                use_busy_timeout(self._loaded[chosen].settings.database.busy_timeout_ms)
         return self._loaded[chosen]
 
     def start(self, *, log_files: bool = True, metrics: bool = True) -> Settings:

@@ -27,6 +27,7 @@ from assistant_monitoring.errors import EXIT_TERMINATED
 from assistant_monitoring.metrics.instrument import Instrumentation, _swallow
 from assistant_monitoring.metrics.retention import Retention
 from assistant_monitoring.metrics.store import MetricsStore
+from assistant_monitoring.stopping import request_stop
 
 
 class MetricsRuntime:
@@ -146,6 +147,7 @@ class MetricsRuntime:
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    request_stop()  # the exit flush must not wait for a lock
     raise SystemExit(EXIT_TERMINATED)
 
 

@@ -17,15 +17,15 @@ Layout (see the migrations below):
 Merging is done by SQLite inside one ``BEGIN IMMEDIATE`` transaction per flush:
 counters add, gauges keep the newest value, histograms add counts and merge their
 sketch and bucket arrays with a Python function registered on the connection. Many
-processes flushing at once simply queue on the write lock (busy timeout + retry):
-nothing is lost and no "database is locked" reaches the user.
+processes flushing at once simply queue on the write lock, each waiting at most
+``DATABASE_BUSY_TIMEOUT`` in all (``sqlitefile.connect``: short slices, so SIGTERM
+and Ctrl-C act while waiting); a lock held longer is one "locked" StoreError.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -40,7 +40,10 @@ from assistant_monitoring.metrics.sketch import encode_counts, encode_dense, mer
 from assistant_monitoring.sqlitefile import (
     Diagnosis,
     Subject,
+    busy_timeout_ms,
+    connect,
     diagnose,
+    is_lock_error,
     open_read_only,
     prepare_to_open,
 )
@@ -49,16 +52,18 @@ from assistant_monitoring.usage.buckets import REBUILD as USAGE_REBUILD
 MINUTE, HOUR, DAY = 60, 3600, 86400
 RESOLUTIONS = (MINUTE, HOUR, DAY)
 MINUTE_RETENTION_SECONDS = 48 * HOUR
-_BUSY_TIMEOUT_MS = 10_000
-_LOCK_RETRIES = 8
 _RETENTION_EVERY_SECONDS = 600
 _RETENTION_BACKLOG_SECONDS = 60
 
 
 class StoreError(MonitoringError):
-    """monitoring.db cannot be used: corrupt, newer schema, unwritable."""
+    """monitoring.db cannot be used: corrupt, newer schema, unwritable, locked."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, kind: str = "unknown") -> None:
+        super().__init__(message)
+        self.kind = kind  # a sqlitefile Diagnosis kind: "locked", "corrupt", ...
 
 
 Migration = tuple[str, str]
@@ -283,8 +288,11 @@ class MetricsStore:
         retention: Retention | None = None,
         clock: Callable[[], float] = time.time,
         read_only_ok: bool = False,
+        busy_timeout_ms: float | None = None,
     ) -> None:
         self.path = path
+        # None: the process's DATABASE_BUSY_TIMEOUT (sqlitefile.use_busy_timeout).
+        self._busy_timeout_ms = busy_timeout_ms
         self.retention = retention or Retention()
         # Seconds a retention pass may take in this process (monitor serve allows more:
         # a CLI command should not linger at exit working through a backlog).
@@ -305,6 +313,11 @@ class MetricsStore:
         """This file, as the diagnosis messages name it."""
         return Subject(self.path, "the metrics store", "MONITORING_DB_PATH")
 
+    @property
+    def busy_timeout_ms(self) -> float:
+        """How long any statement waits for another process's lock, in all."""
+        return busy_timeout_ms() if self._busy_timeout_ms is None else self._busy_timeout_ms
+
     def connect(self) -> sqlite3.Connection:
         """Open (and migrate) the database; StoreError with a clear message on failure.
 
@@ -313,23 +326,22 @@ class MetricsStore:
         """
         if self._conn is not None:
             return self._conn
-        problem = prepare_to_open(self.subject, busy_timeout_ms=_BUSY_TIMEOUT_MS)
+        problem = prepare_to_open(self.subject, busy_timeout_ms=self.busy_timeout_ms)
         if problem is not None:
             return self._read_only_or_raise(problem)
         try:
             # check_same_thread=False: the periodic flush thread and the exit hook
             # share the connection; MetricsRuntime serialises their use.
-            conn = sqlite3.connect(
+            conn = connect(
                 self.path,
-                timeout=_BUSY_TIMEOUT_MS / 1000,
+                busy_timeout_ms=self._busy_timeout_ms,
                 isolation_level=None,
                 check_same_thread=False,
             )
         except (OSError, sqlite3.Error) as exc:
             return self._read_only_or_raise(exc)
         try:
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.create_function("merge_dense", 2, merge_dense, deterministic=True)
             self._migrate(conn)
@@ -347,14 +359,16 @@ class MetricsStore:
         found = (
             error
             if isinstance(error, Diagnosis)
-            else diagnose(self.subject, error, busy_timeout_ms=_BUSY_TIMEOUT_MS)
+            else diagnose(self.subject, error, busy_timeout_ms=self.busy_timeout_ms)
         )
         if found.kind not in ("read_only", "disk_full") or not self.read_only_ok:
-            raise StoreError(found.message) from None
+            raise StoreError(found.message, kind=found.kind) from None
         try:
-            conn = open_read_only(self.path, timeout=_BUSY_TIMEOUT_MS / 1000)
-        except sqlite3.Error:
-            raise StoreError(found.message) from None
+            conn = open_read_only(self.path, timeout=self.busy_timeout_ms / 1000)
+        except sqlite3.Error as exc:
+            if found.kind == "read_only" and is_lock_error(exc):
+                found = diagnose(self.subject, exc, busy_timeout_ms=self.busy_timeout_ms)
+            raise StoreError(found.message, kind=found.kind) from None
         applied = self._applied(conn)
         newer, missing = applied - KNOWN_MIGRATIONS, KNOWN_MIGRATIONS - applied
         if newer or missing:
@@ -417,28 +431,31 @@ class MetricsStore:
 
     @contextmanager
     def _write(self, conn: sqlite3.Connection) -> Iterator[None]:
-        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        # The connection waits for the lock (sqlitefile.PatientConnection); a lock
+        # still held after DATABASE_BUSY_TIMEOUT is a StoreError naming this file.
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if is_lock_error(exc):
+                raise StoreError(self._locked(exc), kind="locked") from None
+            raise
         try:
             yield
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        self._retry(lambda: conn.execute("COMMIT"))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if is_lock_error(exc):
+                raise StoreError(self._locked(exc), kind="locked") from None
+            raise
 
-    @staticmethod
-    def _retry(action: Callable[[], Any]) -> Any:
-        # busy_timeout already waits inside SQLite; this covers the cases it does not
-        # (a lock upgrade that SQLite refuses at once to avoid a deadlock).
-        for attempt in range(_LOCK_RETRIES):
-            try:
-                return action()
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if attempt == _LOCK_RETRIES - 1:
-                    raise
-                time.sleep(0.01 * 2**attempt * (0.5 + random.random()))
-        return None  # pragma: no cover
+    def _locked(self, error: sqlite3.OperationalError) -> str:
+        return diagnose(self.subject, error, busy_timeout_ms=self.busy_timeout_ms).message
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
