@@ -140,6 +140,15 @@ class PatientConnection(sqlite3.Connection):
         )
 
 
+def patient_factory(busy_timeout_ms: float | None) -> type[PatientConnection]:
+    """A ``factory=`` for ``sqlite3.connect`` (or aiosqlite's) that waits ``busy_timeout_ms``.
+
+    Pass ``timeout=LOCK_SLICE_MS / 1000`` with it, and set no ``PRAGMA busy_timeout``:
+    SQLite's own wait must stay one slice for signals to act.
+    """
+    return type("PatientConnection", (PatientConnection,), {"busy_timeout_ms": busy_timeout_ms})
+
+
 def connect(
     database: str | Path,
     *,

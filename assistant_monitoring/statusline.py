@@ -11,12 +11,18 @@ The figures: today's cost, runs and error rate (finished runs since local midnig
 in MONITOR_TIMEZONE, from the usage rollup, as ``monitor usage`` counts them), the health glyph (the
 newest health check results, if a ``monitor serve`` or ``monitor health`` recorded
 some in the last 15 minutes) and the open circuit breakers.
+
+It sits in shell prompts, so whatever state the store is in (locked by another
+process, damaged, a FIFO or a device where the file should be) it prints
+:data:`MARKER` at once and exits 0: never a wait, never an error on every prompt.
+``assistant db check`` (or ``--debug``) says what is wrong.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import sys
 import time
 from datetime import datetime, tzinfo
@@ -40,6 +46,15 @@ FIELDS = {
 }
 _HEALTH_FRESH_SECONDS = 900
 _GLYPHS = {1.0: "✓", 0.5: "▲", 0.0: "✗"}
+# What is printed instead of the line when the store cannot be read at once.
+MARKER = "?"
+# A lock held by another process is waited for this long, then MARKER: a prompt
+# cannot wait DATABASE_BUSY_TIMEOUT.
+LOCK_WAIT_SECONDS = 0.1
+
+
+class Unreadable(Exception):
+    """The store is there but cannot be read now (locked, damaged, not a file)."""
 
 
 class Today:
@@ -55,17 +70,38 @@ class Today:
 def read_today(db_path: str | os.PathLike[str], zone: tzinfo, now: float) -> Today:
     """Today's figures from monitoring.db (all zero when there is none yet).
 
-    Raises sqlite3.Error for a damaged or locked store: the caller decides.
+    Raises :class:`Unreadable` for a store that is there but cannot be read now, and
+    sqlite3.OperationalError "no such table" for one that needs its migrations.
     """
     today = Today()
     path = os.path.abspath(db_path)
-    if not os.path.exists(path):
+    try:
+        # stat, never open: opening a FIFO blocks, and a device never ends.
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            raise Unreadable(f"{path} is a dangling symbolic link") from None
         return today
+    except OSError as error:
+        raise Unreadable(f"{path}: {error.strerror or error}") from None
+    if not stat.S_ISREG(mode):
+        raise Unreadable(f"{path} is not a regular file")
     midnight = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
     start = datetime(midnight.year, midnight.month, midnight.day, tzinfo=zone).timestamp()
     # The characters a SQLite URI path must escape (pathlib's as_uri imports urllib).
     quoted = path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
-    conn = sqlite3.connect(f"file:{quoted}?mode=ro", uri=True, timeout=0.2)
+    try:
+        return _read(f"file:{quoted}?mode=ro", start, now, today)
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            raise  # an older store: its migrations first (the full CLI)
+        raise Unreadable(f"{path}: {error}") from None
+    except sqlite3.Error as error:
+        raise Unreadable(f"{path}: {error}") from None
+
+
+def _read(uri: str, start: float, now: float, today: Today) -> Today:
+    conn = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT_SECONDS)
     try:
         # The usage rollup (usage/buckets.py): local midnight is on a quarter hour.
         row = conn.execute(
@@ -166,13 +202,16 @@ def fast_main(argv: Sequence[str]) -> int | None:
             daily_budget=budget,
             profile=layers.profile,
         )
+    except Unreadable:
+        line = MARKER
     except Exception:  # any doubt: the full CLI says what is wrong, in one line
         return None
     sys.stdout.write(line + "\n")
     return 0
 
 
-_GLOBAL_FLAGS = ("--no-color", "--debug")
+# --debug is not here: the full CLI then runs, and says why a "?" was printed.
+_GLOBAL_FLAGS = ("--no-color",)
 
 
 def _parse(argv: Sequence[str]) -> tuple[str | None, str, str | None] | None:

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.errors import DatabaseError
 from assistant.storage.migrations import MIGRATIONS, Migration
-from assistant_monitoring.sqlitefile import Diagnosis, Subject, diagnose, prepare_to_open
+from assistant_monitoring.sqlitefile import (
+    LOCK_SLICE_MS,
+    Diagnosis,
+    Subject,
+    diagnose,
+    patient_factory,
+    prepare_to_open,
+)
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -87,11 +94,16 @@ class Database:
             raise DatabaseError(problem.message)
         raw: aiosqlite.Connection | None = None
         try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves. A patient
+            # connection waits busy_timeout_ms for a lock in all, in slices, and gives
+            # up at once when the process is stopping (its thread would otherwise
+            # hold the exit for the whole wait).
             raw = await aiosqlite.connect(
-                self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
+                self.path,
+                timeout=LOCK_SLICE_MS / 1000,
+                factory=patient_factory(self.busy_timeout_ms),
+                isolation_level=None,
             )
-            await raw.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             await raw.execute("PRAGMA journal_mode = WAL")
             await raw.execute("PRAGMA foreign_keys = ON")
             await raw.execute("PRAGMA synchronous = NORMAL")

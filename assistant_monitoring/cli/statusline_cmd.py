@@ -27,6 +27,10 @@ def statusline(
     """One short line for a shell prompt or tmux: today's cost, runs, error rate,
     health and open breakers. Quick (well under 60 ms): safe to run on every prompt.
 
+    When the metrics store cannot be read at once (locked by another process,
+    damaged, not a file) it prints "?" and exits 0; `--debug` says why, and so does
+    `assistant db check`.
+
     Examples:
 
       assistant monitor statusline
@@ -38,8 +42,16 @@ def statusline(
     import sqlite3
     import time
 
-    from assistant_monitoring.errors import MonitoringError, UsageError
-    from assistant_monitoring.statusline import check_template, read_today, render
+    from assistant_monitoring.errors import UsageError
+    from assistant_monitoring.metrics.store import StoreError
+    from assistant_monitoring.statusline import (
+        LOCK_WAIT_SECONDS,
+        MARKER,
+        Unreadable,
+        check_template,
+        read_today,
+        render,
+    )
     from assistant_monitoring.usage.service import report_zone
 
     problem = check_template(line_format)
@@ -52,17 +64,24 @@ def statusline(
         if settings.monitoring_db_path.exists():
             from assistant_monitoring.metrics.store import MetricsStore
 
-            # An older store gets its migrations (the rollup) here, if it can be written.
-            store = MetricsStore(settings.monitoring_db_path, read_only_ok=True)
+            # An older store gets its migrations (the rollup) here, if it can be
+            # written at once: a prompt never waits DATABASE_BUSY_TIMEOUT.
+            store = MetricsStore(
+                settings.monitoring_db_path,
+                read_only_ok=True,
+                busy_timeout_ms=LOCK_WAIT_SECONDS * 1000,
+            )
             try:
                 store.connect()
             finally:
                 store.close()
         today = read_today(settings.monitoring_db_path, zone, time.time())
-    except sqlite3.Error as error:
-        raise MonitoringError(
-            f"cannot read {settings.monitoring_db_path} ({error}): see `assistant db check`"
-        ) from None
+    except (StoreError, Unreadable, sqlite3.Error) as error:
+        # In a prompt: the marker, exit 0; the reason only when asked for.
+        if current_state().debug:
+            typer.echo(f"statusline: {error}: see `assistant db check`", err=True)
+        typer.echo(MARKER)
+        return
     typer.echo(
         render(
             today,
