@@ -197,7 +197,7 @@ def test_price_version_follows_every_price(tmp_path: Path) -> None:
     path.write_text(json.dumps({"m": {"input": 1.5, "output": 3}}))
     assert load_price_file(path)["m"].cache_write_1h == 3.0
     path.write_text(json.dumps({"m": {"input": -1, "output": 3}}))
-    with pytest.raises(UsageError, match="negative or NaN"):
+    with pytest.raises(UsageError, match="'m' input: must be a number from 0 to 10000"):
         load_price_file(path)
 
 

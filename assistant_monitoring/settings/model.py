@@ -167,6 +167,19 @@ class MonitoringSettings(_Group):
             raise ValueError("must not hold spaces or control characters (it is sent in a header)")
         return value
 
+    @field_validator("prices_file")
+    @classmethod
+    def _check_prices_file(cls, value: Path | None) -> Path | None:
+        # Read whole here, so `config check` and every command refuse a bad table
+        # (not a regular file, too big, half-written, a price that would store a
+        # non-finite cost) before anything runs or writes. The loader adds
+        # "(got ...)"; PriceFileProblem is a ValueError worded for that.
+        if value is not None:
+            from assistant_monitoring.metrics.pricing import read_price_file
+
+            read_price_file(value)
+        return value
+
     @field_validator("host")
     @classmethod
     def _check_host(cls, value: str) -> str:
