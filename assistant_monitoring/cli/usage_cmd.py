@@ -105,7 +105,9 @@ def usage(
         limit=limit,
     )
     if as_json:
-        typer.echo(json.dumps(answer.as_json(breakdown=breakdown), indent=2))
+        # allow_nan=False: never a bare NaN (invalid JSON); usage_report refused
+        # non-finite figures already, this is the last guard.
+        typer.echo(json.dumps(answer.as_json(breakdown=breakdown), indent=2, allow_nan=False))
         return
     if as_csv:
         from assistant_monitoring.usage.render import usage_csv
@@ -133,14 +135,22 @@ def _reprice(settings: Settings, *, dry_run: bool, as_json: bool) -> None:
     else:
         result = RepriceResult(prices.version, dry_run)
     if as_json:
-        typer.echo(json.dumps(result.as_json(), indent=2))
+        typer.echo(json.dumps(result.as_json(), indent=2, allow_nan=False))
         return
     verb = "Would reprice" if dry_run else "Repriced"
+    if result.rollup_not_finite:
+        typer.echo(
+            f"{verb} {result.rollup_not_finite} usage rollup rows whose cost was not a "
+            "finite number."
+        )
     if not result.changes:
         typer.echo(f"Every priced run already uses price table {result.version}: nothing to do.")
         return
     typer.echo(f"{verb} {result.runs} runs with price table {result.version}:")
     for change in result.changes:
-        before = "unpriced" if change.cost_before_usd is None else f"${change.cost_before_usd:.4f}"
+        parts = [] if change.cost_before_usd is None else [f"${change.cost_before_usd:.4f}"]
+        if change.not_finite_before:
+            parts.append(f"{change.not_finite_before} not a finite number")
+        before = " + ".join(parts) or "unpriced"
         after = "unpriced" if change.cost_after_usd is None else f"${change.cost_after_usd:.4f}"
         typer.echo(f"  {change.provider}/{change.model}: {change.runs} runs, {before} -> {after}")

@@ -57,7 +57,7 @@ from assistant_monitoring.errors import UsageError, shown
 MAX_PRICE_FILE_BYTES = 1024 * 1024
 MAX_PRICE_USD_PER_MTOK = 10_000.0
 PRICE_FILE_VERSION = 1
-_PRICE_NAMES = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
+PRICE_NAMES = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 
 
 @dataclass(frozen=True)
@@ -323,10 +323,10 @@ def _model_price(model: str, entry: Any) -> ModelPrice:
     name = f"'{shown(model)}'"
     if not isinstance(entry, dict):
         raise PriceFileProblem(f'{name} must be an object such as {{"input": 3, "output": 15}}')
-    unknown = [key for key in entry if key not in _PRICE_NAMES]
+    unknown = [key for key in entry if key not in PRICE_NAMES]
     if unknown:
         raise PriceFileProblem(
-            f"{name} has an unknown price '{shown(unknown[0])}' (known: {', '.join(_PRICE_NAMES)})"
+            f"{name} has an unknown price '{shown(unknown[0])}' (known: {', '.join(PRICE_NAMES)})"
         )
     if "input" not in entry or "output" not in entry:
         raise PriceFileProblem(f"{name} needs 'input' and 'output' prices (USD per million tokens)")

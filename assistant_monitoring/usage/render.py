@@ -220,9 +220,13 @@ def _render_budgets(budgets: list[BudgetStatus], console: Console, zone: tzinfo)
 
 def usage_csv(answer: UsageAnswer, *, breakdown: bool) -> str:
     """The report as CSV: one line per row (and per model with ``breakdown``), then
-    a ``total`` line. Costs are plain numbers; an unpriced cost is empty."""
+    a ``total`` line. Costs are plain numbers; an unpriced cost is empty. Text from
+    user data is made inert for spreadsheets (see :func:`_cell`)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    # CRLF, as RFC 4180 has it, and because Python 3.11's writer quotes a cell only
+    # for the terminator's own characters: with "\n", a CR inside a repo name would
+    # be written bare and split the row for every reader.
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     zone = answer.report.zone
     for row in answer.report.rows:
@@ -241,11 +245,25 @@ def _csv_line(
 ) -> dict[str, object]:
     values = totals.as_json(zone)
     line: dict[str, object] = {name: values.get(name, "") for name in CSV_FIELDS}
-    line["key"], line["provider"], line["model"] = _cell(key), provider, _cell(model)
+    line["key"], line["provider"], line["model"] = _cell(key), _cell(provider), _cell(model)
     line["cost_usd"] = "" if values["cost_usd"] is None else values["cost_usd"]
     return line
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@")
+_CONTROL_STARTS = ("\t", "\r", "\n")
+
+
 def _cell(text: str) -> str:
-    # A spreadsheet reads "=..." as a formula; keys come from user data (repo names).
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    """Text a spreadsheet would run as a formula, made inert with a leading quote.
+
+    Keys and model names come from user data (a repository's folder name, a session
+    id, the model a server names). Following OWASP's CSV-injection advice, a cell is
+    escaped when its first character is a tab, CR or newline, or its first
+    non-blank character starts a formula (``=``, ``+``, ``-``, ``@``): spreadsheets
+    skip leading blanks, so `` =1+1`` is a formula too. Numbers we write ourselves
+    (negative savings) never come through here, so they stay numbers.
+    """
+    if text[:1] in _CONTROL_STARTS or text.lstrip()[:1] in _FORMULA_STARTS:
+        return "'" + text
+    return text
