@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 
-from assistant_monitoring.errors import UsageError, shown
+from assistant_monitoring.errors import MonitoringError, UsageError, shown
 from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.usage.budget import BudgetStatus, budget_statuses
 from assistant_monitoring.usage.periods import GROUPS, report_window
@@ -116,4 +117,34 @@ def usage_report(
         )
     finally:
         store.close()
-    return UsageAnswer(report, budgets)
+    answer = UsageAnswer(report, budgets)
+    require_finite(answer.as_json(breakdown=True))
+    return answer
+
+
+NOT_FINITE = (
+    "the usage store holds a cost that is not a finite number (an older version "
+    "accepted a price such as 1e308): run `assistant monitor usage --reprice` to "
+    "recompute the costs of past runs"
+)
+
+
+def require_finite(document: Any) -> None:
+    """MonitoringError when a figure in ``document`` is NaN or infinite.
+
+    JSON has no such numbers (``json.dumps`` would write a bare ``NaN``, which
+    parsers refuse), and a table, a CSV or a budget built on one is meaningless:
+    every format refuses the report in one line, before printing any of it.
+    """
+    if not _finite(document):
+        raise MonitoringError(NOT_FINITE)
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(item) for item in value)
+    return True
