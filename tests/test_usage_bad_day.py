@@ -244,6 +244,57 @@ def test_reprice_killed_after_every_step_leaves_old_or_new_and_a_rerun_finishes(
     assert len(killed) >= 5, f"the hook killed the process after steps {killed} only"
 
 
+@pytest.mark.parametrize("name", ["TERM", "INT"])
+def test_reprice_stopped_by_a_signal_mid_transaction_changes_nothing(
+    name: str, data_dir: Path, tmp_path: Path
+) -> None:
+    """SIGTERM (exit 143) and Ctrl-C (130) roll the transaction back; a rerun repairs."""
+    seed(data_dir, *HISTORY)
+    path = data_dir / "monitoring.db"
+    prices_file = tmp_path / "prices.json"
+    prices_file.write_text(json.dumps(PRICES))
+    old, new = _runs(path), _priced(path, PriceTable.with_overrides(prices_file))
+    env = {"MONITOR_PRICES_FILE": str(prices_file)}
+    for step in (1, 3):  # the transaction open; the runs half written
+        stopped = run_assistant("monitor", "usage", "--reprice", **env, **{KILL: f"{step}:{name}"})
+        assert stopped.returncode == (143 if name == "TERM" else 130), stopped.stderr
+        assert "Traceback" not in stopped.stderr
+        assert _runs(path) == old, step
+        assert _rollup_matches_runs(path)
+    done = run_assistant("monitor", "usage", "--reprice", **env)
+    assert done.returncode == 0, done.stderr
+    assert _same(_runs(path), new)
+
+
+def test_two_reprices_at_once_do_the_job_once(data_dir: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.conftest import installed_assistant, subprocess_env
+
+    seed(data_dir, *HISTORY)
+    path = data_dir / "monitoring.db"
+    prices_file = tmp_path / "prices.json"
+    prices_file.write_text(json.dumps(PRICES))
+    new = _priced(path, PriceTable.with_overrides(prices_file))
+    env = subprocess_env(MONITOR_PRICES_FILE=str(prices_file))
+    both = [
+        subprocess.Popen(
+            [installed_assistant(), "monitor", "usage", "--reprice", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=120)[0] for process in both]
+    assert [process.returncode for process in both] == [0, 0]
+    counts = sorted(json.loads(out)["runs"] for out in outputs)
+    assert counts[0] == 0, "the second saw the first's work, inside its own transaction"
+    assert counts[1] > 0
+    assert _same(_runs(path), new)
+    assert _rollup_matches_runs(path)
+
+
 # -- CSV cells a spreadsheet would run -----------------------------------------------
 
 FORMULAS = [

@@ -21,8 +21,9 @@ DATABASE_BUSY_TIMEOUT) while it runs, about a second per 200,000 runs to reprice
 Test hook: with ``ASSISTANT_TEST_REPRICE_KILL_AFTER=k`` in the environment, the
 process kills itself with SIGKILL right after step ``k``: 1 is "the write transaction
 is open and the stale runs are read", then one step per UPDATE (each model's runs,
-then each model of the rollup), then one after COMMIT. Read only by this module, only
-for the kill-at-every-step test (tests/test_usage_bad_day.py).
+then each model of the rollup), then one after COMMIT. ``k:TERM`` or ``k:INT`` sends
+that signal instead. Read only by this module, only for the kill-at-every-step tests
+(tests/test_usage_bad_day.py).
 """
 
 from __future__ import annotations
@@ -105,14 +106,15 @@ class _Steps:
     """Counts the steps of one reprice, for the test hook (see the module's notes)."""
 
     def __init__(self) -> None:
-        raw = os.environ.get(KILL_AFTER_ENV, "").strip()
-        self.kill_after = int(raw) if raw.isdigit() else None
+        step, _, name = os.environ.get(KILL_AFTER_ENV, "").strip().partition(":")
+        self.kill_after = int(step) if step.isdigit() else None
+        self.signal = getattr(signal, f"SIG{name or 'KILL'}", signal.SIGKILL)
         self.done = 0
 
     def step(self) -> None:
         self.done += 1
         if self.done == self.kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), self.signal)
 
 
 def reprice(store: MetricsStore, prices: PriceTable, *, dry_run: bool = False) -> RepriceResult:
