@@ -16,6 +16,7 @@ import typer
 from assistant import __version__, cli_chat, cli_db, cli_dev
 from assistant_monitoring.cli import config_cmd, monitor
 from assistant_monitoring.cli.state import current_state, reset_state
+from assistant_monitoring.schemas import register_migrations
 
 _EPILOG = (
     "Exit codes: 0 ok; 1 the command found a problem or failed unexpectedly; "
@@ -33,6 +34,17 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals can hold API keys
     add_completion=False,
 )
+
+
+def _conversation_migrations() -> list[str]:
+    from assistant.storage.migrations import MIGRATIONS
+
+    return [migration.name for migration in MIGRATIONS]
+
+
+# What `monitor health` and /ready call "newer than this version" (they cannot import us).
+register_migrations("conversations", _conversation_migrations)
+
 app.command("ask")(cli_chat.ask)
 app.command("chat")(cli_chat.chat)
 app.add_typer(monitor.app, name="monitor")

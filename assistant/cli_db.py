@@ -36,6 +36,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for sc
     """Show the database's path, applied and pending migrations, and its size."""
     from assistant.storage import MIGRATIONS, ConversationRepository, Database
     from assistant_monitoring import aio
+    from assistant_monitoring.sqlitefile import present
 
     settings = current_state().load().settings
     path = settings.database_path
@@ -51,13 +52,15 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for sc
 
     applied: list[str] = []
     counts = (0, 0)
-    if path.exists():
+    exists = present(path)  # a symlink loop too: opening it says what is wrong
+    if exists:
         applied, counts = aio.run(run())
+    Database(path).refuse_newer(applied)  # what `ask` would refuse, status refuses too
     pending = [m.name for m in MIGRATIONS if m.name not in applied]
-    size = path.stat().st_size if path.exists() else 0
+    size = path.stat().st_size if exists else 0
     document: dict[str, object] = {
         "path": str(path),
-        "exists": path.exists(),
+        "exists": exists,
         "applied": applied,
         "pending": pending,
         "conversations": counts[0],
@@ -67,7 +70,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON for sc
     if as_json:
         typer.echo(json.dumps(document, indent=2))
         return
-    if not path.exists():
+    if not exists:
         typer.echo(f"{path} does not exist yet: run `assistant db migrate`")
         return
     typer.echo(f"database   {path} ({size / 1024:.0f} KiB)")

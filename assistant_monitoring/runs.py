@@ -27,6 +27,7 @@ from typing import Any
 from assistant_monitoring.errors import UsageError, shown
 from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.redact import redact_text
+from assistant_monitoring.sqlitefile import present
 from assistant_monitoring.usage.buckets import account
 
 _COLUMNS = (
@@ -154,7 +155,7 @@ class RunStore:
     def reading(cls, settings: Any) -> RunStore | None:
         """A store to show runs from (read-only if need be), or None when none exists."""
         path = settings.monitoring_db_path
-        if not path.exists():
+        if not present(path):
             return None
         return cls(path, read_only_ok=True, abandon_after=longest_run_seconds(settings))
 

@@ -231,6 +231,16 @@ def refuse_before_open(subject: Subject, *, creating: bool) -> Diagnosis | None:
     return None
 
 
+def present(path: Path) -> bool:
+    """Whether anything is at ``path``, a broken symbolic link or a loop included.
+
+    ``Path.exists`` says False for those, so a reader took a symlink loop where the
+    store should be for "no data yet" and exited 0; with this it opens, and the
+    open says what is wrong.
+    """
+    return os.path.lexists(path)
+
+
 def not_a_regular_file(path: Path) -> str | None:
     """What ``path`` is when it is there but no regular file could be read from it.
 

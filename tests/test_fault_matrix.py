@@ -1,11 +1,15 @@
 """Every command against every way its files can be broken: one test per cell.
 
-The operator's bad day, as a table: a damaged conversations database (junk, cut in
-half, zero bytes), a damaged metrics store, a data directory that is missing or is
-a file, a log directory nobody may write, a log file that is a directory. Each
-command, in each of those, must:
+The operator's bad day, as a table (../shared/BAD-DAY.md): a damaged conversations
+database (junk, cut in half, zero bytes), a damaged metrics store, either one held
+by another process past every timeout (an exclusive reader: nobody may even read),
+a FIFO, a device or a symlink loop where either file should be, either one written
+by a newer version, a data directory that is missing or is a file, a log directory
+nobody may write, a log file that is a directory. Each command, in each of those,
+must:
 
-* exit within 10 s (a leaked non-daemon thread once kept `db status` alive forever);
+* exit within 10 s (a leaked non-daemon thread once kept `db status` alive forever;
+  a lock holder once kept `ask` for four minutes);
 * say what is wrong in a few lines on stderr, with no traceback and nothing
   "unexpected";
 * exit with the code the README documents for that situation;
@@ -25,6 +29,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -80,6 +85,7 @@ class Cell:
     env: dict[str, str] = field(default_factory=dict)
     damaged: Path | None = None
     read_only: Path | None = None
+    held: Path | None = None  # held by another process while the command runs
 
     @property
     def data(self) -> Path:
@@ -108,6 +114,56 @@ def _empty(path: Path) -> None:
     path.write_bytes(b"")
 
 
+def _replace(name: str, how: Callable[[Path], None]) -> Callable[[Cell], None]:
+    """Put something that is no database file where ``name`` should be."""
+
+    def apply(cell: Cell) -> None:
+        path = cell.data / name
+        path.unlink()
+        how(path)
+        cell.damaged = path
+
+    return apply
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _device(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+def _symlink_loop(path: Path) -> None:
+    path.symlink_to(path)
+
+
+def _newer(name: str) -> Callable[[Cell], None]:
+    """A database a newer assistant migrated: a migration this version does not know."""
+
+    def apply(cell: Cell) -> None:
+        path = cell.data / name
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES ('m999_future', 0)")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        for leftover in cell.data.glob("*.db-*"):
+            leftover.unlink()
+        cell.damaged = path
+
+    return apply
+
+
+def _held(name: str) -> Callable[[Cell], None]:
+    def apply(cell: Cell) -> None:
+        cell.held = cell.data / name
+        cell.damaged = cell.held
+        # Short, so that waiting it out fits the cell's bound with room to spare.
+        cell.env["DATABASE_BUSY_TIMEOUT"] = "1000"
+
+    return apply
+
+
 def _data_dir_missing(cell: Cell) -> None:
     shutil.rmtree(cell.data)
 
@@ -134,8 +190,18 @@ FAULTS: dict[str, Callable[[Cell], None]] = {
     "app-db-junk": _damage("assistant.db", _junk),
     "app-db-truncated": _damage("assistant.db", _truncate),
     "app-db-empty": _damage("assistant.db", _empty),
+    "app-db-locked": _held("assistant.db"),
+    "app-db-fifo": _replace("assistant.db", _fifo),
+    "app-db-device": _replace("assistant.db", _device),
+    "app-db-symlink-loop": _replace("assistant.db", _symlink_loop),
+    "app-db-newer": _newer("assistant.db"),
     "store-junk": _damage("monitoring.db", _junk),
     "store-truncated": _damage("monitoring.db", _truncate),
+    "store-locked": _held("monitoring.db"),
+    "store-fifo": _replace("monitoring.db", _fifo),
+    "store-device": _replace("monitoring.db", _device),
+    "store-symlink-loop": _replace("monitoring.db", _symlink_loop),
+    "store-newer": _newer("monitoring.db"),
     "data-dir-missing": _data_dir_missing,
     "data-dir-is-file": _data_dir_is_file,
     "log-dir-unwritable": _log_dir_unwritable,
@@ -174,6 +240,8 @@ def expected_exit(command: str, fault: str) -> int:
             return 2  # unhealthy: the database check says why
         return 0
     if fault.startswith("store-"):
+        if fault == "store-locked" and command in ASKING:
+            return 1  # not answered: its run and cost could not be recorded
         if command in (*_READERS_OF_THE_STORE, "alerts", "dashboard"):
             return 1  # one line: the store is damaged
         if command == "health":
@@ -230,11 +298,32 @@ class Outcome:
 
 
 def _digest(path: Path | None) -> str | None:
-    if path is None or not path.exists():
+    if path is None or not os.path.lexists(path):
         return None
+    if path.is_symlink():
+        return f"symlink to {os.readlink(path)}"
     if path.is_dir():
         return "directory"
+    if not path.is_file():
+        return "not a regular file"  # a FIFO: reading it would block
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _hold(path: Path) -> subprocess.Popen[str]:
+    """Another process holding ``path`` with an exclusive lock: nobody may even read."""
+    script = (
+        "import sqlite3, time\n"
+        f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+        "c.execute('PRAGMA locking_mode = EXCLUSIVE')\n"
+        "c.execute('BEGIN EXCLUSIVE')\n"
+        "c.execute('SELECT count(*) FROM sqlite_master').fetchall()\n"
+        "print('held', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "held"
+    return process
 
 
 def _get(url: str) -> int:
@@ -284,6 +373,18 @@ def _run(cell: Cell, run_id: str) -> Outcome:
     ]
     if cell.read_only is not None:
         argv = read_only_argv(cell.read_only, argv)
+    holder = _hold(cell.held) if cell.held is not None else None
+    try:
+        return _run_held(cell, argv, port)
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+            assert holder.stdout is not None
+            holder.stdout.close()
+
+
+def _run_held(cell: Cell, argv: list[str], port: int) -> Outcome:
     before = _digest(cell.damaged)
     started = time.monotonic()
     http: dict[str, int] = {}

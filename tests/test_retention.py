@@ -237,3 +237,29 @@ def test_two_million_runs_shrink_while_asks_keep_answering(
     assert left <= 1_000_000
     assert oldest >= NOW - 30 * DAY
     assert max(p.longest_hold_seconds for p in passes) < 0.5
+
+
+@pytest.mark.parametrize("stored", [str(NOW + 3650 * DAY), "inf", "nan", "not a time"])
+def test_a_retention_time_from_the_future_does_not_stop_retention(
+    tmp_path: Path, stored: str
+) -> None:
+    """Found on a bad day: a `retention_at` in the future (a clock set wrong once, a
+    hand edit) stopped retention silently until that day came."""
+    from assistant_monitoring.metrics.instrument import Instrumentation
+    from assistant_monitoring.metrics.registry import MetricsRegistry
+    from assistant_monitoring.metrics.runtime import MetricsRuntime
+
+    path = tmp_path / "monitoring.db"
+    fill_runs(path, 1_000, days=60)
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('retention_at', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (stored,),
+        )
+    instrumentation = Instrumentation(MetricsRegistry())
+    instrumentation.metrics.pipeline_runs.labels("success").inc()
+    store = MetricsStore(path, retention=Retention(runs_days=30), clock=lambda: NOW)
+    assert MetricsRuntime(instrumentation, store).flush()
+    store.close()
+    assert counts(path)[1] >= NOW - 30 * DAY, "the flush's retention pass ran"

@@ -203,13 +203,7 @@ class Database:
                 "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
             )
         applied = set(await self.applied())
-        known = {m.name for m in migrations}
-        newer = sorted(applied - known)
-        if newer:
-            raise DatabaseError(
-                f"{self.path} was migrated by a newer version of assistant ({', '.join(newer)}): "
-                "upgrade assistant"
-            )
+        self.refuse_newer(applied, migrations)
         for migration in migrations:
             if migration.name in applied:
                 continue
@@ -227,6 +221,17 @@ class Database:
                 )
             applied_now.append(migration.name)
         return applied_now
+
+    def refuse_newer(
+        self, applied: Iterable[str], migrations: Sequence[Migration] = MIGRATIONS
+    ) -> None:
+        """DatabaseError when ``applied`` names a migration this version does not know."""
+        newer = sorted(set(applied) - {m.name for m in migrations})
+        if newer:
+            raise DatabaseError(
+                f"{self.path} was migrated by a newer version of assistant ({', '.join(newer)}): "
+                "upgrade assistant"
+            )
 
     async def applied(self) -> list[str]:
         """Names of the applied migrations, in order."""

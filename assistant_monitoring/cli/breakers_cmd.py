@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import typer
 
 from assistant_monitoring.cli.state import current_state
+from assistant_monitoring.sqlitefile import present
 
 
 def _when(epoch: float | None) -> str:
@@ -39,7 +40,7 @@ def breakers(
     settings = state.start() if reset else state.load().settings
     path = settings.monitoring_db_path
     states = []
-    if path.exists():
+    if present(path):
         store = BreakerStateStore(path, read_only_ok=reset is None)
         try:
             states = store.load_all()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import typer
 
 from assistant_monitoring.cli.state import current_state
+from assistant_monitoring.sqlitefile import present
 from assistant_monitoring.statusline import DEFAULT_FORMAT, FIELDS
 
 _FIELDS_HELP = "; ".join(f"{{{name}}} {text}" for name, text in FIELDS.items())
@@ -61,7 +62,7 @@ def statusline(
     settings = loaded.settings
     zone = report_zone(settings, tz)
     try:
-        if settings.monitoring_db_path.exists():
+        if present(settings.monitoring_db_path):
             from assistant_monitoring.metrics.store import MetricsStore
 
             # An older store gets its migrations (the rollup) here, if it can be

@@ -24,7 +24,9 @@ from typing import Any, TypeVar
 from assistant_monitoring.endpoints import auth_headers, models_url
 from assistant_monitoring.health.model import CheckOutcome, Status
 from assistant_monitoring.health.monitor import HealthCheck
+from assistant_monitoring.schemas import newer_migrations
 from assistant_monitoring.settings import Settings
+from assistant_monitoring.sqlitefile import present
 
 _PROVIDER_NAMES = {"anthropic": "Anthropic", "openai": "OpenAI"}
 T = TypeVar("T")
@@ -85,7 +87,7 @@ def check_database_sync(path: Path, *, slow_ms: float, busy_timeout_ms: float) -
     problem = refuse_before_open(subject, creating=False)
     if problem is not None:
         return CheckOutcome(Status.UNHEALTHY, problem.message)
-    if not path.exists():
+    if not present(path):
         return CheckOutcome(
             Status.DEGRADED,
             f"{path.name} not created yet: run `assistant db migrate` (or any assistant command)",
@@ -96,12 +98,20 @@ def check_database_sync(path: Path, *, slow_ms: float, busy_timeout_ms: float) -
         try:
             conn.execute("SELECT 1").fetchone()
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            applied = _applied_migrations(conn)
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
         found = diagnose(subject, error, busy_timeout_ms=min(busy_timeout_ms, 2000))
         return CheckOutcome(Status.UNHEALTHY, found.message)
     elapsed_ms = (time.perf_counter() - started) * 1000
+    newer = newer_migrations("conversations", applied)
+    if newer:  # the assistant refuses it: it cannot answer
+        return CheckOutcome(
+            Status.UNHEALTHY,
+            f"{path.name} was migrated by a newer version of assistant ({', '.join(newer)}): "
+            "upgrade assistant",
+        )
     unwritable = read_only_reason(path)
     if unwritable is not None:
         return CheckOutcome(
@@ -118,6 +128,13 @@ def check_database_sync(path: Path, *, slow_ms: float, busy_timeout_ms: float) -
             "ms",
         )
     return CheckOutcome(Status.HEALTHY, "SELECT 1 answered", round(elapsed_ms, 3), "ms")
+
+
+def _applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    try:
+        return [row[0] for row in conn.execute("SELECT name FROM schema_migrations")]
+    except sqlite3.OperationalError:  # never migrated
+        return []
 
 
 # -- LLM API ----------------------------------------------------------------------
@@ -350,7 +367,7 @@ def check_breakers_sync(store_path: Path) -> CheckOutcome:
     """Any open circuit breaker degrades (the service fails fast until it recovers)."""
     from assistant_monitoring.breaker.store import BreakerStateStore
 
-    if not store_path.exists():
+    if not present(store_path):
         return CheckOutcome(Status.HEALTHY, "no breaker has tripped", 0, "open")
     from assistant_monitoring.metrics.store import StoreError
 

@@ -13,6 +13,7 @@ from assistant_monitoring.metrics.query import WindowData, query_window
 from assistant_monitoring.metrics.report import GROUPS, build_report
 from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.settings import Settings
+from assistant_monitoring.sqlitefile import present
 from assistant_monitoring.timeparse import parse_duration, parse_since
 
 CLI_OPTIONS = {"period": "--period", "since": "--since", "until": "--until"}
@@ -69,7 +70,7 @@ def resolve_window(
 def read_window(settings: Settings, start: float, end: float, *, now: float) -> WindowData:
     """Aggregates of every series over the window (empty when there is no store yet)."""
     path = settings.monitoring_db_path
-    if not path.exists():
+    if not present(path):
         return WindowData(start, end, [])
     store = MetricsStore(path, read_only_ok=True)
     try:
@@ -106,7 +107,7 @@ def exposition_bytes(settings: Settings, *, openmetrics: bool = False) -> bytes:
     from assistant_monitoring.metrics.exposition import encode
 
     path = settings.monitoring_db_path
-    if not path.exists():
+    if not present(path):
         return b"# EOF\n" if openmetrics else b""
     store = MetricsStore(path, read_only_ok=True)
     try:

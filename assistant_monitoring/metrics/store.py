@@ -560,7 +560,10 @@ class MetricsStore:
 
     def _maybe_apply_retention(self, conn: sqlite3.Connection, now: float) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'retention_at'").fetchone()
-        if row is not None and now - float(row[0]) < _RETENTION_EVERY_SECONDS:
+        last = _seconds(row[0]) if row is not None else None
+        # A time past now (a clock that was set wrong once, a hand edit) or one that
+        # is no time at all is due at once: trusted, it would stop retention silently.
+        if last is not None and last <= now and now - last < _RETENTION_EVERY_SECONDS:
             return
         self.apply_retention(now)
 
@@ -587,3 +590,12 @@ class MetricsStore:
                 (str(current - _RETENTION_EVERY_SECONDS + due_in),),
             )
         return report
+
+
+def _seconds(text: object) -> float | None:
+    """A stored epoch time, or None when it is not a finite number."""
+    try:
+        value = float(str(text))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

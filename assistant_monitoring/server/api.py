@@ -19,6 +19,7 @@ from typing import Any
 
 from assistant_monitoring.errors import UsageError, shown
 from assistant_monitoring.settings import Settings
+from assistant_monitoring.sqlitefile import present
 
 Query = Mapping[str, str]
 Endpoint = Callable[[Settings, Query], dict[str, Any]]
@@ -103,7 +104,7 @@ def breakers(settings: Settings, query: Query) -> dict[str, Any]:
 
     _allow(query)
     path = settings.monitoring_db_path
-    if not path.exists():
+    if not present(path):
         return {"breakers": []}
     store = BreakerStateStore(path, read_only_ok=True)
     try:
@@ -126,7 +127,7 @@ def timeseries(settings: Settings, query: Query) -> dict[str, Any]:
     end = time.time()
     start = end - min(seconds, _MINUTE_ROWS_SECONDS)
     path = settings.monitoring_db_path
-    if not path.exists():
+    if not present(path):
         return {"points": []}
     store = MetricsStore(path, read_only_ok=True)
     try:
@@ -184,7 +185,7 @@ def alerts(settings: Settings, query: Query) -> dict[str, Any]:
 
     _allow(query)
     path = settings.monitoring_db_path
-    if not path.exists():
+    if not present(path):
         return {"firing": [], "recent": []}
     store = MetricsStore(path, read_only_ok=True)
     try:

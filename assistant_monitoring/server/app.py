@@ -52,6 +52,7 @@ from assistant_monitoring.errors import MonitoringError
 from assistant_monitoring.server.api import ENDPOINTS
 from assistant_monitoring.server.shared import DaemonThreadPool, SharedAnswers
 from assistant_monitoring.settings import Settings
+from assistant_monitoring.sqlitefile import present
 
 API_TTL_SECONDS = 1.0  # each /api/* answer is computed at most once a second
 API_STALE_SECONDS = 1.0  # and may be served this much older while it is recomputed
@@ -353,7 +354,7 @@ class MonitorApp:
         from assistant_monitoring.metrics.store import MetricsStore
 
         path = self.settings.monitoring_db_path
-        if not path.exists():
+        if not present(path):
             return []
         store = MetricsStore(path, read_only_ok=True)
         try:

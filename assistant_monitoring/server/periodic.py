@@ -31,6 +31,7 @@ from loguru import logger
 
 from assistant_monitoring.server.app import MonitorApp
 from assistant_monitoring.server.shared import DaemonThreadPool
+from assistant_monitoring.sqlitefile import present
 
 _TICK_SECONDS = 0.2  # how often the loop looks at the clock and at `stopping`
 
@@ -96,7 +97,7 @@ class _Evaluation:
         if self.lock.try_acquire():
             self.monitor.health_answer().result()
             evaluate_and_record(settings)
-        if not settings.monitoring_db_path.exists():
+        if not present(settings.monitoring_db_path):
             return []
         store = MetricsStore(settings.monitoring_db_path, read_only_ok=True)
         try:
