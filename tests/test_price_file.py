@@ -212,6 +212,28 @@ def test_absurd_prices_are_refused_at_load(
     assert _problem_line(err) == message
 
 
+def test_ask_with_an_infinite_price_refuses_before_calling_the_model(tmp_path: Path) -> None:
+    """It printed "$nan" and stored a NULL cost; now the price never gets that far."""
+    path = tmp_path / "prices.json"
+    path.write_text('{"claude-haiku-4-5": {"input": Infinity, "output": 5}}')
+    with StubLLMServer() as stub:
+        result = _run_limited(
+            "ask",
+            "hello",
+            MONITOR_PRICES_FILE=str(path),
+            LLM_MODEL="claude-haiku-4-5",
+            LLM_BASE_URL=stub.url,
+            LLM_API_KEY="sk-test-key-0000000000000000",
+        )
+        assert stub.requests == []
+    assert result.returncode == 2, result.stderr
+    assert "nan" not in result.stdout.lower()
+    assert _problem_line(result.stderr) == (
+        "MONITOR_PRICES_FILE: 'claude-haiku-4-5' input: must be a number from 0 to 10000 "
+        f"USD per million tokens, not Infinity (got '{path}')"
+    )
+
+
 @pytest.mark.parametrize("price", [0, 0.0, 1e-9, 3, MAX_PRICE_USD_PER_MTOK])
 def test_zero_and_prices_up_to_the_cap_are_valid(price: float, tmp_path: Path) -> None:
     path = tmp_path / "prices.json"
