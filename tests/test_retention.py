@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -263,3 +264,143 @@ def test_a_retention_time_from_the_future_does_not_stop_retention(
     assert MetricsRuntime(instrumentation, store).flush()
     store.close()
     assert counts(path)[1] >= NOW - 30 * DAY, "the flush's retention pass ran"
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from assistant_monitoring.metrics.retention import Retention
+from assistant_monitoring.metrics.store import MetricsStore
+store = MetricsStore(Path(sys.argv[1]), retention=Retention(runs_days=30), clock=lambda: {now})
+store.apply_retention(budget=60)
+store.close()
+"""
+
+
+def _kept_runs(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return [row[0] for row in conn.execute("SELECT id FROM pipeline_runs ORDER BY id")]
+
+
+@pytest.mark.parametrize("step", ["retention.deleting", "retention.deleted"])
+def test_a_kill_at_any_batch_loses_nothing_it_should_keep(tmp_path: Path, step: str) -> None:
+    """SIGKILL at each batch of a pass, then the next pass: exactly what one clean pass
+    leaves, and the store intact."""
+    import subprocess
+    import sys
+
+    template = tmp_path / "template.db"
+    fill_runs(template, 20_000, days=60)
+    clean = tmp_path / "clean.db"
+    clean.write_bytes(template.read_bytes())
+    clean_store = MetricsStore(clean, retention=Retention(runs_days=30), clock=lambda: NOW)
+    assert clean_store.apply_retention(budget=60).done
+    clean_store.close()
+    expected = _kept_runs(clean)
+    everything = set(_kept_runs(template))
+    script = KILL_SCRIPT.format(now=NOW)
+    killed_at = 0
+    for k in range(1, 6):
+        path = tmp_path / f"{k}.db"
+        path.write_bytes(template.read_bytes())
+        env = {**os.environ, "ASSISTANT_TEST_KILL_AT": f"{step}:{k}"}
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(path)], env=env, timeout=120, check=False
+        )
+        if result.returncode == 0:
+            break  # fewer batches than k: the pass finished
+        assert result.returncode == -9
+        killed_at = k
+        left = _kept_runs(path)  # intact after the kill
+        assert set(expected) <= set(left) <= everything, "a kept run went, or one came back"
+        rerun = subprocess.run([sys.executable, "-c", script, str(path)], timeout=120, check=False)
+        assert rerun.returncode == 0
+        assert _kept_runs(path) == expected
+    assert killed_at >= 2, "the loop must reach several batches"
+
+
+CONVERSATIONS_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from assistant.storage import ConversationRepository, Database
+
+async def main() -> None:
+    database = Database(Path(sys.argv[1]))
+    try:
+        await ConversationRepository(database).prune({cutoff}, budget=60, batch=300)
+    finally:
+        await database.close()
+
+asyncio.run(main())
+"""
+
+
+def _conversations(path: Path) -> tuple[set[str], int, int]:
+    """(conversation ids, messages, orphan messages), after an integrity check."""
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        ids = {row[0] for row in conn.execute("SELECT id FROM conversations")}
+        messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+        orphans = conn.execute(
+            "SELECT count(*) FROM messages WHERE conversation_id NOT IN "
+            "(SELECT id FROM conversations)"
+        ).fetchone()[0]
+    return ids, int(messages), int(orphans)
+
+
+@pytest.mark.parametrize("step", ["conversations.deleting", "conversations.deleted"])
+def test_a_kill_during_conversation_retention_keeps_every_conversation_whole(
+    tmp_path: Path, step: str
+) -> None:
+    """DATABASE_RETENTION_DAYS, SIGKILLed at each batch: no orphan message, no kept
+    conversation touched, and the next pass finishes the job."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from assistant.storage import Database
+
+    template = tmp_path / "template.db"
+
+    async def make() -> None:
+        database = Database(template)
+        await database.migrate()
+        await database.close()
+
+    asyncio.run(make())
+    with closing(sqlite3.connect(template)) as conn, conn:
+        for n in range(1_200):
+            updated = NOW - (40 if n < 1_000 else 1) * DAY
+            conn.execute(
+                "INSERT INTO conversations (id, title, model, created_at, updated_at) "
+                "VALUES (?, 't', 'm', ?, ?)",
+                (f"c_{n:05d}", updated, updated),
+            )
+            conn.executemany(
+                "INSERT INTO messages (id, conversation_id, role, content, created_at) "
+                "VALUES (?, ?, 'user', 'x', ?)",
+                [(f"m_{n:05d}_{i}", f"c_{n:05d}", updated) for i in range(3)],
+            )
+    kept = {f"c_{n:05d}" for n in range(1_000, 1_200)}
+    script = CONVERSATIONS_SCRIPT.format(cutoff=NOW - 30 * DAY)
+    killed_at = 0
+    for k in range(1, 6):
+        path = tmp_path / f"{k}.db"
+        path.write_bytes(template.read_bytes())
+        env = {**os.environ, "ASSISTANT_TEST_KILL_AT": f"{step}:{k}"}
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(path)], env=env, timeout=120, check=False
+        )
+        if result.returncode == 0:
+            break
+        assert result.returncode == -9
+        killed_at = k
+        ids, messages, orphans = _conversations(path)
+        assert orphans == 0
+        assert kept <= ids
+        assert messages == 3 * len(ids)
+        rerun = subprocess.run([sys.executable, "-c", script, str(path)], timeout=120, check=False)
+        assert rerun.returncode == 0
+        assert _conversations(path) == (kept, 3 * len(kept), 0)
+    assert killed_at >= 2, "the loop must reach several batches"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from assistant.errors import ConversationNotFound
 from assistant.storage.database import Database
+from assistant_monitoring.killpoints import reached
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,9 @@ class ConversationRepository:
                     await conn.execute(
                         f"DELETE FROM messages WHERE conversation_id IN ({marks})", values
                     )
+                    reached("conversations.deleting")  # a kill here: the batch rolls back
                     await conn.execute(f"DELETE FROM conversations WHERE id IN ({marks})", values)
+            reached("conversations.deleted")
             deleted += len(ids)
             if len(ids) < batch or time.monotonic() >= deadline:
                 return deleted

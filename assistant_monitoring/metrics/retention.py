@@ -30,6 +30,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant_monitoring.killpoints import reached
 from assistant_monitoring.usage.buckets import KEEP_DAYS as USAGE_KEEP_DAYS
 
 DAY = 86400.0
@@ -98,6 +99,8 @@ class _Batches:
                     f"(SELECT {key.strip('()')} FROM {table} WHERE {where} LIMIT ?)",
                     (*params, self.size),
                 ).rowcount
+                reached("retention.deleting")  # a kill here: the batch rolls back
+            reached("retention.deleted")
             held = time.perf_counter() - started
             self._record(label, deleted, held)
             if deleted < self.size:
@@ -123,6 +126,7 @@ class _Batches:
             started = time.perf_counter()
             # executescript steps the pragma to its end; execute() would free one page.
             conn.executescript(f"PRAGMA incremental_vacuum({pages});")
+            reached("retention.vacuumed")
             held = time.perf_counter() - started
             freed = before - conn.execute("PRAGMA freelist_count").fetchone()[0]
             self.report.pages_freed += freed
