@@ -255,7 +255,7 @@ _KINDS = (
 def _require_regular(mode: int) -> None:
     if stat.S_ISREG(mode):
         return
-    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    kind = next((name for test, name in _KINDS if test(mode)), "an unusual kind of file")
     raise PriceFileProblem(f"is {kind}, not a regular file")
 
 
