@@ -10,6 +10,7 @@ from typing import Any
 
 from assistant_monitoring.errors import MonitoringError, UsageError, shown
 from assistant_monitoring.metrics.pricing import PriceTable
+from assistant_monitoring.sqlitefile import present
 from assistant_monitoring.usage.budget import BudgetStatus, budget_statuses
 from assistant_monitoring.usage.periods import GROUPS, report_window
 from assistant_monitoring.usage.report import Totals, UsageReport, query_usage
@@ -90,7 +91,7 @@ def usage_report(
         options=(options["since"], options["until"]),
     )
     path = settings.monitoring_db_path
-    if not path.exists():
+    if not present(path):
         return UsageAnswer(UsageReport(group, zone, window, [], Totals()), [], has_store=False)
     from assistant_monitoring.metrics.store import MetricsStore
 
