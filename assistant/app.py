@@ -137,7 +137,13 @@ class AssistantApp:
         if self.runs is None:
             return
         try:
-            self.runs.record(run)
+            if not self.runs.record(run) and run.status != "running":
+                from loguru import logger
+
+                logger.warning(
+                    f"the metrics store is locked by another process: run {run.id} is kept in "
+                    f"{self.runs.pending_dir} and recorded by the next command"
+                )
         except Exception as error:
             from loguru import logger
 

@@ -14,9 +14,11 @@ longest a run can take (:func:`longest_run_seconds`), never as still running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_monitoring.errors import UsageError, shown
-from assistant_monitoring.metrics.store import MetricsStore
+from assistant_monitoring.metrics.store import MetricsStore, StoreError
 from assistant_monitoring.redact import redact_text
 from assistant_monitoring.sqlitefile import present
 from assistant_monitoring.usage.buckets import account
@@ -47,6 +49,10 @@ _INSERT = (
 STATUSES = ("running", "success", "failure", "interrupted", "abandoned")
 _ABANDON_SLACK_SECONDS = 60.0
 _SLOWEST_STREAM_TOKENS_PER_SECOND = 10.0
+_RUN_ID = re.compile("[A-Za-z0-9_-]{1,64}")  # what may name a pending file
+# Pending runs merged per record: a backlog goes in slices, never one long lock.
+_MERGE_AT_MOST = 200
+_PENDING_FILE_MAX_BYTES = 4 * 1024 * 1024
 
 
 def parse_status(text: str | None, *, option: str) -> str | None:
@@ -178,10 +184,68 @@ class RunStore:
         row[_NAMES.index("stages")] = json.dumps(stages)
         row[_NAMES.index("classifiers")] = json.dumps(run.classifiers)
         row[_NAMES.index("error_message")] = message
-        with self._store.transaction() as conn:
-            # The usage rollup changes in the same transaction: never out of step.
-            account(conn, run.id, lambda: conn.execute(_INSERT, row))
+        try:
+            with self._store.transaction() as conn:
+                # The usage rollup changes in the same transaction: never out of step.
+                account(conn, run.id, lambda: conn.execute(_INSERT, row))
+                merged = self._merge_pending(conn, current=run.id)
+        except StoreError as error:
+            if error.kind != "locked" or not _RUN_ID.fullmatch(run.id):
+                raise
+            self._spool(run.id, row)
+            return False
+        for name in merged:  # only once their rows are committed
+            with contextlib.suppress(FileNotFoundError):
+                (self.pending_dir / name).unlink()
         return True
+
+    @property
+    def pending_dir(self) -> Path:
+        """Where runs wait that could not be written while the store was locked."""
+        return self.path.with_name(self.path.name + ".pending")
+
+    def _spool(self, run_id: str, row: list[Any]) -> None:
+        """Keep ``row`` for the next writer, whole or not at all (written aside, renamed)."""
+        self.pending_dir.mkdir(exist_ok=True)
+        final = self.pending_dir / f"{run_id}.json"
+        partial = final.with_name(f".{final.name}.{os.getpid()}.partial")
+        with partial.open("w", encoding="utf-8") as handle:
+            json.dump(row, handle, allow_nan=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, final)
+
+    def _merge_pending(self, conn: sqlite3.Connection, *, current: str) -> list[str]:
+        """Write the pending runs into the store (inside the caller's transaction).
+
+        A run's final state is never replaced by an older one: a pending row is
+        written only where the table has no row for it, or one still ``running``.
+        Returns the file names to remove once the transaction has committed.
+        """
+        try:
+            names = sorted(
+                entry.name
+                for entry in os.scandir(self.pending_dir)
+                if entry.name.endswith(".json") and entry.is_file(follow_symlinks=False)
+            )[:_MERGE_AT_MOST]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        done: list[str] = []
+        for name in names:
+            run_id = name.removesuffix(".json")
+            if run_id == current:  # this record is newer than what was kept
+                done.append(name)
+                continue
+            row = _pending_row(self.pending_dir / name)
+            if row is None or row[0] != run_id:
+                continue  # unreadable: left for a person (README "When files break")
+            stored = conn.execute(
+                "SELECT status FROM pipeline_runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if stored is None or stored[0] == "running":
+                account(conn, run_id, lambda row=row: conn.execute(_INSERT, row))
+            done.append(name)
+        return done
 
     def query(
         self,
@@ -250,6 +314,19 @@ class RunStore:
     def close(self) -> None:
         """Close the connection."""
         self._store.close()
+
+
+def _pending_row(path: Path) -> list[Any] | None:
+    """A pending run's row, or None when the file is not one we wrote whole."""
+    try:
+        if path.stat().st_size > _PENDING_FILE_MAX_BYTES:
+            return None
+        row = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(row, list) or len(row) != len(_NAMES):
+        return None
+    return row
 
 
 def _run(row: tuple[Any, ...]) -> RunRecord:

@@ -182,3 +182,48 @@ def test_the_busy_timeout_is_the_whole_wait_in_process(tmp_path: Path) -> None:
         holder.execute("ROLLBACK")
         holder.close()
     assert 0.9 <= took < 5, took
+
+
+def _wait_for_generate(data_dir: Path, process: subprocess.Popen[str]) -> None:
+    """Until the run is in its generate stage (both classifiers have logged)."""
+    path = data_dir / "logs" / "assistant.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        text = path.read_text() if path.exists() else ""
+        if text.count('"event":"classification"') >= 3:  # the warm-up logged two
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the run never reached its generate stage (exit {process.poll()})")
+
+
+def test_a_run_that_meets_a_lock_at_its_end_is_kept_and_recorded_later(
+    data_dir: Path, ready_store: Path, stub: StubLLMServer
+) -> None:
+    """The lock comes after the question was asked: the answer is not thrown away, and
+    neither is its run: it waits in monitoring.db.pending/ for the next command."""
+    import json
+
+    stub.plan.latency = 1.5
+    process = subprocess.Popen(
+        [installed_assistant(), "ask", "a question that meets a lock"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    _wait_for_generate(data_dir, process)
+    with held(ready_store, "writer"):
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "stub model answering" in stdout
+    assert "recorded by the next command" in stderr
+    pending = list((data_dir / "monitoring.db.pending").glob("*.json"))
+    assert len(pending) == 1
+
+    stub.plan.latency = 0
+    assert run_assistant("ask", "the next one", timeout=120).returncode == 0
+    assert list((data_dir / "monitoring.db.pending").glob("*.json")) == []
+    runs = json.loads(run_assistant("monitor", "runs", "--json").stdout)["runs"]
+    assert [run["status"] for run in runs] == ["success"] * 3
+    usage = json.loads(run_assistant("monitor", "usage", "--json").stdout)
+    assert usage["totals"]["runs"] == 3, usage["totals"]
