@@ -2,8 +2,8 @@
 that fails or is killed at any step, and CSV cells a spreadsheet would run.
 
 Repricing is one transaction: the test kills ``assistant monitor usage --reprice``
-with SIGKILL after each of its steps in turn (``ASSISTANT_TEST_REPRICE_KILL_AFTER``,
-the reprice module's test hook), then checks that the store is intact, holds the
+with SIGKILL after each of its steps in turn (``ASSISTANT_TEST_KILL_AT=reprice:k``,
+the shared test hook in ``killpoints``), then checks that the store is intact, holds the
 old figures or the new ones (never a mix), that the rollup still equals the runs
 table, and that a rerun finishes the job.
 """
@@ -201,7 +201,7 @@ def test_reprice_refuses_a_table_that_would_store_non_finite_costs(data_dir: Pat
     assert _runs(path) == before
 
 
-KILL = "ASSISTANT_TEST_REPRICE_KILL_AFTER"
+KILL = "ASSISTANT_TEST_KILL_AT"
 
 
 def test_reprice_killed_after_every_step_leaves_old_or_new_and_a_rerun_finishes(
@@ -224,7 +224,7 @@ def test_reprice_killed_after_every_step_leaves_old_or_new_and_a_rerun_finishes(
             if (data_dir / name).exists():
                 shutil.copy2(data_dir / name, copy / name)
         env = {"ASSISTANT_DATA_DIR": str(copy), "MONITOR_PRICES_FILE": str(prices_file)}
-        result = run_assistant("monitor", "usage", "--reprice", **env, **{KILL: str(step)})
+        result = run_assistant("monitor", "usage", "--reprice", **env, **{KILL: f"reprice:{step}"})
         path = copy / "monitoring.db"
         if result.returncode != -signal.SIGKILL:
             assert result.returncode == 0, result.stderr
@@ -256,7 +256,9 @@ def test_reprice_stopped_by_a_signal_mid_transaction_changes_nothing(
     old, new = _runs(path), _priced(path, PriceTable.with_overrides(prices_file))
     env = {"MONITOR_PRICES_FILE": str(prices_file)}
     for step in (1, 3):  # the transaction open; the runs half written
-        stopped = run_assistant("monitor", "usage", "--reprice", **env, **{KILL: f"{step}:{name}"})
+        stopped = run_assistant(
+            "monitor", "usage", "--reprice", **env, **{KILL: f"reprice:{step}:{name}"}
+        )
         assert stopped.returncode == (143 if name == "TERM" else 130), stopped.stderr
         assert "Traceback" not in stopped.stderr
         assert _runs(path) == old, step

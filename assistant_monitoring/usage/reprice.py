@@ -18,24 +18,23 @@ they were (SQLite rolls the transaction back), and a rerun does the whole job. T
 price of that: ``ask`` processes finishing meanwhile wait for the write lock (up to
 DATABASE_BUSY_TIMEOUT) while it runs, about a second per 200,000 runs to reprice.
 
-Test hook: with ``ASSISTANT_TEST_REPRICE_KILL_AFTER=k`` in the environment, the
-process kills itself with SIGKILL right after step ``k``: 1 is "the write transaction
-is open and the stale runs are read", then one step per UPDATE (each model's runs,
-then each model of the rollup), then one after COMMIT. ``k:TERM`` or ``k:INT`` sends
-that signal instead. Read only by this module, only for the kill-at-every-step tests
-(tests/test_usage_bad_day.py).
+Test hook (``killpoints``): with ``ASSISTANT_TEST_KILL_AT=reprice:k`` in the
+environment, the process kills itself with SIGKILL right after step ``k``: 1 is "the
+write transaction is open and the stale runs are read", then one step per UPDATE
+(each model's runs, then each model of the rollup), then one after COMMIT.
+``reprice:k:TERM`` or ``reprice:k:INT`` sends that signal instead (the
+kill-at-every-step tests, tests/test_usage_bad_day.py).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import signal
 import sqlite3
 from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from assistant_monitoring.errors import UsageError, shown
+from assistant_monitoring.killpoints import reached
 from assistant_monitoring.metrics.pricing import (
     MAX_PRICE_USD_PER_MTOK,
     PRICE_NAMES,
@@ -45,7 +44,6 @@ from assistant_monitoring.metrics.pricing import (
 from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.usage.buckets import BILLED_TOKENS
 
-KILL_AFTER_ENV = "ASSISTANT_TEST_REPRICE_KILL_AFTER"
 _STALE = f"({BILLED_TOKENS}) > 0 AND price_version IS NOT ?"
 # The largest finite double: a stored cost beyond it is +-inf (NaN comes back as NULL).
 _FINITE = "abs(cost_usd) <= 1.7976931348623157e308"
@@ -102,39 +100,23 @@ class RepriceResult:
         }
 
 
-class _Steps:
-    """Counts the steps of one reprice, for the test hook (see the module's notes)."""
-
-    def __init__(self) -> None:
-        step, _, name = os.environ.get(KILL_AFTER_ENV, "").strip().partition(":")
-        self.kill_after = int(step) if step.isdigit() else None
-        self.signal = getattr(signal, f"SIG{name or 'KILL'}", signal.SIGKILL)
-        self.done = 0
-
-    def step(self) -> None:
-        self.done += 1
-        if self.done == self.kill_after:
-            os.kill(os.getpid(), self.signal)
-
-
 def reprice(store: MetricsStore, prices: PriceTable, *, dry_run: bool = False) -> RepriceResult:
     """Reprice every run not priced with ``prices.version``, and the usage rollup, in
     one transaction; UsageError (nothing written) for a table with an absurd price."""
     check_prices(prices)
     if dry_run:
         return _plan(store.connect(), prices, dry_run=True)
-    steps = _Steps()
     with store.transaction() as conn:
         # Read inside the write lock: what is reported is what is written, even with
         # `ask` processes recording runs at the same time.
         result = _plan(conn, prices, dry_run=False)
-        steps.step()
+        reached("reprice")
         if result.changes or result.rollup_not_finite:
             for change in result.changes:
                 _apply(conn, change.model, prices.price(change.model), prices.version)
-                steps.step()
-            _reprice_rollup(conn, prices, steps)
-    steps.step()
+                reached("reprice")
+            _reprice_rollup(conn, prices)
+    reached("reprice")
     return result
 
 
@@ -179,7 +161,7 @@ def _plan(conn: sqlite3.Connection, prices: PriceTable, *, dry_run: bool) -> Rep
     return result
 
 
-def _reprice_rollup(conn: sqlite3.Connection, prices: PriceTable, steps: _Steps) -> None:
+def _reprice_rollup(conn: sqlite3.Connection, prices: PriceTable) -> None:
     """The usage rollup at today's prices too, its rows for pruned runs included.
 
     A rollup row holds one model, so its cost is that model's price times its token
@@ -208,7 +190,7 @@ def _reprice_rollup(conn: sqlite3.Connection, prices: PriceTable, steps: _Steps)
                 "priced_runs = priced_runs + unpriced_runs, unpriced_runs = 0 WHERE model = ?",
                 [*params, model],
             )
-        steps.step()
+        reached("reprice")
 
 
 def _cost_expression(price: ModelPrice) -> tuple[str, list[float]]:
