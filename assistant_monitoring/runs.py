@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_monitoring.errors import UsageError, shown
+from assistant_monitoring.metrics import pending
 from assistant_monitoring.metrics.store import MetricsStore, StoreError
 from assistant_monitoring.redact import redact_text
 from assistant_monitoring.sqlitefile import present
@@ -202,7 +203,7 @@ class RunStore:
     @property
     def pending_dir(self) -> Path:
         """Where runs wait that could not be written while the store was locked."""
-        return self.path.with_name(self.path.name + ".pending")
+        return self._store.pending_dir
 
     def _spool(self, run_id: str, row: list[Any]) -> None:
         """Keep ``row`` for the next writer, whole or not at all (written aside, renamed)."""
@@ -226,7 +227,9 @@ class RunStore:
             names = sorted(
                 entry.name
                 for entry in os.scandir(self.pending_dir)
-                if entry.name.endswith(".json") and entry.is_file(follow_symlinks=False)
+                if entry.name.endswith(".json")
+                and not entry.name.startswith(pending.PREFIX)  # a flush's, not a run
+                and entry.is_file(follow_symlinks=False)
             )[:_MERGE_AT_MOST]
         except (FileNotFoundError, NotADirectoryError):
             return []

@@ -200,7 +200,8 @@ def test_a_run_that_meets_a_lock_at_its_end_is_kept_and_recorded_later(
     data_dir: Path, ready_store: Path, stub: StubLLMServer
 ) -> None:
     """The lock comes after the question was asked: the answer is not thrown away, and
-    neither is its run: it waits in monitoring.db.pending/ for the next command."""
+    neither are its run and its metrics: they wait in monitoring.db.pending/ for the
+    next command, which adds them in once."""
     import json
 
     stub.plan.latency = 1.5
@@ -217,8 +218,9 @@ def test_a_run_that_meets_a_lock_at_its_end_is_kept_and_recorded_later(
     assert process.returncode == 0, stderr
     assert "stub model answering" in stdout
     assert "recorded by the next command" in stderr
-    pending = list((data_dir / "monitoring.db.pending").glob("*.json"))
-    assert len(pending) == 1
+    # The run, and what the process counted (its exit flush met the lock too).
+    pending = sorted(p.name[:4] for p in (data_dir / "monitoring.db.pending").glob("*.json"))
+    assert pending == ["metr", "run_"], pending
 
     stub.plan.latency = 0
     assert run_assistant("ask", "the next one", timeout=120).returncode == 0
@@ -227,3 +229,53 @@ def test_a_run_that_meets_a_lock_at_its_end_is_kept_and_recorded_later(
     assert [run["status"] for run in runs] == ["success"] * 3
     usage = json.loads(run_assistant("monitor", "usage", "--json").stdout)
     assert usage["totals"]["runs"] == 3, usage["totals"]
+    pipeline = json.loads(run_assistant("monitor", "metrics", "--json").stdout)["pipeline"]
+    assert (pipeline["runs"], pipeline["duration_seconds"]["count"]) == (3, 3), pipeline
+
+
+def test_spooled_deltas_are_added_exactly_once(tmp_path: Path) -> None:
+    """A kill between the merge's commit and the file's removal must not count twice;
+    a file that is not one we wrote whole is left alone."""
+    from assistant_monitoring.metrics.instrument import Instrumentation
+    from assistant_monitoring.metrics.registry import MetricsRegistry
+    from assistant_monitoring.metrics.runtime import MetricsRuntime
+    from assistant_monitoring.metrics.store import MetricsStore
+
+    path = tmp_path / "monitoring.db"
+
+    def counted() -> float:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            row = conn.execute(
+                "SELECT t.value FROM totals t JOIN series s ON s.id = t.series_id "
+                "WHERE s.family = 'assistant_pipeline_runs_total'"
+            ).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def flush_one() -> MetricsStore:
+        instrumentation = Instrumentation(MetricsRegistry())
+        instrumentation.metrics.pipeline_runs.labels("success").inc()
+        store = MetricsStore(path)
+        assert MetricsRuntime(instrumentation, store).flush()
+        return store
+
+    flush_one().close()
+    spooler = Instrumentation(MetricsRegistry())
+    spooler.metrics.pipeline_runs.labels("success").inc(5)
+    store = MetricsStore(path)
+    registry = spooler.registry
+    first = store.spool(registry.families(), registry.take_deltas())
+    spooler.metrics.pipeline_runs.labels("success").inc(7)
+    second = store.spool(registry.families(), registry.take_deltas())
+    store.close()
+    # `second` was merged already by a process killed before it removed the file.
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, '0')", (f"pending:{second.name}",))
+    foreign = first.with_name("metrics-foreign.json")
+    foreign.write_text('{"recorded_at": 1, "families": [')
+    flush_one().close()
+    assert counted() == 1 + 5 + 1
+    assert not first.exists()
+    assert not second.exists()
+    assert foreign.exists(), "not ours whole: left for a person"
+    flush_one().close()
+    assert counted() == 1 + 5 + 1 + 1

@@ -11,7 +11,9 @@ recorded reaches ``monitoring.db``:
 
 A flush that fails (disk full, store locked for too long) puts its deltas back in
 the registry, logs once and counts the failure: the next flush retries, and the
-assistant itself never sees an error.
+assistant itself never sees an error. When the last flush, at exit, fails, the
+deltas are kept in ``monitoring.db.pending/`` for the next process
+(``metrics/pending.py``).
 """
 
 from __future__ import annotations
@@ -140,10 +142,25 @@ class MetricsRuntime:
         self.instrumentation.sample_process()
         if self.otel is not None:
             self._close_otel()
-        self.flush(export=False)
+        if not self.flush(export=False):
+            self._spool_leftovers()
         if self.store is not None:
             self.store.close()
         atexit.unregister(self.close)
+
+    def _spool_leftovers(self) -> None:
+        """The last flush failed (the store locked past the busy timeout, most often):
+        keep the deltas in a file the next flush of any process adds in."""
+        if self.store is None:
+            return
+        registry = self.instrumentation.registry
+        deltas = registry.take_deltas()
+        if not deltas:
+            return
+        try:
+            self.store.spool(registry.families(), deltas)
+        except (OSError, ValueError) as error:  # a full disk: nothing more can be done
+            _swallow(self.instrumentation.metrics, "spool", error)
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

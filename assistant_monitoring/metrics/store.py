@@ -28,12 +28,13 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from assistant_monitoring.errors import MonitoringError
+from assistant_monitoring.metrics import pending
 from assistant_monitoring.metrics.registry import AnyFamily, SeriesDelta
 from assistant_monitoring.metrics.retention import Pass, Retention, prune
 from assistant_monitoring.metrics.sketch import encode_counts, encode_dense, merge_dense
@@ -473,42 +474,93 @@ class MetricsStore:
         by_name = {family.name: family for family in families}
         now = self.clock()
         try:
-            self._write_deltas(conn, by_name, deltas, now)
+            with self._write(conn):
+                self._merge_deltas(conn, by_name, deltas, now, self._families_written)
         except BaseException:
-            # The transaction rolled back: series rows created in it are gone, and
-            # SQLite may hand their ids to other series. Forget every cached id.
-            self._series_ids.clear()
-            self._families_written.clear()
+            self._forget_ids()
             raise
         self._families_written.update(delta.family for delta in deltas)
+        self._merge_pending(conn)
         self._maybe_apply_retention(conn, now)
 
-    def _write_deltas(
-        self,
-        conn: sqlite3.Connection,
-        by_name: dict[str, AnyFamily],
-        deltas: list[SeriesDelta],
-        now: float,
-    ) -> None:
-        with self._write(conn):
-            for name in {delta.family for delta in deltas} - self._families_written:
-                self._write_family(conn, by_name[name])
-            for delta in deltas:
-                family = by_name[delta.family]
-                series_id = self._series_id(conn, delta.family, labels_key(delta.labels))
-                kind = family.kind
-                row = self._row(kind, delta, family, now)
+    def _forget_ids(self) -> None:
+        # The transaction rolled back: series rows created in it are gone, and SQLite
+        # may hand their ids to other series. Forget every cached id.
+        self._series_ids.clear()
+        self._families_written.clear()
+
+    @property
+    def pending_dir(self) -> Path:
+        """Where what could not be written while the store was locked waits (runs, deltas)."""
+        return self.path.with_name(self.path.name + ".pending")
+
+    def spool(self, families: Iterable[AnyFamily], deltas: list[SeriesDelta]) -> Path:
+        """Keep deltas this process cannot write for the next flush (metrics/pending.py)."""
+        return pending.spool(self.pending_dir, families, deltas, self.clock())
+
+    def _merge_pending(self, conn: sqlite3.Connection) -> None:
+        """Add spooled deltas in, each file exactly once (its name goes into ``meta`` in
+        the same transaction), at the minute they were recorded. A file that is not
+        one we wrote whole is left where it is, for a person."""
+        merged: list[Path] = []
+        for path in pending.pending(self.pending_dir):
+            spooled = pending.load(path)
+            if spooled is None:
+                continue
+            key = f"pending:{spooled.name}"
+            try:
+                with self._write(conn):
+                    done = conn.execute("SELECT 1 FROM meta WHERE key = ?", (key,)).fetchone()
+                    if done is None:
+                        self._merge_deltas(
+                            conn, spooled.families, spooled.deltas, spooled.recorded_at, set()
+                        )
+                        conn.execute(
+                            "INSERT INTO meta (key, value) VALUES (?, ?)", (key, str(self.clock()))
+                        )
+            except StoreError:
+                self._forget_ids()
+                break  # locked again: the next flush goes on
+            except BaseException:
+                self._forget_ids()
+                raise
+            path.unlink(missing_ok=True)
+            merged.append(path)
+        if merged:
+            # Their files are gone: the keys that guarded them can go too. (A kill
+            # between the two leaves a key behind: one small row, never a double count.)
+            with self._write(conn):
                 conn.executemany(
-                    _UPSERT_SAMPLE[kind],
-                    [(series_id, res, int(now // res * res), *row) for res in RESOLUTIONS],
-                )
-                conn.execute(
-                    _UPSERT_TOTAL[kind],
-                    (series_id, row[0], row[1], row[2], row[3], row[8], now),
+                    "DELETE FROM meta WHERE key = ?", [(f"pending:{p.name}",) for p in merged]
                 )
 
+    def _merge_deltas(
+        self,
+        conn: sqlite3.Connection,
+        by_name: Mapping[str, Any],
+        deltas: list[SeriesDelta],
+        now: float,
+        families_written: set[str],
+    ) -> None:
+        """Add ``deltas`` as recorded at ``now`` (inside the caller's transaction)."""
+        for name in {delta.family for delta in deltas} - families_written:
+            self._write_family(conn, by_name[name])
+        for delta in deltas:
+            family = by_name[delta.family]
+            series_id = self._series_id(conn, delta.family, labels_key(delta.labels))
+            kind = family.kind
+            row = self._row(kind, delta, family, now)
+            conn.executemany(
+                _UPSERT_SAMPLE[kind],
+                [(series_id, res, int(now // res * res), *row) for res in RESOLUTIONS],
+            )
+            conn.execute(
+                _UPSERT_TOTAL[kind],
+                (series_id, row[0], row[1], row[2], row[3], row[8], now),
+            )
+
     @staticmethod
-    def _row(kind: str, delta: SeriesDelta, family: AnyFamily, now: float) -> tuple[Any, ...]:
+    def _row(kind: str, delta: SeriesDelta, family: Any, now: float) -> tuple[Any, ...]:
         # value, updated, count, sum, min, max, zero, sketch, buckets
         if kind == "counter":
             return (delta.value, now, 0, 0.0, None, None, 0, None, None)
@@ -526,7 +578,7 @@ class MetricsStore:
             encode_counts(delta.buckets),
         )
 
-    def _write_family(self, conn: sqlite3.Connection, family: AnyFamily) -> None:
+    def _write_family(self, conn: sqlite3.Connection, family: Any) -> None:
         buckets = getattr(family, "buckets", None)
         conn.execute(
             """INSERT INTO families (name, kind, help, unit, labelnames, buckets)
