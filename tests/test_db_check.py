@@ -15,6 +15,7 @@ import pytest
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
 from tests.conftest import flush_into_store, installed_assistant, run_assistant, subprocess_env
+from tests.helpers.dbfiles import commit_and_die, from_the_future
 from tests.helpers.readonly import read_only_directory
 
 
@@ -165,3 +166,59 @@ def test_a_held_write_lock_is_locked_not_damaged(data_dir: Path) -> None:
 @pytest.mark.parametrize("args", [["--bogus"], ["extra"]])
 def test_bad_usage_exits_2(data_dir: Path, args: list[str]) -> None:
     assert run_assistant("db", "check", *args).returncode == 2
+
+
+@pytest.mark.parametrize("name", ["assistant.db", "monitoring.db"])
+def test_a_database_from_a_newer_version_is_a_problem(data_dir: Path, name: str) -> None:
+    healthy(data_dir)
+    from_the_future(data_dir / name)
+    code, document, _ = check()
+    assert code == 1
+    role = "conversations" if name == "assistant.db" else "metrics"
+    found = by_role(document)[role]
+    assert found["status"] == "newer", found
+    assert "m999_future" in found["message"]
+    assert "upgrade" in found["message"]
+    text = run_assistant("db", "check")
+    assert text.returncode == 1
+    assert "upgrade" in text.stdout
+
+
+def _snapshot(data_dir: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in data_dir.iterdir() if p.is_file()
+    }
+
+
+def test_check_changes_no_file_not_even_a_leftover_wal(data_dir: Path) -> None:
+    healthy(data_dir)
+    # Two writers killed after their commits: the commits live only in the -wal files,
+    # and one of them has lost its -shm too.
+    commit_and_die(data_dir / "monitoring.db", "DELETE FROM pipeline_runs WHERE rowid % 2 = 0")
+    commit_and_die(
+        data_dir / "assistant.db",
+        "INSERT INTO conversations (id, title, model, created_at, updated_at) "
+        "VALUES ('c1', 't', 'm', 1, 1)",
+    )
+    (data_dir / "assistant.db-shm").unlink()
+    before = _snapshot(data_dir)
+    assert {"monitoring.db-wal", "monitoring.db-shm", "assistant.db-wal"} <= set(before)
+    for args in ([], ["--quick"]):
+        code, document, stderr = check(*args)
+        assert code == 0, stderr
+        runs = {t["name"]: t for t in by_role(document)["metrics"]["tables"]}["pipeline_runs"]
+        assert runs["rows"] == 250, "the committed rows in the -wal are read"
+        chats = {t["name"]: t for t in by_role(document)["conversations"]["tables"]}
+        assert chats["conversations"]["rows"] == 1
+        assert _snapshot(data_dir) == before
+    assert run_assistant("db", "check").returncode == 0
+    assert _snapshot(data_dir) == before
+
+
+def test_check_of_a_clean_database_creates_no_file(data_dir: Path) -> None:
+    healthy(data_dir)
+    before = _snapshot(data_dir)
+    assert not [name for name in before if name.endswith(("-wal", "-shm"))]
+    code, _, stderr = check()
+    assert code == 0, stderr
+    assert _snapshot(data_dir) == before
