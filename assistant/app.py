@@ -26,7 +26,7 @@ from assistant.providers import (
 )
 from assistant.storage import Database
 from assistant_monitoring.breaker import BreakerConfig, BreakerRegistry
-from assistant_monitoring.endpoints import server_address
+from assistant_monitoring.endpoints import USERINFO_PROBLEM, has_userinfo, server_address
 from assistant_monitoring.metrics import Instrumentation, LlmCall, MetricsRuntime, start_metrics
 from assistant_monitoring.metrics.retention import Retention
 from assistant_monitoring.otel import start_otel
@@ -123,7 +123,11 @@ class AssistantApp:
             policy=RetryPolicy(
                 max_retries=llm.max_retries, max_total_seconds=llm.max_retry_seconds
             ),
-            key_hint=self.settings.hint("LLM_API_KEY", verb="check"),
+            # With userinfo in LLM_BASE_URL the key was never sent (see endpoints.py):
+            # a 401 is about those credentials, and checking LLM_API_KEY would not help.
+            key_hint=USERINFO_PROBLEM
+            if has_userinfo(llm.base_url)
+            else self.settings.hint("LLM_API_KEY", verb="check"),
             on_text=on_text,
             on_call=keep,
             model_known=request.model == llm.model

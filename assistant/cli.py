@@ -7,9 +7,11 @@ LLM SDKs) is imported inside the command that needs it.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import typer
 
@@ -86,8 +88,60 @@ def root(
 
 
 def _report(message: str, *, color: bool) -> None:
+    from assistant_monitoring.redact import redact_text
+
+    # The last sink of every error: a message quoting an argument, a URL or an SDK's
+    # text is masked here whatever built it.
     prefix = "\x1b[31merror:\x1b[0m" if color else "error:"
-    sys.stderr.write(f"{prefix} {message}\n")
+    sys.stderr.write(f"{prefix} {redact_text(message)}\n")
+
+
+# ``command`` is click's Command: typer's vendored copy or click itself, by version,
+# with no one public name for both.
+def _invoke(command: Any, args: list[str]) -> NoReturn:
+    """Run ``command`` as click's standalone mode does, with usage errors redacted.
+
+    Standalone mode prints a usage error itself, quoting the arguments it did not
+    expect: ``assistant ask a b sk-...`` echoed the pasted key. So run it
+    non-standalone and print the error through its ``show(file=...)`` into a buffer
+    that goes through the shared redaction rule. Everything else is what standalone
+    mode does: ``Exit`` (Ctrl-C included, as 130) comes back as its code, ``Abort``
+    prints "Aborted!" and exits 1. typer.TyperException is the public base of the
+    click errors typer ships (typer 0.24+ carries click inside itself).
+    """
+    try:
+        result = command.main(args=args, prog_name="assistant", standalone_mode=False)
+    except typer.TyperException as error:
+        buffer = io.StringIO()
+        show = getattr(error, "show", None)  # every click error has it; the base not
+        if show is not None:
+            show(file=buffer)
+        else:
+            buffer.write(f"Error: {error.format_message()}\n")
+        sys.stderr.write(_redact_usage(buffer.getvalue()))
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        sys.stderr.write("Aborted!\n")
+        sys.exit(1)
+    # An Exit's code (the commands themselves return None); standalone mode exits 0
+    # after a command that returned, and callers (tests in-process) rely on it.
+    sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
+
+
+def _redact_usage(text: str) -> str:
+    """``text`` with key-shaped words and this profile's secrets masked.
+
+    A usage error comes before any command loaded the settings: load them now (only on
+    this path) so the configured key is known; settings that do not load still
+    registered what the environment holds.
+    """
+    import contextlib
+
+    from assistant_monitoring.redact import redact_text
+
+    with contextlib.suppress(Exception):
+        current_state().load()
+    return redact_text(text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -105,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     install_signal_handlers()
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="assistant", standalone_mode=True)
+        _invoke(command, args)
     except Exception as error:
         state = current_state()
         debug = state.debug or "--debug" in args

@@ -69,6 +69,17 @@ class ProviderUnavailable(ProviderError):
     critical = True
 
 
+class SecretAsName(AssistantError):
+    """A key pasted where a name or an id goes (``--model``, ``--conversation``).
+
+    Refused before anything is sent or stored: a model name is sent to the provider,
+    stored with the run and becomes a metric label; an id is stored and logged.
+    """
+
+    exit_code = EXIT_USAGE
+    ends_session = True  # the same option meets every next message
+
+
 class ConversationNotFound(AssistantError):
     """``--conversation ID`` names no conversation."""
 

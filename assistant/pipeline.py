@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from assistant.classifiers import Classification, classify
+from assistant.errors import SecretAsName
 from assistant.providers.base import ChatMessage, Generation, GenerationRequest, TextCallback
 from assistant.storage import ConversationRepository, StoredMessage, new_id
 from assistant_monitoring.aio import interruption, is_interruption
 from assistant_monitoring.gitinfo import current_git_place
 from assistant_monitoring.logs import log_context, log_pipeline_summary
-from assistant_monitoring.redact import redact_text
+from assistant_monitoring.redact import holds_secret, redact_configured, redact_text
 from assistant_monitoring.runs import RunRecord, StageRecord, session_id
 from assistant_monitoring.tracing import AttributeValue, span
 
@@ -60,7 +61,12 @@ class Pipeline:
     ) -> Answer:
         """Answer ``text``; raises the user-facing error of the stage that failed."""
         settings = self.app.settings
+        _refuse_secrets(model, conversation_id)
         model = model or settings.llm.model
+        # The configured secrets (LLM_API_KEY, MONITOR_TOKEN, a URL's password) never
+        # belong in a conversation: masked before the model sees them (so it cannot
+        # repeat them) and before they are stored. The rest is the user's text.
+        text = redact_configured(text)
         is_new = conversation_id is None
         conversation = conversation_id or new_id("c")
         message_id = new_id("m")
@@ -134,7 +140,10 @@ class Pipeline:
             finally:
                 self._finish(run, clock)
                 root.set_attributes(_run_attributes(run))
-        return Answer(run, generation.text, conversation, message_id, labels)
+        # As stored: a configured secret the model produced anyway is not printed whole
+        # (--json, --no-stream; a streamed answer went out piece by piece already).
+        answer_text = redact_configured(generation.text)
+        return Answer(run, answer_text, conversation, message_id, labels)
 
     # -- stages -------------------------------------------------------------------
 
@@ -190,14 +199,16 @@ class Pipeline:
         on_text: TextCallback | None,
     ) -> tuple[Generation, LlmCall]:
         settings = self.app.settings
-        messages = [ChatMessage(m.role, m.content) for m in history]
+        # History stored by an older version may still hold a configured secret.
+        messages = [ChatMessage(m.role, redact_configured(m.content)) for m in history]
         messages.append(ChatMessage("user", text))
+        system = settings.llm.system_prompt
         request = GenerationRequest(
             model=model,
             messages=messages,
             max_tokens=settings.llm.max_tokens,
             temperature=settings.llm.temperature,
-            system=settings.llm.system_prompt,
+            system=redact_configured(system) if system else system,
             stream=stream,
         )
         return await self.app.generate(request, on_text=on_text)
@@ -216,7 +227,7 @@ class Pipeline:
                 message_id,
                 conversation,
                 "assistant",
-                generation.text,
+                redact_configured(generation.text),
                 now,
                 generation.model,
                 usage.input,
@@ -252,6 +263,20 @@ class Pipeline:
             failed_stage=run.failed_stage,
         )
         self.app.record_run(run)
+
+
+def _refuse_secrets(model: str | None, conversation_id: str | None) -> None:
+    """SecretAsName when a key was pasted as the model or the conversation id."""
+    if model and holds_secret(model):
+        raise SecretAsName(
+            "--model looks like an API key, not a model name: pass a model name such as "
+            "claude-sonnet-4-5 (the key goes in LLM_API_KEY); nothing was sent"
+        )
+    if conversation_id and holds_secret(conversation_id):
+        raise SecretAsName(
+            "--conversation looks like an API key, not a conversation id (c_...): list "
+            "them with `assistant monitor runs`; nothing was sent"
+        )
 
 
 def _run_attributes(run: RunRecord) -> dict[str, AttributeValue]:

@@ -50,3 +50,38 @@ def auth_headers(provider: str, api_key: str) -> dict[str, str]:
     if provider == "anthropic":
         return {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
     return {"authorization": f"Bearer {api_key}"}
+
+
+# Said wherever a rejection may come from URL userinfo (the health check, ask's error).
+USERINFO_PROBLEM = (
+    "LLM_BASE_URL holds a user name and password, which are sent as HTTP Basic auth "
+    "in place of the API key: take them out of LLM_BASE_URL"
+)
+
+
+def has_userinfo(base_url: str | None) -> bool:
+    """Whether ``LLM_BASE_URL`` carries ``user:password@`` (or a bare ``user@``)."""
+    from urllib.parse import urlsplit
+
+    return bool(base_url) and "@" in urlsplit(str(base_url)).netloc
+
+
+def basic_auth(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its userinfo, and the ``Authorization`` header the SDKs make of it.
+
+    httpx (under both SDKs) sends URL userinfo as HTTP Basic auth, and that header
+    replaces the SDK's own key header; the standard library cannot parse userinfo at
+    all (it took ``user:pass@host`` for a host name and failed in DNS). The health
+    check asks the way the SDKs will, so it finds what ``ask`` would find.
+    """
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, {"authorization": f"Basic {token}"}

@@ -29,7 +29,7 @@ from typing import Any
 from assistant_monitoring.errors import UsageError, shown
 from assistant_monitoring.metrics import pending
 from assistant_monitoring.metrics.store import MetricsStore, StoreError
-from assistant_monitoring.redact import redact_text
+from assistant_monitoring.redact import holds_secret, redact_text
 from assistant_monitoring.sqlitefile import present
 from assistant_monitoring.usage.buckets import account
 
@@ -51,6 +51,20 @@ STATUSES = ("running", "success", "failure", "interrupted", "abandoned")
 _ABANDON_SLACK_SECONDS = 60.0
 _SLOWEST_STREAM_TOKENS_PER_SECOND = 10.0
 _RUN_ID = re.compile("[A-Za-z0-9_-]{1,64}")  # what may name a pending file
+# Text columns that come from outside (argv, the environment, the prompt, the model):
+# each goes through the shared redaction rule (the spans' and the logs'), on the way
+# in and again on the way out (rows written by an older version).
+_REDACTED = (
+    "conversation_id",
+    "provider",
+    "model",
+    "error_message",
+    "prompt",
+    "response",
+    "session_id",
+    "repo",
+    "branch",
+)
 # Pending runs merged per record: a backlog goes in slices, never one long lock.
 _MERGE_AT_MOST = 200
 _PENDING_FILE_MAX_BYTES = 4 * 1024 * 1024
@@ -180,11 +194,15 @@ class RunStore:
             }
             for s in run.stages
         ]
-        message = redact_text(run.error_message)[:1000] if run.error_message else None
         row = [getattr(run, name) for name in _NAMES]
+        for name in _REDACTED:
+            index = _NAMES.index(name)
+            if isinstance(row[index], str):
+                row[index] = redact_text(row[index])
+        message = row[_NAMES.index("error_message")]
         row[_NAMES.index("stages")] = json.dumps(stages)
         row[_NAMES.index("classifiers")] = json.dumps(run.classifiers)
-        row[_NAMES.index("error_message")] = message
+        row[_NAMES.index("error_message")] = message[:1000] if message else None
         try:
             with self._store.transaction() as conn:
                 # The usage rollup changes in the same transaction: never out of step.
@@ -308,7 +326,12 @@ class RunStore:
         return None if self.abandon_after is None else self.clock() - self.abandon_after
 
     def _shown(self, run: RunRecord) -> RunRecord:
-        """A run as it should be shown: `running` past the longest run is abandoned."""
+        """A run as it should be shown: `running` past the longest run is abandoned, and
+        its text redacted (a row an older version wrote may hold a key)."""
+        for name in _REDACTED:
+            value = getattr(run, name)
+            if isinstance(value, str):
+                setattr(run, name, redact_text(value))
         cutoff = self._cutoff()
         if run.status == "running" and cutoff is not None and run.started_at < cutoff:
             run.status = "abandoned"
@@ -344,11 +367,14 @@ _SESSION_ID: list[str] = []
 
 def session_id() -> str:
     """This process's session: ``ASSISTANT_SESSION_ID`` when a wrapper sets one (at
-    most 64 printable characters), else a new id, the same for every run of the
-    process (an ``ask``, or one ``chat``)."""
+    most 64 printable characters, and nothing that looks like a secret), else a new
+    id, the same for every run of the process (an ``ask``, or one ``chat``)."""
     if not _SESSION_ID:
         given = os.environ.get("ASSISTANT_SESSION_ID", "").strip()
         valid = 0 < len(given) <= 64 and given.isascii() and given.isprintable()
+        # A wrapper that passes a token as the session (or a key pasted there) would put
+        # it in every run and in `monitor usage session`: such a value is not used.
+        valid = valid and not holds_secret(given)
         _SESSION_ID.append(given if valid else "s-" + uuid.uuid4().hex[:12])
     return _SESSION_ID[0]
 

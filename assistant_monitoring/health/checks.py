@@ -21,7 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from assistant_monitoring.endpoints import auth_headers, models_url
+from assistant_monitoring.endpoints import (
+    USERINFO_PROBLEM,
+    auth_headers,
+    basic_auth,
+    has_userinfo,
+    models_url,
+)
 from assistant_monitoring.health.model import CheckOutcome, Status
 from assistant_monitoring.health.monitor import HealthCheck
 from assistant_monitoring.schemas import newer_migrations
@@ -149,22 +155,36 @@ def check_llm_sync(
     slow_seconds: float,
     key_where: str,
 ) -> CheckOutcome:
-    """``GET /v1/models``: authenticated, cheap, and spends no tokens."""
+    """``GET /v1/models``: authenticated, cheap, and spends no tokens.
+
+    Messages name the URL with any password shown as ``***``.
+    """
+    from assistant_monitoring.redact import mask_url
+
     name = _PROVIDER_NAMES.get(provider, provider)
-    url = models_url(provider, base_url)
+    target = models_url(provider, base_url)
+    url = mask_url(target)  # what every message shows
     if not api_key:
         return CheckOutcome(
             Status.UNHEALTHY,
             f"no API key for {name}: set {key_where}",
         )
-    request = urllib.request.Request(url, headers=auth_headers(provider, api_key))
+    headers = auth_headers(provider, api_key)
+    rejected = f"rejected the API key (STATUS): check {key_where}"
+    if has_userinfo(base_url):
+        # As the SDKs do: Basic auth from the userinfo, replacing the key's header.
+        target, basic = basic_auth(target)
+        headers = {k: v for k, v in headers.items() if k not in ("x-api-key", "authorization")}
+        headers.update(basic)
+        rejected = f"rejected the credentials (STATUS): {USERINFO_PROBLEM} ({url})"
+    request = urllib.request.Request(target, headers=headers)
     started = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read(1 << 20)
     except urllib.error.HTTPError as error:
         elapsed = time.perf_counter() - started
-        return _http_error(name, error, elapsed, key_where, url)
+        return _http_error(name, error, elapsed, rejected, url)
     except urllib.error.URLError as error:
         return _connection_error(name, error.reason, url, timeout)
     except TimeoutError:
@@ -184,16 +204,15 @@ def check_llm_sync(
 
 
 def _http_error(
-    name: str, error: urllib.error.HTTPError, elapsed: float, key_where: str, url: str
+    name: str, error: urllib.error.HTTPError, elapsed: float, rejected: str, url: str
 ) -> CheckOutcome:
+    """``rejected``: what a 401 or 403 means here, STATUS standing for the code (not
+    str.format: a path in ``key_where`` may hold braces)."""
     value = round(elapsed * 1000, 3)
     status = error.code
     if status in (401, 403):
         return CheckOutcome(
-            Status.UNHEALTHY,
-            f"{name} rejected the API key ({status}): check {key_where}",
-            value,
-            "ms",
+            Status.UNHEALTHY, f"{name} {rejected.replace('STATUS', str(status))}", value, "ms"
         )
     if status == 429:
         retry_after = error.headers.get("retry-after") if error.headers else None

@@ -88,6 +88,11 @@ class HealthMonitor:
                 Status.UNHEALTHY, f"check failed: {type(error).__name__}: {error}"
             )
         status = outcome.status
+        # Messages reach the terminal, --json, /health, the log and the health history:
+        # a check (or an exception it raised) quoting a URL or a key is masked here.
+        from assistant_monitoring.redact import redact_text
+
+        message = redact_text(outcome.message)
         if not check.critical and status is Status.UNHEALTHY:
             status = Status.DEGRADED
         return CheckResult(
@@ -96,7 +101,7 @@ class HealthMonitor:
             measurement=check.measurement,
             component_type=check.component_type,
             status=status,
-            message=outcome.message,
+            message=message,
             observed_value=outcome.observed_value,
             observed_unit=outcome.observed_unit,
             duration_seconds=time.perf_counter() - clock,

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from assistant_monitoring.redact import mask_secret
+from assistant_monitoring.redact import mask_secret, redact_text
 from assistant_monitoring.settings.loader import LoadedSettings
 from assistant_monitoring.settings.model import env_names
 
@@ -47,6 +47,10 @@ def describe_settings(loaded: LoadedSettings) -> list[SettingRow]:
             shown: Any = mask_secret(value.get_secret_value() if value is not None else None)
         elif isinstance(value, Path):
             shown = str(value)
+        elif isinstance(value, str):
+            # Not a secret setting, but it can hold one: a URL's password (shown as
+            # http://user:***@host), a key pasted into LLM_SYSTEM_PROMPT.
+            shown = redact_text(value)
         else:
             shown = value
         rows.append(

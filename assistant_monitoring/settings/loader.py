@@ -34,7 +34,13 @@ from assistant_monitoring.profiles import (
     find_env_file,
     resolve_profile,
 )
-from assistant_monitoring.redact import register_secret
+from assistant_monitoring.redact import (
+    redact_text,
+    register_header_secrets,
+    register_secret,
+    register_url_secrets,
+    url_password,
+)
 from assistant_monitoring.settings.envfile import read_env_file
 from assistant_monitoring.settings.model import (
     Settings,
@@ -62,6 +68,17 @@ _SETTINGS_PREFIXES = (
     "ALERT_",
 )
 _LOADER_ONLY_ENV = {"ASSISTANT_CONFIG_DIR", "ASSISTANT_ENV_FILE"}
+# Settings that are URLs: a password in their userinfo is a secret like LLM_API_KEY.
+_URL_SETTINGS = ("LLM_BASE_URL", "ALERT_WEBHOOK_URL")
+# Variables read by others (the SDKs, OpenTelemetry's exporters) that hold credentials:
+# registered so that whatever quotes them (an SDK error, a log line) masks them.
+_FOREIGN_SECRET_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+_FOREIGN_URL_ENV = tuple(
+    f"OTEL_EXPORTER_OTLP_{signal}ENDPOINT" for signal in ("", "TRACES_", "METRICS_", "LOGS_")
+)
+_FOREIGN_HEADER_ENV = tuple(
+    f"OTEL_EXPORTER_OTLP_{signal}HEADERS" for signal in ("", "TRACES_", "METRICS_", "LOGS_")
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,9 @@ def load_settings(
     :class:`SettingsError` listing every invalid field at once.
     """
     env = os.environ if environ is None else environ
+    # The environment's secrets first: an error before the layering (no such profile,
+    # an unreadable .env file) may still be printed next to a pasted key.
+    _register_secrets(env, env)
     name, explicit = resolve_profile(profile, env)
     found = find_env_file(name, env, explicit=explicit)
     env_file = Path(found) if found is not None else None
@@ -122,7 +142,11 @@ def load_settings(
         values["LLM_API_KEY"] = env[fallback]
         sources["LLM_API_KEY"] = f"{SOURCE_ENVIRONMENT} ({fallback})"
 
+    # Before validation: an error message quoting a value ("(got ...)") must already
+    # know every secret of this profile, the invalid ones included.
+    _register_secrets(values, env)
     settings = _validate(name, values, known, env_file)
+    warnings.extend(_credential_warnings(settings))
     for key in known:
         if key not in sources:
             derived = key in {"DATABASE_PATH", "LOG_DIR", "MONITORING_DB_PATH"}
@@ -130,10 +154,34 @@ def load_settings(
     sources["ASSISTANT_ENV"] = "--profile/ASSISTANT_ENV" if explicit else SOURCE_DEFAULT
     settings._sources = dict(sources)
     settings._env_file = env_file.absolute() if env_file is not None else None
-    for secret in (settings.llm.api_key, settings.monitoring.token):
-        if secret is not None:
-            register_secret(secret.get_secret_value())
     return LoadedSettings(settings, name, env_file, sources, warnings)
+
+
+def _register_secrets(values: Mapping[str, str], env: Mapping[str, str]) -> None:
+    """Mask this profile's secrets in every sink from now on (see redact.py)."""
+    for key in ("LLM_API_KEY", "MONITOR_TOKEN"):
+        register_secret(values.get(key, "").strip() or None)
+    for key in _FOREIGN_SECRET_ENV:
+        register_secret(env.get(key, "").strip() or None)
+    for key in _URL_SETTINGS:
+        register_url_secrets(values.get(key))
+    for key in _FOREIGN_URL_ENV:
+        register_url_secrets(env.get(key))
+    for key in _FOREIGN_HEADER_ENV:
+        register_header_secrets(env.get(key))
+
+
+def _credential_warnings(settings: Settings) -> list[str]:
+    """What a URL setting's userinfo really does, said where config check shows it."""
+    if url_password(settings.llm.base_url) is None:
+        return []
+    # httpx turns URL userinfo into HTTP Basic auth, which replaces the SDKs' own
+    # Authorization header: the provider never sees LLM_API_KEY.
+    return [
+        "LLM_BASE_URL holds a user name and password: the SDKs send them as HTTP Basic "
+        "auth in place of LLM_API_KEY (only a gateway that wants Basic auth accepts "
+        "that); they are masked as *** wherever the URL is shown"
+    ]
 
 
 def _validate(
@@ -200,7 +248,9 @@ def _describe(error: Any, values: Mapping[str, str]) -> str:
     raw = values.get(env_name)
     if raw is None:
         return f"{env_name}: {problem}"
-    shown = "********" if is_secret(env_name) else raw
+    # A value that is not a secret setting may still hold one (a URL's password, a
+    # key pasted into LLM_MODEL): the shared rule masks it.
+    shown = "********" if is_secret(env_name) else redact_text(raw)
     return f"{env_name}: {problem} (got '{shown}')"
 
 

@@ -97,6 +97,18 @@ class LlmSettings(_Group):
     system_prompt: str | None = Field(None, alias="LLM_SYSTEM_PROMPT")
     history_messages: int = Field(20, ge=0, le=500, alias="LLM_HISTORY_MESSAGES")
 
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        # A model name becomes a metric label, a run's column and a usage key, and is
+        # sent in every request: a key pasted here would go everywhere. The loader has
+        # registered LLM_API_KEY by now, so the configured key itself is caught too.
+        from assistant_monitoring.redact import holds_secret
+
+        if holds_secret(value):
+            raise ValueError("looks like an API key, not a model name: put keys in LLM_API_KEY")
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str | None) -> str | None:
@@ -378,7 +390,8 @@ def is_secret(env_name: str) -> bool:
     """Whether the variable holds a secret (never printed, masked in errors)."""
     group_field = env_names().get(env_name)
     if group_field is None:
-        return env_name.endswith(("_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD"))
+        # _HEADERS: OTEL_EXPORTER_OTLP_HEADERS and kin carry Authorization values.
+        return env_name.endswith(("_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_HEADERS"))
     group, field = group_field
     if group is None:
         return False
