@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import sqlite3
@@ -51,6 +52,7 @@ STATUSES = ("running", "success", "failure", "interrupted", "abandoned")
 _ABANDON_SLACK_SECONDS = 60.0
 _SLOWEST_STREAM_TOKENS_PER_SECOND = 10.0
 _RUN_ID = re.compile("[A-Za-z0-9_-]{1,64}")  # what may name a pending file
+_RUN_FILE = re.compile("run_[A-Za-z0-9_-]{1,60}[.]json")
 # Text columns that come from outside (argv, the environment, the prompt, the model):
 # each goes through the shared redaction rule (the spans' and the logs'), on the way
 # in and again on the way out (rows written by an older version).
@@ -67,7 +69,6 @@ _REDACTED = (
 )
 # Pending runs merged per record: a backlog goes in slices, never one long lock.
 _MERGE_AT_MOST = 200
-_PENDING_FILE_MAX_BYTES = 4 * 1024 * 1024
 
 
 def parse_status(text: str | None, *, option: str) -> str | None:
@@ -203,19 +204,21 @@ class RunStore:
         row[_NAMES.index("stages")] = json.dumps(stages)
         row[_NAMES.index("classifiers")] = json.dumps(run.classifiers)
         row[_NAMES.index("error_message")] = message[:1000] if message else None
+        waiting = self._read_pending(current=run.id)  # outside the write lock
         try:
             with self._store.transaction() as conn:
                 # The usage rollup changes in the same transaction: never out of step.
                 account(conn, run.id, lambda: conn.execute(_INSERT, row))
-                merged = self._merge_pending(conn, current=run.id)
+                for pending_row in waiting.rows:
+                    _merge_pending_row(conn, pending_row)
         except StoreError as error:
             if error.kind != "locked" or not _RUN_ID.fullmatch(run.id):
                 raise
             self._spool(run.id, row)
             return False
-        for name in merged:  # only once their rows are committed
+        for path in waiting.done:  # only once their rows are committed
             with contextlib.suppress(FileNotFoundError):
-                (self.pending_dir / name).unlink()
+                path.unlink()
         return True
 
     @property
@@ -225,48 +228,38 @@ class RunStore:
 
     def _spool(self, run_id: str, row: list[Any]) -> None:
         """Keep ``row`` for the next writer, whole or not at all (written aside, renamed)."""
-        self.pending_dir.mkdir(exist_ok=True)
-        final = self.pending_dir / f"{run_id}.json"
-        partial = final.with_name(f".{final.name}.{os.getpid()}.partial")
-        with partial.open("w", encoding="utf-8") as handle:
-            json.dump(row, handle, allow_nan=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, final)
-
-    def _merge_pending(self, conn: sqlite3.Connection, *, current: str) -> list[str]:
-        """Write the pending runs into the store (inside the caller's transaction).
-
-        A run's final state is never replaced by an older one: a pending row is
-        written only where the table has no row for it, or one still ``running``.
-        Returns the file names to remove once the transaction has committed.
-        """
         try:
-            names = sorted(
-                entry.name
-                for entry in os.scandir(self.pending_dir)
-                if entry.name.endswith(".json")
-                and not entry.name.startswith(pending.PREFIX)  # a flush's, not a run
-                and entry.is_file(follow_symlinks=False)
-            )[:_MERGE_AT_MOST]
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        done: list[str] = []
-        for name in names:
-            run_id = name.removesuffix(".json")
+            pending.write_whole(
+                self.pending_dir / f"{run_id}.json", json.dumps(row, allow_nan=False)
+            )
+        except (OSError, ValueError) as error:
+            raise StoreError(
+                f"the metrics store is locked and run {run_id} could not be kept in "
+                f"{self.pending_dir} either ({error}): it is lost"
+            ) from None
+
+    def _read_pending(self, *, current: str) -> _Pending:
+        """The runs waiting in :attr:`pending_dir`, checked, oldest first.
+
+        A file that is not a run this module wrote whole is renamed ``NAME.bad``, once,
+        with a warning: it is never read again, never blocks the others, and is left
+        for a person (``assistant db check`` lists it).
+        """
+        waiting = _Pending()
+        for path in pending.candidates(self.pending_dir, _RUN_FILE):
+            run_id = path.name.removesuffix(".json")
             if run_id == current:  # this record is newer than what was kept
-                done.append(name)
+                waiting.done.append(path)
                 continue
-            row = _pending_row(self.pending_dir / name)
-            if row is None or row[0] != run_id:
-                continue  # unreadable: left for a person (README "When files break")
-            stored = conn.execute(
-                "SELECT status FROM pipeline_runs WHERE id = ?", (run_id,)
-            ).fetchone()
-            if stored is None or stored[0] == "running":
-                account(conn, run_id, lambda row=row: conn.execute(_INSERT, row))
-            done.append(name)
-        return done
+            row, problem = _pending_row(path, run_id)
+            if row is None:
+                pending.set_aside(path, problem)
+                continue
+            waiting.rows.append(row)
+            waiting.done.append(path)
+            if len(waiting.rows) >= _MERGE_AT_MOST:
+                break
+        return waiting
 
     def query(
         self,
@@ -342,17 +335,81 @@ class RunStore:
         self._store.close()
 
 
-def _pending_row(path: Path) -> list[Any] | None:
-    """A pending run's row, or None when the file is not one we wrote whole."""
+@dataclass
+class _Pending:
+    rows: list[list[Any]] = field(default_factory=list)
+    done: list[Path] = field(default_factory=list)  # to remove once committed
+
+
+def _merge_pending_row(conn: sqlite3.Connection, row: list[Any]) -> None:
+    """Write a pending run (inside the caller's transaction), never over a newer state:
+    only where the table has no row for it, or one still ``running``."""
+    stored = conn.execute("SELECT status FROM pipeline_runs WHERE id = ?", (row[0],)).fetchone()
+    if stored is None or stored[0] == "running":
+        account(conn, row[0], lambda: conn.execute(_INSERT, row))
+
+
+_TEXT_COLUMNS = frozenset(
+    {
+        "conversation_id", "message_id", "provider", "model", "failed_stage", "error_type",
+        "error_message", "prompt", "response", "price_version", "session_id", "repo",
+        "branch", "trace_id", "span_id",
+    }
+)  # fmt: skip
+_INT_COLUMNS = frozenset(
+    {
+        "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "retries",
+        "cache_write_1h_tokens", "reasoning_tokens",
+    }
+)  # fmt: skip
+_MAX_COUNT = 2**53  # tokens and retries: exact as floats, far beyond any real run
+_MAX_COST_USD = 1e9
+
+
+def _pending_row(path: Path, run_id: str) -> tuple[list[Any] | None, str]:
+    """(row, "") for a run file this module wrote, else (None, what is wrong with it).
+
+    The file is outside data, however it came there: every column is checked as the
+    table and the reports need it (types, finite numbers, JSON where JSON is kept),
+    and outside text is redacted again, so a file can add a run but break nothing.
+    """
     try:
-        if path.stat().st_size > _PENDING_FILE_MAX_BYTES:
-            return None
-        row = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        row = json.loads(pending.read_capped(path))
+    except (OSError, ValueError) as error:
+        return None, str(error)
     if not isinstance(row, list) or len(row) != len(_NAMES):
-        return None
-    return row
+        return None, "not a run row"
+    values = dict(zip(_NAMES, row, strict=True))
+    if values["id"] != run_id:
+        return None, "its id is not its name"
+    if values["status"] not in STATUSES or values["status"] == "abandoned":
+        return None, "no run status"
+    for name in ("started_at", "finished_at", "duration_ms", "cost_usd", "ttft_ms"):
+        value = values[name]
+        optional = name in ("cost_usd", "ttft_ms")
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, f"{name} is not a number"
+        if not math.isfinite(value) or value < 0 or (name == "cost_usd" and value > _MAX_COST_USD):
+            return None, f"{name} is out of range"
+    for name in _INT_COLUMNS:
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_COUNT:
+            return None, f"{name} is not a count"
+    for name in _TEXT_COLUMNS:
+        value = values[name]
+        if value is not None and not isinstance(value, str):
+            return None, f"{name} is not text"
+        if isinstance(value, str):
+            row[_NAMES.index(name)] = redact_text(value)
+    for name, kind in (("stages", list), ("classifiers", dict)):
+        try:
+            if not isinstance(json.loads(values[name]), kind):
+                raise ValueError(name)
+        except (TypeError, ValueError):
+            return None, f"{name} is not what a run keeps"
+    return row, ""
 
 
 def _run(row: tuple[Any, ...]) -> RunRecord:

@@ -270,12 +270,71 @@ def test_spooled_deltas_are_added_exactly_once(tmp_path: Path) -> None:
     # `second` was merged already by a process killed before it removed the file.
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("INSERT INTO meta (key, value) VALUES (?, '0')", (f"pending:{second.name}",))
-    foreign = first.with_name("metrics-foreign.json")
+    foreign = first.with_name("metrics-1-000000000000.json")
     foreign.write_text('{"recorded_at": 1, "families": [')
     flush_one().close()
     assert counted() == 1 + 5 + 1
     assert not first.exists()
     assert not second.exists()
-    assert foreign.exists(), "not ours whole: left for a person"
+    assert foreign.with_name(foreign.name + ".bad").exists(), "not ours whole: set aside"
     flush_one().close()
     assert counted() == 1 + 5 + 1 + 1
+
+
+def _run_row(store: Path, run_id: str, **changes: object) -> list[object]:
+    """A pending run as the spool writes it: the table's columns, in the table's order."""
+    from assistant_monitoring.runs import RunRecord
+
+    with contextlib.closing(sqlite3.connect(store)) as conn:
+        names = [row[1] for row in conn.execute("PRAGMA table_info(pipeline_runs)")]
+    base = RunRecord(run_id, started_at=time.time() - 5, finished_at=time.time(), status="success")
+    row: dict[str, object] = {
+        **{name: getattr(base, name) for name in names},
+        "stages": "[]",
+        "classifiers": "{}",
+    }
+    row.update(changes)
+    return [row[name] for name in names]
+
+
+def test_a_bad_pending_file_is_set_aside_and_recording_goes_on(tmp_path: Path) -> None:
+    """Found by a hostile try: one bad file in monitoring.db.pending/ (a dict where text
+    goes, NaN, a count too big for SQLite, broken JSON in stages) stopped every run from
+    being recorded, in every process, until someone deleted it."""
+    import json
+
+    from assistant_monitoring.metrics.store import MetricsStore
+    from assistant_monitoring.runs import RunRecord, RunStore
+
+    path = tmp_path / "monitoring.db"
+    MetricsStore(path).connect()
+    store = RunStore(path)
+    folder = store.pending_dir
+    folder.mkdir()
+    poison = {
+        "run_dict": _run_row(path, "run_dict", model={"a": 1}),
+        "run_nan": _run_row(path, "run_nan", started_at=float("nan")),
+        "run_huge": _run_row(path, "run_huge", input_tokens=10**30),
+        "run_stages": _run_row(path, "run_stages", stages="{{{not json"),
+        "run_inf": _run_row(path, "run_inf", cost_usd=1e308),
+        "run_named": _run_row(path, "run_other"),
+    }
+    for name, row in poison.items():
+        (folder / f"{name}.json").write_text(json.dumps(row))
+    (folder / "run_cut.json").write_text('["run_cut", 1')
+    escape = folder / "run\x1b]0;pwned\x07.json"
+    escape.write_text(json.dumps(_run_row(path, "run\x1b]0;pwned\x07")))
+    secret = "sk-ant-api03-" + "S" * 40
+    (folder / "run_good.json").write_text(
+        json.dumps(_run_row(path, "run_good", error_message=f"failed with {secret}"))
+    )
+    assert store.record(RunRecord("run_now", started_at=time.time(), status="success"))
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        rows = dict(conn.execute("SELECT id, error_message FROM pipeline_runs").fetchall())
+    assert set(rows) == {"run_now", "run_good"}
+    assert secret not in str(rows["run_good"])
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == sorted(
+        [*(f"{name}.json.bad" for name in poison), "run_cut.json.bad", escape.name]
+    )

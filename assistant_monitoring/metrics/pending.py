@@ -1,4 +1,13 @@
-"""Metric deltas that could not be written at exit, kept for the next process.
+"""What could not be written while ``monitoring.db`` was locked, kept for the next process.
+
+The folder ``monitoring.db.pending/`` holds runs (``run_*.json``, see ``runs.py``)
+and metric deltas (``metrics-*.json``, here). Each file is written whole or not at
+all (:func:`write_whole`); a file that is not one we wrote whole is renamed
+``NAME.bad`` once, with a warning (:func:`set_aside`), so it never blocks the others
+and is never read again; ``.partial`` files a killed process left behind are removed
+after an hour (:func:`candidates`).
+
+Metric deltas that could not be written at exit:
 
 A process whose last flush meets ``monitoring.db`` locked by another process past
 ``DATABASE_BUSY_TIMEOUT`` would otherwise lose what it counted (its tokens, its
@@ -11,10 +20,14 @@ the same transaction, and a file already recorded is only removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 import secrets
+import stat
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +37,77 @@ from assistant_monitoring.metrics.registry import AnyFamily, SeriesDelta
 
 PREFIX = "metrics-"
 MERGE_AT_MOST = 50  # files per flush: a backlog goes in slices, never one long lock
-_MAX_BYTES = 16 * 1024 * 1024
+_METRICS_FILE = re.compile("metrics-[0-9]+-[0-9a-f]{12}[.]json")
+# A run with LOG_CONTENT keeps its prompt and answer: a few MB at the very most.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+_STALE_PARTIAL_SECONDS = 3600
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a crash) sees all of it or nothing."""
+    path.parent.mkdir(exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with partial.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+
+
+def candidates(directory: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """The regular files in ``directory`` whose names match ``pattern``, oldest first.
+
+    Leftovers of a write a kill interrupted (``.*.partial``) an hour old are removed
+    on the way: no process takes that long to write one file.
+    """
+    found: list[tuple[float, Path]] = []
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    now = time.time()
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        if entry.name.endswith(".partial") and now - info.st_mtime > _STALE_PARTIAL_SECONDS:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+        elif pattern.fullmatch(entry.name):
+            found.append((info.st_mtime, Path(entry.path)))
+    return [path for _, path in sorted(found)]
+
+
+def read_capped(path: Path) -> str:
+    """A pending file's text; ValueError past :data:`MAX_FILE_BYTES` (read no further)."""
+    with path.open("rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"over {MAX_FILE_BYTES} bytes")
+    return data.decode("utf-8")
+
+
+def set_aside(path: Path, problem: str) -> None:
+    """Rename a file that is not one we wrote whole to ``NAME.bad``, and say so once."""
+    target = path.with_name(path.name + ".bad")
+    try:
+        os.replace(path, target)
+    except OSError:
+        return
+    from loguru import logger
+
+    logger.warning(
+        f"set aside {target}: not a pending record this version can take ({problem}); "
+        "look at it, then delete it"
+    )
 
 
 @dataclass(frozen=True)
@@ -59,39 +142,20 @@ def spool(
         "families": [_family(family) for family in families if family.name in used],
         "deltas": [_delta(delta) for delta in deltas],
     }
-    directory.mkdir(exist_ok=True)
     final = directory / f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}.json"
-    partial = final.with_name(f".{final.name}.partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        json.dump(document, handle, allow_nan=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, final)
+    write_whole(final, json.dumps(document, allow_nan=False))
     return final
 
 
 def pending(directory: Path) -> list[Path]:
-    """The oldest spooled files first, at most :data:`MERGE_AT_MOST`."""
-    try:
-        entries = [
-            entry
-            for entry in os.scandir(directory)
-            if entry.name.startswith(PREFIX)
-            and entry.name.endswith(".json")
-            and entry.is_file(follow_symlinks=False)
-        ]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    entries.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime)
-    return [Path(entry.path) for entry in entries[:MERGE_AT_MOST]]
+    """The oldest spooled flushes first, at most :data:`MERGE_AT_MOST`."""
+    return candidates(directory, _METRICS_FILE)[:MERGE_AT_MOST]
 
 
 def load(path: Path) -> Pending | None:
-    """A spooled flush, or None when the file is not one this module wrote whole."""
+    """A spooled flush, or None (the file set aside) when it is not one we wrote whole."""
     try:
-        if path.stat().st_size > _MAX_BYTES:
-            return None
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(read_capped(path))
         families = {
             row["name"]: SpooledFamily(
                 str(row["name"]),
@@ -105,14 +169,25 @@ def load(path: Path) -> Pending | None:
         }
         deltas = [_from_json(row) for row in document["deltas"]]
         recorded_at = float(document["recorded_at"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        set_aside(path, f"{type(error).__name__}: {error}")
         return None
     known_kinds = {"counter", "gauge", "histogram"}
     if not math.isfinite(recorded_at) or any(f.kind not in known_kinds for f in families.values()):
+        set_aside(path, "a time or a kind of metric this version does not know")
         return None
     if any(delta.family not in families for delta in deltas):
+        set_aside(path, "a delta of an undeclared family")
+        return None
+    numbers = [n for d in deltas for n in (d.value, d.updated, d.sum, d.count, d.zero)]
+    if not all(math.isfinite(n) for n in numbers):
+        set_aside(path, "a number that is not finite")
         return None
     return Pending(path.name, recorded_at, families, deltas)
+
+
+def _refused(path: Path, problem: str) -> None:
+    set_aside(path, problem)
 
 
 def _family(family: AnyFamily) -> dict[str, Any]:
