@@ -88,12 +88,10 @@ def root(
 
 
 def _report(message: str, *, color: bool) -> None:
-    from assistant_monitoring.redact import redact_text
-
     # The last sink of every error: a message quoting an argument, a URL or an SDK's
     # text is masked here whatever built it.
     prefix = "\x1b[31merror:\x1b[0m" if color else "error:"
-    sys.stderr.write(f"{prefix} {redact_text(message)}\n")
+    sys.stderr.write(f"{prefix} {_redacted(message)}\n")
 
 
 # ``command`` is click's Command: typer's vendored copy or click itself, by version,
@@ -118,7 +116,7 @@ def _invoke(command: Any, args: list[str]) -> NoReturn:
             show(file=buffer)
         else:
             buffer.write(f"Error: {error.format_message()}\n")
-        sys.stderr.write(_redact_usage(buffer.getvalue()))
+        sys.stderr.write(_redacted(buffer.getvalue()))
         sys.exit(error.exit_code)
     except typer.Abort:
         sys.stderr.write("Aborted!\n")
@@ -128,12 +126,12 @@ def _invoke(command: Any, args: list[str]) -> NoReturn:
     sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
 
 
-def _redact_usage(text: str) -> str:
+def _redacted(text: str) -> str:
     """``text`` with key-shaped words and this profile's secrets masked.
 
-    A usage error comes before any command loaded the settings: load them now (only on
-    this path) so the configured key is known; settings that do not load still
-    registered what the environment holds.
+    An error may come before the command loaded the settings (a usage error, a bad
+    ``--since``): load them now, only on this path, so the configured key is known;
+    settings that do not load have still registered what the environment holds.
     """
     import contextlib
 
@@ -151,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     (metrics flushed, logs closed).
     """
     from assistant_monitoring.errorhandling import handle_uncaught, install_signal_handlers
+    from assistant_monitoring.stopping import closers
 
     args = list(sys.argv[1:] if argv is None else argv)
     # No loguru default sink: until a command configures logging, log lines go nowhere
@@ -177,4 +176,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         state.close()
         sys.exit(handled.exit_code)
     finally:
-        current_state().close()
+        try:
+            # The last metrics flush, here rather than at interpreter exit: a signal
+            # while it waits for a lock then ends the process as a signal should
+            # (143, 130), not with "Exception ignored in atexit callback".
+            for close in closers():
+                close()
+        except KeyboardInterrupt:
+            raise SystemExit(130) from None
+        finally:
+            current_state().close()

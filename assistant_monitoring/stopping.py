@@ -10,10 +10,12 @@ database's worker thread, the exit hook's last flush) not to start a long one.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
-__all__ = ["clear_stop_request", "request_stop", "stop_requested"]
+__all__ = ["clear_stop_request", "close_before_exit", "closers", "request_stop", "stop_requested"]
 
 _requested = threading.Event()
+_closers: list[Callable[[], None]] = []
 
 
 def request_stop() -> None:
@@ -29,3 +31,18 @@ def stop_requested() -> bool:
 def clear_stop_request() -> None:
     """Forget a stop request (tests that run several commands in one process)."""
     _requested.clear()
+
+
+def close_before_exit(closer: Callable[[], None]) -> None:
+    """Have the CLI's entry point call ``closer`` as it returns (also registered with
+    ``atexit`` by the caller, for other entry points): a signal that arrives while it
+    runs then ends the process with its own exit code, where in an ``atexit`` hook
+    Python would print "Exception ignored" and a traceback instead."""
+    _closers.append(closer)
+
+
+def closers() -> list[Callable[[], None]]:
+    """Take the registered closers, newest first (each runs once)."""
+    taken = list(reversed(_closers))
+    _closers.clear()
+    return taken

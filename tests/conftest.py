@@ -71,7 +71,11 @@ def isolated_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     yield data_dir
     from assistant_monitoring.cli.state import reset_state
     from assistant_monitoring.redact import clear_registered_secrets
-    from assistant_monitoring.sqlitefile import DEFAULT_BUSY_TIMEOUT_MS, use_busy_timeout
+    from assistant_monitoring.sqlitefile import (
+        DEFAULT_BUSY_TIMEOUT_MS,
+        forget_lock_timeouts,
+        use_busy_timeout,
+    )
     from assistant_monitoring.stopping import clear_stop_request
 
     reset_state()
@@ -80,6 +84,7 @@ def isolated_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     # with another busy timeout, must not change how the next test waits for locks.
     clear_stop_request()
     use_busy_timeout(DEFAULT_BUSY_TIMEOUT_MS)
+    forget_lock_timeouts()
     logger.remove()
 
 

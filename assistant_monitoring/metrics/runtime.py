@@ -28,8 +28,9 @@ from typing import Any
 from assistant_monitoring.errors import EXIT_TERMINATED
 from assistant_monitoring.metrics.instrument import Instrumentation, _swallow
 from assistant_monitoring.metrics.retention import Retention
-from assistant_monitoring.metrics.store import MetricsStore
-from assistant_monitoring.stopping import request_stop
+from assistant_monitoring.metrics.store import MetricsStore, StoreError
+from assistant_monitoring.sqlitefile import is_lock_error
+from assistant_monitoring.stopping import close_before_exit, request_stop
 
 
 class MetricsRuntime:
@@ -45,6 +46,7 @@ class MetricsRuntime:
         self.flushes = 0
         self.failures = 0
         self.otel: Any = None  # an OtelExport when OTLP export is on (otel.start_otel)
+        self.last_error: BaseException | None = None  # of the last failed flush
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -71,6 +73,7 @@ class MetricsRuntime:
             except Exception as error:
                 registry.restore(deltas)
                 self.failures += 1
+                self.last_error = error
                 _swallow(self.instrumentation.metrics, "flush", error)
                 return False
             except BaseException:
@@ -142,15 +145,25 @@ class MetricsRuntime:
         self.instrumentation.sample_process()
         if self.otel is not None:
             self._close_otel()
-        if not self.flush(export=False):
+        try:
+            flushed = self.flush(export=False)
+        except BaseException:  # SIGTERM or Ctrl-C while the last flush waited for a lock
             self._spool_leftovers()
+            self._close_store()
+            raise
+        if not flushed and _locked(self.last_error):
+            self._spool_leftovers()
+        self._close_store()
+
+    def _close_store(self) -> None:
         if self.store is not None:
             self.store.close()
         atexit.unregister(self.close)
 
     def _spool_leftovers(self) -> None:
-        """The last flush failed (the store locked past the busy timeout, most often):
-        keep the deltas in a file the next flush of any process adds in."""
+        """The last flush met a lock (past the busy timeout, or a signal ended the
+        wait): keep the deltas in a file the next flush of any process adds in. Not
+        for a damaged or newer store: it will not take them later either."""
         if self.store is None:
             return
         registry = self.instrumentation.registry
@@ -161,6 +174,12 @@ class MetricsRuntime:
             self.store.spool(registry.families(), deltas)
         except (OSError, ValueError) as error:  # a full disk: nothing more can be done
             _swallow(self.instrumentation.metrics, "spool", error)
+
+
+def _locked(error: BaseException | None) -> bool:
+    if isinstance(error, StoreError):
+        return error.kind == "locked"
+    return error is not None and is_lock_error(error)
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -188,6 +207,7 @@ def start_metrics(
     store = MetricsStore(store_path, retention=retention) if store_path else None
     runtime = MetricsRuntime(instrumentation, store)
     runtime.install_exit_hooks()
+    close_before_exit(stop_metrics)  # the CLI's entry point flushes before exit
     if flush_interval is not None:
         runtime.start_periodic_flush(flush_interval)
     _runtime = runtime
