@@ -264,3 +264,9 @@ def test_a_usage_error_does_not_echo_a_pasted_key(
     assert code == 2
     assert pasted not in out + err
     assert "--limit" in err
+    # Our own usage errors, met before the command loaded the settings.
+    for command, option in (("logs", "--since"), ("runs", "--status"), ("metrics", "--period")):
+        code, out, err = run_main(capsys, "monitor", command, option, pasted)
+        assert code == 2
+        assert pasted not in out + err
+        assert f"{option}:" in err
