@@ -144,7 +144,7 @@ def backup(
         None, help="Folder to put the backup in (default MONITOR_BACKUP_DIR, DATA_DIR/backups)."
     ),
     keep: int | None = typer.Option(
-        None, "--keep", min=1, help="Then keep only the newest N backups in the folder."
+        None, "--keep", min=1, help="Then keep only the newest N of our backups in the folder."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts (no progress)."),
 ) -> None:
@@ -153,7 +153,9 @@ def backup(
     Makes DEST/assistant-backup-YYYYmmddTHHMMSSZ/ with assistant.db, monitoring.db and
     manifest.json (versions, migrations, row counts, sha256 of each file). Each
     database is copied as of one instant (SQLite's online backup, one read
-    transaction: writers never wait). Exit 0: done; 1: it could not be made.
+    transaction: writers never wait), and each copy passes quick_check before the
+    folder gets its name. --keep removes only older backups this tool made, never the
+    new one. Exit 0: done; 1: refused or failed, with no backup removed.
 
     Example: assistant -e production db backup /var/backups/assistant --keep 8
     """
@@ -167,7 +169,7 @@ def backup(
     databases = managed_databases(settings)
     busy = settings.database.busy_timeout_ms
     if as_json or not sys.stderr.isatty():
-        folder, manifest = make_backup(databases, target, busy_timeout_ms=busy, keep=keep)
+        made = make_backup(databases, target, busy_timeout_ms=busy, keep=keep)
     else:
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
@@ -178,14 +180,22 @@ def backup(
             def advance(copied: int, total: int) -> None:
                 bar.update(task, completed=copied, total=total)
 
-            folder, manifest = make_backup(
-                databases, target, busy_timeout_ms=busy, keep=keep, progress=advance
-            )
+            made = make_backup(databases, target, busy_timeout_ms=busy, keep=keep, progress=advance)
     if as_json:
-        typer.echo(json.dumps({"path": str(folder), **manifest.as_json()}, indent=2))
+        document = {
+            "path": str(made.folder),
+            **made.manifest.as_json(),
+            "cleaned": [str(p) for p in made.cleaned],
+            "pruned": [str(p) for p in made.pruned],
+        }
+        typer.echo(json.dumps(document, indent=2))
         return
-    sizes = ", ".join(f"{e.name} {_size(e.bytes)}" for e in manifest.files)
-    typer.echo(f"backed up to {folder} ({sizes})")
+    for leftover in made.cleaned:
+        typer.echo(f"removed {leftover}, left by an interrupted backup")
+    for old in made.pruned:
+        typer.echo(f"removed the older backup {old} (--keep {keep})")
+    sizes = ", ".join(f"{e.name} {_size(e.bytes)}" for e in made.manifest.files)
+    typer.echo(f"backed up to {made.folder} ({sizes}; each copy checked)")
 
 
 @app.command("restore")
@@ -198,19 +208,24 @@ def restore(
 ) -> None:
     """Restore both databases from a backup, verified first; the current files are kept.
 
-    Checks the manifest, every file's sha256 and integrity before touching anything;
-    refuses while another process has a database open (stop monitor serve first);
-    moves each current file aside as NAME.before-restore-STAMP (never deletes it),
-    puts the backup in place and applies pending migrations. Exit 0: restored;
-    1: refused or failed, with nothing changed.
+    Checks everything before touching anything (manifest, every file's sha256,
+    integrity and schema, free space); refuses while another process has a database
+    open (stop monitor serve first); then, under a journal that the next command
+    finishes or undoes if this one is killed, moves each current file aside as
+    NAME.before-restore-STAMP (with its -wal and -shm as NAME.before-restore-STAMP-wal,
+    -shm: never deleted), puts the backup in place and applies pending migrations. A
+    symlinked DATABASE_PATH stays a link: the file it points to is replaced. Exit 0:
+    restored; 1: refused or failed, with nothing changed.
 
     Example: assistant db restore ~/.local/share/assistant/backups/assistant-backup-20261202T040000Z
     """
-    from assistant_monitoring.backup import restore as restore_backup
     from assistant_monitoring.dbcheck import managed_databases
+    from assistant_monitoring.restore import restore as restore_backup
 
     settings = current_state().load().settings
-    manifest, restored = restore_backup(folder, managed_databases(settings), force=force)
+    manifest, restored = restore_backup(
+        folder, managed_databases(settings), data_dir=settings.data_dir, force=force
+    )
     applied = _migrate_both(settings)
     if as_json:
         document = {
@@ -223,12 +238,13 @@ def restore(
         return
     typer.echo(f"restored from {folder} (made {manifest.created_at})")
     for item in restored:
+        via = f" (where {item.link} points)" if item.link else ""
         aside = (
             f"; the current one is kept as {', '.join(item.moved_aside)}"
             if item.moved_aside
             else ""
         )
-        typer.echo(f"  {item.role}: {item.path}{aside}")
+        typer.echo(f"  {item.role}: {item.path}{via}{aside}")
     if applied:
         typer.echo(f"  applied {', '.join(applied)}")
 
@@ -272,22 +288,23 @@ def vacuum_command(
 
     Also makes freed pages returnable from then on (auto_vacuum = incremental), for
     databases made by an older version. Takes each database's write lock for as long
-    as the copy takes: run it when little is writing. Exit 0: done; 1: a database
-    could not be compacted (it says why).
+    as the copy takes: run it when little is writing. Both are checked first (a
+    damaged, newer or odd file is refused, and then neither is compacted). Exit 0:
+    done; 1: a database could not be compacted (it says why).
 
     Example: assistant db vacuum
     """
-    from assistant_monitoring.backup import vacuum
+    from assistant_monitoring.backup import vacuum_all
     from assistant_monitoring.dbcheck import managed_databases
 
     settings = current_state().load().settings
-    results: list[dict[str, Any]] = []
-    for managed in managed_databases(settings):
-        if not managed.subject.path.exists():
-            continue
-        before, after = vacuum(managed, busy_timeout_ms=settings.database.busy_timeout_ms)
-        path = str(managed.subject.path)
-        results.append({"role": managed.role, "path": path, "before": before, "after": after})
+    done = vacuum_all(
+        managed_databases(settings), busy_timeout_ms=settings.database.busy_timeout_ms
+    )
+    results: list[dict[str, Any]] = [
+        {"role": m.role, "path": str(m.subject.path), "before": before, "after": after}
+        for m, before, after in done
+    ]
     if as_json:
         typer.echo(json.dumps({"databases": results}, indent=2))
         return

@@ -74,7 +74,7 @@ def test_keep_prunes_only_our_older_backups(data_dir: Path) -> None:
     databases = managed_databases(load_settings().settings)
     destination = data_dir / "elsewhere"
     old = [
-        make_backup(databases, destination, busy_timeout_ms=5000, now=1_790_000_000 + n)[0]
+        make_backup(databases, destination, busy_timeout_ms=5000, now=1_790_000_000 + n).folder
         for n in range(3)
     ]
     result = backup(str(destination), "--keep", "2", "--json")
@@ -88,7 +88,7 @@ def test_a_damaged_source_is_refused_by_name_and_nothing_is_pruned(data_dir: Pat
     databases = managed_databases(load_settings().settings)
     destination = data_dir / "elsewhere"
     good = [
-        make_backup(databases, destination, busy_timeout_ms=5000, now=1_790_000_000 + n)[0]
+        make_backup(databases, destination, busy_timeout_ms=5000, now=1_790_000_000 + n).folder
         for n in range(2)
     ]
     store = data_dir / "monitoring.db"
@@ -196,13 +196,16 @@ def test_a_backup_under_way_is_not_taken_for_a_leftover(data_dir: Path) -> None:
     killed = backup(str(destination), **{KILL: "backup:3"})
     assert killed.returncode == -9
     (leftover,) = (p for p in destination.iterdir() if p.is_dir())
-    # A backup under way holds DEST's lock: pretend to be one.
-    with (destination / ".assistant-backup.lock").open("a") as lock:
+    # A backup under way holds DEST's lock (on the folder itself): pretend to be one.
+    lock = os.open(destination, os.O_RDONLY | os.O_DIRECTORY)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = backup(str(destination))
         assert result.returncode == 1
         assert "another backup" in one_line(result.stderr)
         assert leftover.is_dir()
+    finally:
+        os.close(lock)
     assert backups_in(destination) == []
 
 

@@ -153,7 +153,7 @@ def test_names_that_lead_out_of_the_folder_are_refused(
         (folder / "monitoring.db").symlink_to(outside)
         words = ["symbolic link"]
     else:
-        name = "../../outside.db" if how == "dot-dot" else str(outside)
+        name = "../../../outside.db" if how == "dot-dot" else str(outside)
         assert (folder / name).resolve() == outside.resolve()
 
         def point_out(document: dict[str, Any]) -> None:

@@ -51,7 +51,24 @@ class CliState:
 
                 # Every database this process opens waits DATABASE_BUSY_TIMEOUT.
                 use_busy_timeout(self._loaded[chosen].settings.database.busy_timeout_ms)
+                self._finish_interrupted_restore(self._loaded[chosen].settings)
         return self._loaded[chosen]
+
+    @staticmethod
+    def _finish_interrupted_restore(settings: Settings) -> None:
+        """Before any command opens a database: finish or undo a restore that was killed.
+
+        A killed restore may have moved one database aside and not yet put the
+        backup's in place; opening it then would create an empty one. One ``lstat``
+        when there is nothing to do.
+        """
+        import sys
+
+        from assistant_monitoring.restorejournal import finish_interrupted
+
+        done = finish_interrupted(settings.data_dir)
+        if done is not None:
+            sys.stderr.write(f"note: {done}\n")
 
     def start(self, *, log_files: bool = True, metrics: bool = True) -> Settings:
         """Load settings, configure logging and start metrics: what working commands do first.
