@@ -245,6 +245,10 @@ def restore(
             else ""
         )
         typer.echo(f"  {item.role}: {item.path}{via}{aside}")
+    for managed in managed_databases(settings):
+        # A backup made while one database did not exist yet holds only the other.
+        if managed.role not in {item.role for item in restored}:
+            typer.echo(f"  {managed.role}: not in this backup, left as it was")
     if applied:
         typer.echo(f"  applied {', '.join(applied)}")
 

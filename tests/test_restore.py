@@ -292,3 +292,35 @@ def test_a_restore_round_trip_keeps_every_row(data_dir: Path) -> None:
     assert not (data_dir / ".restore-journal.json").exists()
     check = run_assistant("db", "check")
     assert check.returncode == 0, check.stdout
+
+
+def test_damaged_live_databases_are_replaced_and_kept_as_they_were(data_dir: Path) -> None:
+    healthy(data_dir)
+    folder = make_backup(data_dir)
+    expected = {name: table_hashes(folder / name) for name in ("assistant.db", "monitoring.db")}
+    junk = b"\x00not a database" * 1000
+    (data_dir / "monitoring.db").write_bytes(junk)
+    (data_dir / "assistant.db").write_bytes(b"")  # cut to nothing by a full disk
+    result = run_assistant("db", "restore", str(folder), "--json")
+    assert result.returncode == 0, result.stderr
+    assert both_hashes(data_dir) == expected
+    kept = {
+        Path(d["moved_aside"][0]).name.split(".before-restore-")[0]: Path(d["moved_aside"][0])
+        for d in json.loads(result.stdout)["databases"]
+    }
+    assert kept["monitoring.db"].read_bytes() == junk, "the damaged file is kept, unchanged"
+    assert kept["assistant.db"].read_bytes() == b""
+
+
+def test_a_second_restore_at_once_is_refused(data_dir: Path) -> None:
+    import fcntl
+
+    healthy(data_dir)
+    folder = make_backup(data_dir)
+    lock = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a restore under way holds it
+        refused(folder, data_dir, "a restore is under way")
+    finally:
+        os.close(lock)
+    assert run_assistant("db", "restore", str(folder)).returncode == 0

@@ -25,7 +25,13 @@ from assistant_monitoring.backup import backups_in, make_backup, verify
 from assistant_monitoring.dbcheck import managed_databases
 from assistant_monitoring.settings import load_settings
 from tests.conftest import run_assistant
-from tests.helpers.dbfiles import add_conversation, both_hashes, commit_and_die, table_hashes
+from tests.helpers.dbfiles import (
+    add_conversation,
+    both_hashes,
+    commit_and_die,
+    files_in,
+    table_hashes,
+)
 from tests.test_db_check import healthy
 
 KILL = "ASSISTANT_TEST_KILL_AT"
@@ -141,3 +147,60 @@ def test_backup_killed_at_every_step_leaves_nothing_taken_for_a_backup(
     else:
         raise AssertionError(f"the backup never finished in {MOST_STEPS} steps")
     assert len(killed_at) >= 5, killed_at
+
+
+@pytest.mark.parametrize("signal", ["TERM", "INT"])
+def test_sigterm_or_ctrl_c_while_copying_changes_nothing(
+    data_dir: Path, tmp_path: Path, signal: str
+) -> None:
+    healthy(data_dir)
+    made = run_assistant("db", "backup", str(tmp_path / "backups"), "--json")
+    folder = Path(json.loads(made.stdout)["path"])
+    add_conversation(data_dir / "assistant.db")
+    before = files_in(data_dir)
+    # Step 2: the first copy is staged beside its database, the second not yet.
+    result = run_assistant("db", "restore", str(folder), **{KILL: f"restore:2:{signal}"})
+    assert result.returncode == (143 if signal == "TERM" else 130), result.stderr
+    assert "Traceback" not in result.stderr
+    assert files_in(data_dir) == before, "the copies made so far were removed"
+
+
+def test_a_restore_under_way_makes_the_next_command_wait_then_refuse(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    import fcntl
+    import os
+
+    healthy(data_dir)
+    made = run_assistant("db", "backup", str(tmp_path / "backups"), "--json")
+    folder = Path(json.loads(made.stdout)["path"])
+    new = {name: table_hashes(folder / name) for name in ("assistant.db", "monitoring.db")}
+    add_conversation(data_dir / "assistant.db")
+    killed = run_assistant("db", "restore", str(folder), **{KILL: "restore:5"})
+    assert killed.returncode == -9
+    assert (data_dir / ".restore-journal.json").exists()
+    before = files_in(data_dir)
+    lock = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as if that restore still ran
+        waiting = run_assistant("db", "status", DATABASE_BUSY_TIMEOUT="1000")
+        assert waiting.returncode == 1
+        (line,) = waiting.stderr.strip().splitlines()
+        assert "a restore is under way" in line
+        assert files_in(data_dir) == before
+    finally:
+        os.close(lock)
+    after = run_assistant("db", "status")
+    assert after.returncode == 0, after.stderr
+    assert "interrupted restore" in after.stderr
+    assert both_hashes(data_dir) == new
+
+
+def test_a_journal_that_cannot_be_used_is_named(data_dir: Path) -> None:
+    healthy(data_dir)
+    (data_dir / ".restore-journal.json").write_text('{"made_by": "someone else"}')
+    result = run_assistant("db", "check")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert ".restore-journal.json" in line
+    assert "When files break" in line
