@@ -270,3 +270,49 @@ def test_a_usage_error_does_not_echo_a_pasted_key(
         assert code == 2
         assert pasted not in out + err
         assert f"{option}:" in err
+
+
+def test_call_model_refuses_a_key_as_model_whoever_calls_it() -> None:
+    """The library's own guard, under the pipeline's: nothing sent, counted or labelled."""
+    import asyncio
+
+    from assistant.errors import SecretAsName
+    from assistant.providers import GenerationRequest, RetryPolicy, call_model
+    from assistant.providers.base import ChatMessage, Generation, TextCallback
+    from assistant_monitoring.breaker import CircuitBreaker
+    from assistant_monitoring.metrics.instrument import Instrumentation
+    from assistant_monitoring.metrics.registry import MetricsRegistry
+
+    class NeverCalled:
+        name = "anthropic"
+
+        async def generate(
+            self, request: GenerationRequest, *, on_text: TextCallback | None = None
+        ) -> Generation:
+            raise AssertionError("the provider was called")
+
+        async def close(self) -> None:
+            return None
+
+    registry = MetricsRegistry()
+    request = GenerationRequest(
+        model=PATTERN_KEY,
+        messages=[ChatMessage("user", "hi")],
+        max_tokens=10,
+        temperature=0.0,
+    )
+    with pytest.raises(SecretAsName) as raised:
+        asyncio.run(
+            call_model(
+                NeverCalled(),
+                request,
+                breaker=CircuitBreaker("llm:anthropic"),
+                instrumentation=Instrumentation(registry),
+                policy=RetryPolicy(max_retries=0),
+                key_hint="check LLM_API_KEY",
+                model_known=True,
+            )
+        )
+    assert PATTERN_KEY not in str(raised.value)
+    labels = [values for family in registry.families() for values, _ in family.items()]
+    assert not [v for v in labels if PATTERN_KEY in v], "no series was labelled with it"

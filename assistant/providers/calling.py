@@ -23,6 +23,7 @@ from assistant.errors import (
     ProviderError,
     ProviderRequestError,
     ProviderUnavailable,
+    SecretAsName,
 )
 from assistant.providers.base import Generation, GenerationRequest, Provider, TextCallback
 from assistant_monitoring.breaker import CircuitBreaker, CircuitOpenError
@@ -30,7 +31,7 @@ from assistant_monitoring.breaker.classify import retry_after_of, status_of
 from assistant_monitoring.errors import is_interruption
 from assistant_monitoring.metrics import Instrumentation, LlmAttempt, LlmCall
 from assistant_monitoring.metrics.labels import UNVERIFIED_MODEL
-from assistant_monitoring.redact import redact_text
+from assistant_monitoring.redact import holds_secret, redact_text
 from assistant_monitoring.tracing import AttributeValue, Span, add_event, span
 
 _NAMES = {"anthropic": "Anthropic", "openai": "OpenAI"}
@@ -142,6 +143,10 @@ async def call_model(
         wait_random_exponential,
     )
 
+    if holds_secret(request.model):
+        # The pipeline refuses it first; any other caller is stopped here, before the
+        # model name reaches a request, a metric label, a span or a run.
+        raise SecretAsName("the model name looks like an API key: nothing was sent")
     attempts = 0
     label = request.model if model_known else UNVERIFIED_MODEL
     async with instrumentation.llm_call(provider.name, label) as call:
