@@ -53,6 +53,11 @@ MARKER = "?"
 LOCK_WAIT_SECONDS = 0.1
 
 
+# The store's newest migration this version knows (metrics/store.py; a test checks):
+# a store with a later one is from a newer version, and not read.
+LATEST_STORE_MIGRATION = "m007_run_trace"
+
+
 class Unreadable(Exception):
     """The store is there but cannot be read now (locked, damaged, not a file)."""
 
@@ -70,39 +75,48 @@ class Today:
 def read_today(db_path: str | os.PathLike[str], zone: tzinfo, now: float) -> Today:
     """Today's figures from monitoring.db (all zero when there is none yet).
 
-    Raises :class:`Unreadable` for a store that is there but cannot be read now, and
-    sqlite3.OperationalError "no such table" for one that needs its migrations.
+    Raises :class:`Unreadable` for a store that is there but cannot be read now: not
+    a regular file, empty, locked, damaged, from a newer version, or one that needs
+    its migrations (a prompt never writes: the next command that records does them).
     """
     today = Today()
     path = os.path.abspath(db_path)
     try:
         # stat, never open: opening a FIFO blocks, and a device never ends.
-        mode = os.stat(path).st_mode
+        info = os.stat(path)
     except FileNotFoundError:
         if os.path.lexists(path):
             raise Unreadable(f"{path} is a dangling symbolic link") from None
         return today
     except OSError as error:
         raise Unreadable(f"{path}: {error.strerror or error}") from None
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
         raise Unreadable(f"{path} is not a regular file")
+    if info.st_size == 0:
+        raise Unreadable(f"{path} is empty (0 bytes)")
     midnight = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
     start = datetime(midnight.year, midnight.month, midnight.day, tzinfo=zone).timestamp()
     # The characters a SQLite URI path must escape (pathlib's as_uri imports urllib).
     quoted = path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
     try:
-        return _read(f"file:{quoted}?mode=ro", start, now, today)
+        return _read(f"file:{quoted}?mode=ro", path, start, now, today)
     except sqlite3.OperationalError as error:
         if "no such table" in str(error):
-            raise  # an older store: its migrations first (the full CLI)
-        raise Unreadable(f"{path}: {error}") from None
+            raise Unreadable(
+                f"{path} needs its migrations (or is no metrics store): the next "
+                "command that records (ask, monitor health) does them"
+            ) from None
+        raise Unreadable(f"{path}: {error}") from error
     except sqlite3.Error as error:
-        raise Unreadable(f"{path}: {error}") from None
+        raise Unreadable(f"{path}: {error}") from error
 
 
-def _read(uri: str, start: float, now: float, today: Today) -> Today:
+def _read(uri: str, path: str, start: float, now: float, today: Today) -> Today:
     conn = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT_SECONDS)
     try:
+        (newest,) = conn.execute("SELECT max(name) FROM schema_migrations").fetchone()
+        if newest is not None and newest > LATEST_STORE_MIGRATION:
+            raise Unreadable(f"{path} was written by a newer version of assistant ({newest})")
         # The usage rollup (usage/buckets.py): local midnight is on a quarter hour.
         row = conn.execute(
             "SELECT total(cost_usd), sum(runs), sum(errors), sum(priced_runs), "

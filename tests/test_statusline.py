@@ -9,9 +9,11 @@ prints the one-line error.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -172,7 +174,10 @@ def _exclusive_reader(path: Path) -> subprocess.Popen[str]:
     return process
 
 
-@pytest.mark.parametrize("fault", ["locked", "fifo", "device", "symlink-loop", "dangling"])
+@pytest.mark.parametrize(
+    "fault",
+    ["locked", "fifo", "device", "symlink-loop", "dangling", "empty", "foreign", "newer"],
+)
 @pytest.mark.parametrize("debug", [False, True], ids=["fast", "full-cli"])
 def test_a_store_that_cannot_be_read_at_once_is_a_marker(
     data_dir: Path, fault: str, debug: bool
@@ -191,12 +196,23 @@ def test_a_store_that_cannot_be_read_at_once_is_a_marker(
             Path(f"{store}{extra}").unlink(missing_ok=True)
         if fault == "fifo":
             os.mkfifo(store)
+        elif fault == "empty":
+            store.write_bytes(b"")
+        elif fault == "foreign":  # a SQLite file, but none of ours: never migrated from a prompt
+            with closing(sqlite3.connect(store)) as conn, conn:
+                conn.execute("CREATE TABLE theirs (x)")
+        elif fault == "newer":
+            seed(data_dir, {"started_at": time.time() - 10})
+            with closing(sqlite3.connect(store)) as conn, conn:
+                conn.execute("INSERT INTO schema_migrations VALUES ('m999_future', 0)")
+                conn.execute("PRAGMA journal_mode = DELETE")
         elif fault == "device":
             store.symlink_to("/dev/zero")
         elif fault == "symlink-loop":
             store.symlink_to(store)
         else:
             store.symlink_to(data_dir / "gone.db")
+    before = store.read_bytes() if store.is_file() and not store.is_symlink() else None
     try:
         args = ["--debug"] if debug else []
         started = time.monotonic()
@@ -210,9 +226,19 @@ def test_a_store_that_cannot_be_read_at_once_is_a_marker(
             holder.stdout.close()
     assert (result.returncode, result.stdout) == (0, "?\n"), result.stderr
     assert took < 10, took  # a hang is forever; start-up on a loaded machine is seconds
+    if before is not None:
+        assert store.read_bytes() == before, "a prompt never writes the store"
     assert "Traceback" not in result.stderr
     if not debug:
         assert result.stderr == ""
+
+
+def test_the_newest_migration_it_reads_is_the_stores() -> None:
+    from assistant_monitoring.metrics.store import MIGRATIONS
+    from assistant_monitoring.statusline import LATEST_STORE_MIGRATION
+
+    assert MIGRATIONS[-1][0] == LATEST_STORE_MIGRATION
+    assert sorted(name for name, _ in MIGRATIONS)[-1] == LATEST_STORE_MIGRATION
 
 
 def test_no_store_yet(data_dir: Path) -> None:

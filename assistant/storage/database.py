@@ -104,6 +104,9 @@ class Database:
                 factory=patient_factory(self.busy_timeout_ms),
                 isolation_level=None,
             )
+            # Read only, first: a database from a newer version is refused before
+            # anything (the journal mode included) is changed in it.
+            self.refuse_newer(await _applied_names(raw))
             await raw.execute("PRAGMA journal_mode = WAL")
             await raw.execute("PRAGMA foreign_keys = ON")
             await raw.execute("PRAGMA synchronous = NORMAL")
@@ -237,3 +240,13 @@ class Database:
         """Names of the applied migrations, in order."""
         rows = await self.execute("SELECT name FROM schema_migrations ORDER BY name")
         return [str(row[0]) for row in rows]
+
+
+async def _applied_names(raw: aiosqlite.Connection) -> list[str]:
+    try:
+        rows = await raw.execute_fetchall("SELECT name FROM schema_migrations")
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return []  # never migrated
+        raise
+    return [str(row[0]) for row in rows]

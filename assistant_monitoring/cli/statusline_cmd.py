@@ -11,7 +11,6 @@ from __future__ import annotations
 import typer
 
 from assistant_monitoring.cli.state import current_state
-from assistant_monitoring.sqlitefile import present
 from assistant_monitoring.statusline import DEFAULT_FORMAT, FIELDS
 
 _FIELDS_HELP = "; ".join(f"{{{name}}} {text}" for name, text in FIELDS.items())
@@ -44,7 +43,6 @@ def statusline(
     import time
 
     from assistant_monitoring.errors import UsageError
-    from assistant_monitoring.metrics.store import StoreError
     from assistant_monitoring.statusline import (
         LOCK_WAIT_SECONDS,
         MARKER,
@@ -62,25 +60,18 @@ def statusline(
     settings = loaded.settings
     zone = report_zone(settings, tz)
     try:
-        if present(settings.monitoring_db_path):
-            from assistant_monitoring.metrics.store import MetricsStore
-
-            # An older store gets its migrations (the rollup) here, if it can be
-            # written at once: a prompt never waits DATABASE_BUSY_TIMEOUT.
-            store = MetricsStore(
-                settings.monitoring_db_path,
-                read_only_ok=True,
-                busy_timeout_ms=LOCK_WAIT_SECONDS * 1000,
-            )
-            try:
-                store.connect()
-            finally:
-                store.close()
         today = read_today(settings.monitoring_db_path, zone, time.time())
-    except (StoreError, Unreadable, sqlite3.Error) as error:
+    except (Unreadable, sqlite3.Error) as error:
         # In a prompt: the marker, exit 0; the reason only when asked for.
         if current_state().debug:
-            typer.echo(f"statusline: {error}: see `assistant db check`", err=True)
+            reason = str(error)
+            cause = error.__cause__ if isinstance(error, Unreadable) else error
+            if isinstance(cause, sqlite3.Error):
+                from assistant_monitoring.sqlitefile import Subject, diagnose
+
+                subject = Subject(settings.monitoring_db_path, "the metrics store", "")
+                reason = diagnose(subject, cause, busy_timeout_ms=LOCK_WAIT_SECONDS * 1000).message
+            typer.echo(f"statusline: {reason}", err=True)
         typer.echo(MARKER)
         return
     typer.echo(

@@ -342,6 +342,9 @@ class MetricsStore:
         except (OSError, sqlite3.Error) as exc:
             return self._read_only_or_raise(exc)
         try:
+            # Read only, first: a store from a newer version is refused before
+            # anything (the journal mode included) is changed in it.
+            self._refuse_newer(self._applied(conn))
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.create_function("merge_dense", 2, merge_dense, deterministic=True)
@@ -389,18 +392,22 @@ class MetricsStore:
         except sqlite3.OperationalError:  # no such table: never migrated
             return set()
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
-        )
-        applied = self._applied(conn)
+    def _refuse_newer(self, applied: set[str]) -> None:
         newer = applied - KNOWN_MIGRATIONS
         if newer:
             raise StoreError(
                 f"the metrics store {self.path} was written by a newer version of assistant "
                 f"(migrations {sorted(newer)}): upgrade assistant, or point "
-                "MONITORING_DB_PATH at another file"
+                "MONITORING_DB_PATH at another file",
+                kind="newer",
             )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+        )
+        applied = self._applied(conn)
+        self._refuse_newer(applied)
         for name, script in MIGRATIONS:
             if name in applied:
                 continue
