@@ -298,8 +298,8 @@ def vacuum_command(
 
     Example: assistant db vacuum
     """
-    from assistant_monitoring.backup import vacuum_all
     from assistant_monitoring.dbcheck import managed_databases
+    from assistant_monitoring.vacuum import vacuum_all
 
     settings = current_state().load().settings
     done = vacuum_all(
