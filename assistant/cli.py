@@ -171,7 +171,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if debug:
             import traceback
 
-            traceback.print_exc()
+            # Exception messages and reprs quote what they were given (a URL, an SDK
+            # answer): the traceback goes through the same rule as every other line.
+            sys.stderr.write(_redacted(traceback.format_exc()))
         _report(handled.message, color=state.color is not False and sys.stderr.isatty())
         state.close()
         sys.exit(handled.exit_code)

@@ -122,10 +122,12 @@ def test_no_secret_reaches_any_sink(data_dir: Path, monkeypatch: pytest.MonkeyPa
         sinks.run("monitor", "health", "--json", expect=2, LLM_BASE_URL=with_userinfo)
         sinks.run("monitor", "health", expect=2, LLM_BASE_URL=with_userinfo)
         sinks.run("ask", "hello", expect=2, LLM_BASE_URL=with_userinfo)
+        sinks.run("--debug", "ask", "hello", expect=2, LLM_BASE_URL=with_userinfo)
 
         # Keys pasted where names, ids and arguments go.
         sinks.run("ask", "--model", MODEL_PASTE, "hello", expect=2)
         sinks.run("ask", "--model", KEY, "hello", expect=2)
+        sinks.run("--debug", "ask", "--model", KEY, "hello", expect=2)  # and its traceback
         sinks.run("ask", "--conversation", CONVERSATION_PASTE, "hello", expect=2)
         sinks.run("ask", "a", "b", EXTRA_PASTE, expect=2)
         sinks.run("ask", "a", "b", KEY, expect=2)
