@@ -316,3 +316,40 @@ def test_call_model_refuses_a_key_as_model_whoever_calls_it() -> None:
     assert PATTERN_KEY not in str(raised.value)
     labels = [values for family in registry.families() for values, _ in family.items()]
     assert not [v for v in labels if PATTERN_KEY in v], "no series was labelled with it"
+
+
+# -- a .env file written like headers ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "secret"),
+    [
+        # A key assigned on one line, quoted in the error of the next.
+        (f"LLM_API_KEY={KEY}\nLLM_MODEL claude {KEY}\n", KEY),
+        # Header-like lines: a colon or a space where '=' goes.
+        (f"MONITOR_TOKEN: {KEY}\n", KEY),
+        (f"LLM_API_KEY {KEY}\n", KEY),
+        (f"export ANTHROPIC_API_KEY {KEY}\n", KEY),
+        (f"OTEL_EXPORTER_OTLP_HEADERS: x-honeycomb-team={KEY}\n", KEY),
+        # A key with a stray quote: the text after it is the key's tail.
+        (f'LLM_API_KEY="sk-"{KEY}\n', KEY),
+        # A URL's password on an earlier line.
+        (f"LLM_BASE_URL=http://u:{PASSWORD}@h\nLLM_MODEL x {PASSWORD}\n", PASSWORD),
+    ],
+    ids=["earlier-line", "colon", "space", "export-space", "headers", "after-quote", "url"],
+)
+def test_a_malformed_env_file_line_never_shows_a_secret(
+    content: str,
+    secret: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env_file = tmp_path / "broken.env"
+    env_file.write_text(content)
+    monkeypatch.setenv("ASSISTANT_ENV_FILE", str(env_file))
+    code, out, err = run_main(capsys, "config", "check")
+    assert code == 2, out + err
+    assert "broken.env:" in err
+    assert secret not in out + err
+    assert secret[:12] not in out + err, "not even shortened"

@@ -35,6 +35,12 @@ _EXPORT = re.compile(r"export[ \t]+")
 _INLINE_COMMENT = re.compile(r"[ \t]#")
 _BOM = "\ufeff"
 _DOUBLE_QUOTE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
+# Names whose value is a credential: ours (LLM_API_KEY, MONITOR_TOKEN), the SDKs'
+# (ANTHROPIC_API_KEY), OpenTelemetry's header lists, and HTTP headers written as lines.
+_SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_HEADERS")
+_SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "cookie")
+# The name a malformed line starts with: "LLM_API_KEY sk-...", "MONITOR_TOKEN: ...".
+_LEADING_NAME = re.compile(r"(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_-]*)")
 
 
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -90,17 +96,48 @@ def parse_env_text(text: str, *, source: str = "<env>") -> dict[str, str]:
         key, sep, rest = line.partition("=")
         key = key.strip()
         if not sep:
-            raise ProfileError(f"{where}: expected KEY=VALUE, got '{_shorten(raw_line)}'")
+            raise ProfileError(f"{where}: expected KEY=VALUE, got '{_shown_line(raw_line)}'")
         if not _KEY.match(key):
             raise ProfileError(
-                f"{where}: '{_shorten(key)}' is not a valid variable name "
+                f"{where}: '{_shown_line(key)}' is not a valid variable name "
                 "(letters, digits and '_', not starting with a digit)"
             )
-        values[key] = _parse_value(rest, where)
+        values[key] = _parse_value(rest, where, secret=_is_secret_name(key))
+        _register(key, values[key])
     return values
 
 
-def _parse_value(raw: str, where: str) -> str:
+def _is_secret_name(name: str) -> bool:
+    return name.upper().endswith(_SECRET_SUFFIXES) or name.lower() in _SECRET_HEADERS
+
+
+def _register(key: str, value: str) -> None:
+    """Make a secret of this file known at once: a malformed line further down may
+    quote it (``LLM_MODEL claude sk-...``), before the loader registers the rest."""
+    from assistant_monitoring.redact import (
+        register_header_secrets,
+        register_secret,
+        register_url_secrets,
+    )
+
+    if key.upper().endswith("_HEADERS"):
+        register_header_secrets(value)
+    elif _is_secret_name(key):
+        register_secret(value)
+    elif key.upper().endswith(("_URL", "_ENDPOINT")):
+        register_url_secrets(value)
+
+
+def _shown_line(text: str) -> str:
+    """A malformed line as an error quotes it: a secret's name without its value."""
+    match = _LEADING_NAME.match(text.strip())
+    if match and _is_secret_name(match.group(1)):
+        # "LLM_API_KEY sk-...", "MONITOR_TOKEN: ...": the name says what is wrong.
+        return f"{match.group(1)} ********"
+    return _shorten(text)
+
+
+def _parse_value(raw: str, where: str, *, secret: bool = False) -> str:
     rest = raw.strip()
     if not rest:
         return ""
@@ -114,9 +151,9 @@ def _parse_value(raw: str, where: str) -> str:
         raise ProfileError(f"{where}: unterminated {quote} quote (values must fit on one line)")
     trailing = rest[closing + 1 :].strip()
     if trailing and not trailing.startswith("#"):
-        raise ProfileError(
-            f"{where}: unexpected text after the closing quote: '{_shorten(trailing)}'"
-        )
+        # After a stray quote in a key, the trailing text is the key's own tail.
+        quoted = "********" if secret else _shorten(trailing)
+        raise ProfileError(f"{where}: unexpected text after the closing quote: '{quoted}'")
     body = rest[1:closing]
     return _unescape(body) if quote == '"' else body
 
