@@ -287,7 +287,8 @@ def check_file(
     problem, tables, applied = inspect_copy(path, quick=quick)
     if problem is not None:
         raise BackupError(f"{path} fails its integrity check ({problem})")
-    missing = [t for t in SIGNATURES[entry.role] if t not in tables]
+    # A database with no table at all was never migrated: the normal open migrates it.
+    missing = [t for t in SIGNATURES[entry.role] if t not in tables] if tables else []
     if missing:
         other = next(
             (role for role, names in SIGNATURES.items() if all(t in tables for t in names)),
