@@ -153,19 +153,28 @@ def finish_interrupted(data_dir: Path, *, wait_ms: float | None = None) -> str |
 
 
 def finish_locked(data_dir: Path) -> str | None:
+    """:func:`finish_interrupted`, for a caller that holds the restore lock already."""
     journal = _read_journal(data_dir)
     if journal is None:
         return None
-    if journal.state == "swapping" and _staged_whole(journal):
-        forward(journal)
-        done = "finished it: both databases are the backup's"
-    else:
-        if journal.state == "swapping":
-            journal.state = "rolling_back"
-            write_journal(data_dir, journal)
-        roll_back(journal)
-        done = "undid it: both databases are as they were before it"
-    remove_journal(data_dir)
+    try:
+        if journal.state == "swapping" and _staged_whole(journal):
+            forward(journal)
+            done = "finished it: both databases are the backup's"
+        else:
+            if journal.state == "swapping":
+                journal.state = "rolling_back"
+                write_journal(data_dir, journal)
+            roll_back(journal)
+            done = "undid it: both databases are as they were before it"
+        remove_journal(data_dir)
+    except OSError as error:
+        # Nothing is lost: the journal stays, and the next command tries again.
+        raise RestoreJournalError(
+            f"an interrupted restore from {journal.folder} could not be finished "
+            f"({error.strerror}: {error.filename}): fix that (a read-only or full disk?) and "
+            f"run any command again; {data_dir / JOURNAL_NAME} says what is left to do"
+        ) from None
     return f"an interrupted restore from {journal.folder} was found: {done}"
 
 

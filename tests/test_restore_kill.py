@@ -204,3 +204,36 @@ def test_a_journal_that_cannot_be_used_is_named(data_dir: Path) -> None:
     (line,) = result.stderr.strip().splitlines()
     assert ".restore-journal.json" in line
     assert "When files break" in line
+
+
+def test_a_journal_that_cannot_be_finished_yet_is_kept_for_the_next_command(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from tests.conftest import installed_assistant, subprocess_env
+    from tests.helpers.readonly import read_only_directory
+
+    healthy(data_dir)
+    made = run_assistant("db", "backup", str(tmp_path / "backups"), "--json")
+    folder = Path(json.loads(made.stdout)["path"])
+    new = {name: table_hashes(folder / name) for name in ("assistant.db", "monitoring.db")}
+    killed = run_assistant("db", "restore", str(folder), **{KILL: "restore:5"})
+    assert killed.returncode == -9
+    before = files_in(data_dir)
+    with read_only_directory(data_dir) as prefix:
+        stuck = subprocess.run(
+            [*prefix, installed_assistant(), "db", "check"],
+            capture_output=True,
+            text=True,
+            env=subprocess_env(),
+            timeout=60,
+            check=False,
+        )
+    assert stuck.returncode == 1, stuck.stdout
+    (line,) = stuck.stderr.strip().splitlines()
+    assert "could not be finished" in line
+    assert files_in(data_dir) == before, "the journal and the files wait for the next try"
+    after = run_assistant("db", "check")
+    assert after.returncode == 0, after.stderr
+    assert both_hashes(data_dir) == new
