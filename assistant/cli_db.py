@@ -226,7 +226,17 @@ def restore(
     manifest, restored = restore_backup(
         folder, managed_databases(settings), data_dir=settings.data_dir, force=force
     )
-    applied = _migrate_both(settings)
+    try:
+        applied = _migrate_both(settings)
+    except Exception as error:
+        from assistant_monitoring.backupfolder import BackupError
+
+        # The swap is done and checked; only the schema upgrade is left, and any
+        # later open (or `db migrate`) does it. Say exactly that, not "nothing changed".
+        raise BackupError(
+            f"restored from {folder}, but the pending migrations could not be applied "
+            f"({error}): run `assistant db migrate`"
+        ) from error
     if as_json:
         document = {
             "restored_from": str(folder),
