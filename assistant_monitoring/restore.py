@@ -117,18 +117,23 @@ def restore(
         except BackupError as error:
             raise BackupError(f"{error}; nothing was restored") from None
         journal = _plan(folder, manifest, databases, force=force, now=now)
-        write_journal(data_dir, journal)
+        try:
+            write_journal(data_dir, journal)
+        except OSError as error:
+            raise _staging_error(data_dir, error) from None
         killpoints.reached(STEP)
         try:
             _stage(folder, manifest, journal)
+            journal.state = "swapping"
+            write_journal(data_dir, journal)
         except BaseException as error:
+            # Nothing live was touched yet: remove the copies, and say why (Ctrl-C too).
+            journal.state = "staging"
             roll_back(journal)
             remove_journal(data_dir)
             if isinstance(error, OSError):
-                raise _staging_error(journal, error) from None
+                raise _staging_error(data_dir, error) from None
             raise
-        journal.state = "swapping"
-        write_journal(data_dir, journal)
         killpoints.reached(STEP)
         try:
             forward(journal)
@@ -243,7 +248,11 @@ def _stage(folder: Path, manifest: Manifest, journal: Journal) -> None:
     for swap in journal.swaps:
         target, incoming = Path(swap.target), Path(swap.incoming)
         target.parent.mkdir(parents=True, exist_ok=True)
-        copied, digest = copy_durably(folder / names[swap.role], incoming)
+        try:
+            copied, digest = copy_durably(folder / names[swap.role], incoming)
+        except OSError as error:
+            error.filename = error.filename or str(incoming)  # a failed write names no file
+            raise
         if (copied, digest) != (swap.bytes, swap.sha256):
             raise BackupError(
                 f"the copy written to {incoming} differs from the backup (a failing disk?): "
@@ -256,8 +265,9 @@ def _stage(folder: Path, manifest: Manifest, journal: Journal) -> None:
         killpoints.reached(STEP)
 
 
-def _staging_error(journal: Journal, error: OSError) -> BackupError:
-    where = Path(error.filename).parent if error.filename else Path(journal.swaps[0].target).parent
+def _staging_error(data_dir: Path, error: OSError) -> BackupError:
+    """The one line for a copy (or the journal) that could not be written: where, and why."""
+    where = Path(error.filename).parent if error.filename else data_dir
     if error.errno in NO_SPACE_ERRNOS:
         return BackupError(
             f"{where} is full ({error.strerror}) while the backup was copied there: nothing "
