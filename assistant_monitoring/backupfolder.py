@@ -355,23 +355,15 @@ def verify(folder: Path, *, known: dict[str, frozenset[str] | None] | None = Non
 
 
 def verify_contents(
-    folder: Path,
-    *,
-    known: dict[str, frozenset[str] | None] | None = None,
-    integrity: bool = True,
+    folder: Path, *, known: dict[str, frozenset[str] | None] | None = None
 ) -> Manifest:
-    """:func:`verify` without the folder-name check (for a backup being made);
-    ``integrity=False`` when the copies were checked already (size and sha256 only)."""
+    """:func:`verify` without the check of the folder's name."""
     manifest = read_manifest(folder)
     if manifest.format > FORMAT:
         raise BackupError(
             f"{folder} was made by a newer assistant ({manifest.version}): upgrade to restore it"
         )
     check_entries(folder, manifest)
-    if not integrity:
-        for entry in manifest.files:
-            check_sha256(folder / entry.name, entry)
-        return manifest
     if known is None:
         from assistant_monitoring.dbcheck import known_migrations
 
