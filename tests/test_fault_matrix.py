@@ -314,6 +314,7 @@ class Outcome:
     digest_before: str | None
     digest_after: str | None
     http: dict[str, int] = field(default_factory=dict)
+    pending: bool = False  # it left monitoring.db.pending/ behind
 
 
 def _digest(path: Path | None) -> str | None:
@@ -426,8 +427,10 @@ def _run_held(cell: Cell, argv: list[str], port: int) -> Outcome:
             code = None
             stdout = str(expired.stdout or "")
             stderr = str(expired.stderr or "")
+    seconds = time.monotonic() - started
+    pending = (cell.data / "monitoring.db.pending").exists()
     return Outcome(
-        argv, code, time.monotonic() - started, stdout, stderr, before, _digest(cell.damaged), http
+        argv, code, seconds, stdout, stderr, before, _digest(cell.damaged), http, pending
     )
 
 
@@ -520,6 +523,9 @@ def test_cell(cell: tuple[str, str], outcomes: dict[tuple[str, str], Outcome]) -
     assert len(lines) <= MAX_STDERR_LINES, story
     assert outcome.code == expected_exit(command, fault), story
     assert outcome.digest_after == outcome.digest_before, f"the damaged file changed: {story}"
+    # What waits there is for a store that is only locked: a damaged or newer one
+    # would never take it.
+    assert not outcome.pending or fault == "store-locked", story
     if fault != "none" and outcome.code != 0:
         # (db check's report, which says it, is its output: on stdout)
         assert lines or (command == "db-check" and outcome.stdout.strip()), (
