@@ -75,6 +75,7 @@ from assistant_monitoring.sqlitefile import (
     open_read_only,
     refuse_before_open,
 )
+from assistant_monitoring.sqlitepeek import open_immutable
 
 __all__ = [
     "MANIFEST",
@@ -311,8 +312,7 @@ def _checked_entry(managed: Managed, target: Path, destination: Path) -> FileEnt
 def _rows(path: Path) -> dict[str, int]:
     from assistant_monitoring.dbcheck import row_count, table_names
 
-    uri = "file:" + str(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
-    conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
+    conn = open_immutable(path)  # our own copy: nothing else writes it
     try:
         return {table: row_count(conn, table) for table in table_names(conn)}
     finally:

@@ -35,7 +35,7 @@ from typing import Any
 
 from assistant_monitoring.durable import CappedReadError, read_capped, sha256_of, what_is
 from assistant_monitoring.errors import MonitoringError
-from assistant_monitoring.sqlitefile import connect
+from assistant_monitoring.sqlitepeek import open_immutable
 
 PREFIX = "assistant-backup-"
 MANIFEST = "manifest.json"
@@ -313,9 +313,8 @@ def inspect_copy(path: Path, *, quick: bool) -> tuple[str | None, set[str], list
     Read as ``immutable``: only the file's own bytes count, never a ``-wal`` or
     ``-journal`` someone put beside it, since those are not what would be restored.
     """
-    uri = "file:" + str(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
     try:
-        conn = connect(f"{uri}?mode=ro&immutable=1", uri=True)
+        conn = open_immutable(path)
     except sqlite3.Error as error:
         return str(error), set(), []
     try:

@@ -119,7 +119,7 @@ def read_untouched(path: Path, *, timeout: float) -> Iterator[sqlite3.Connection
             conn.close()
         return
     if not _wal_frames(path):
-        conn = _open_immutable(path, timeout)
+        conn = open_immutable(path, timeout=timeout)
         try:
             yield conn
         finally:
@@ -137,7 +137,12 @@ def read_untouched(path: Path, *, timeout: float) -> Iterator[sqlite3.Connection
             conn.close()
 
 
-def _open_immutable(path: Path, timeout: float) -> sqlite3.Connection:
+def open_immutable(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
+    """A connection that reads ``path``'s own bytes only: no lock, no ``-wal``, no ``-shm``.
+
+    Right only for a file nobody writes (a copy, a backup, a database nobody has open).
+    """
+    # '?' and '#' would end the path part of the URI; '%' starts an escape.
     uri = "file:" + str(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
     conn = connect(f"{uri}?mode=ro&immutable=1", uri=True, busy_timeout_ms=timeout * 1000)
     try:
