@@ -75,7 +75,7 @@ _busy_timeout_ms = [DEFAULT_BUSY_TIMEOUT_MS]
 # each step (its first open, a breaker write, the run, the exit flush): it waits the
 # timeout out once, and for as long again after that every wait is a single try, so
 # the whole command ends within about one timeout, not one per step.
-_gave_up_at = [-math.inf]
+_gave_up_at = [-math.inf, 0.0]  # when, and after how long a wait (seconds)
 T = TypeVar("T")
 
 
@@ -90,7 +90,7 @@ def use_busy_timeout(milliseconds: float) -> None:
 
 def forget_lock_timeouts() -> None:
     """Wait in full again, as if no wait had run out (tests running many commands)."""
-    _gave_up_at[0] = -math.inf
+    _gave_up_at[:] = [-math.inf, 0.0]
 
 
 def busy_timeout_ms() -> float:
@@ -116,11 +116,12 @@ def wait_for_lock(action: Callable[[], T], *, timeout_ms: float | None = None) -
     (:func:`~assistant_monitoring.stopping.request_stop`) the wait ends at once. The
     last lock error is raised when time runs out, for :func:`diagnose` to name.
     """
-    wait = busy_timeout_ms() if timeout_ms is None else timeout_ms
+    wait = (busy_timeout_ms() if timeout_ms is None else timeout_ms) / 1000
     started = time.monotonic()
-    if started - _gave_up_at[0] < wait / 1000:
-        wait = 0  # this process waited a lock out a moment ago: one try
-    deadline = started + wait / 1000
+    gave_up_at, after = _gave_up_at
+    if after >= wait and started - gave_up_at < wait:
+        wait = 0  # this process waited as long for a lock a moment ago: one try
+    deadline = started + wait
     while True:
         try:
             return action()
@@ -129,7 +130,7 @@ def wait_for_lock(action: Callable[[], T], *, timeout_ms: float | None = None) -
                 raise
             if time.monotonic() >= deadline:
                 if wait:
-                    _gave_up_at[0] = time.monotonic()
+                    _gave_up_at[:] = [time.monotonic(), wait]
                 raise
         # A lock SQLite refuses without waiting (to avoid a deadlock) must not spin.
         time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))

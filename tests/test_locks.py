@@ -127,8 +127,22 @@ def test_monitor_commands_give_up_within_the_busy_timeout(
         assert str(ready_store) in result.stderr
 
 
+WAITERS = [
+    ["ask", "are you there?"],
+    ["chat"],
+    ["monitor", "runs"],
+    ["monitor", "usage"],
+    ["monitor", "health"],
+    ["monitor", "alerts"],
+    ["monitor", "dashboard", "--once"],
+    ["db", "check"],
+    ["db", "backup"],
+    ["db", "vacuum"],
+]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-@pytest.mark.parametrize("command", [["ask", "are you there?"], ["monitor", "runs"]])
+@pytest.mark.parametrize("command", WAITERS, ids="-".join)
 def test_a_signal_ends_a_command_waiting_for_a_lock_at_once(
     ready_store: Path, signum: int, command: list[str]
 ) -> None:
@@ -139,6 +153,7 @@ def test_a_signal_ends_a_command_waiting_for_a_lock_at_once(
             stderr=subprocess.PIPE,
             text=True,
             env=subprocess_env(DATABASE_BUSY_TIMEOUT="60000"),
+            stdin=subprocess.PIPE,
         )
         _wait_until_waiting(process)
         sent = time.monotonic()
@@ -147,6 +162,7 @@ def test_a_signal_ends_a_command_waiting_for_a_lock_at_once(
             _, stderr = process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.communicate()
             raise AssertionError(
                 "the command ignored the signal while waiting for a lock"
             ) from None
