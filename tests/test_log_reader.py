@@ -497,7 +497,10 @@ def test_many_lines_stream_in_bounded_memory(tmp_path: Path) -> None:
     mib = 2**20
     print(f"peak RSS {peak / mib:.1f} MiB (-n 10: {baseline / mib:.1f}), log {size / mib:.1f} MiB")
     assert output.read_bytes() == path.read_bytes()
-    assert peak < size / 2
+    # What streaming adds over `-n 10` (the interpreter and its imports, ~23 MiB here,
+    # vary by a few MiB from run to run: an absolute bound of size / 2 = 30 MiB failed
+    # at 30.2). Holding the log would add at least its 60 MB.
+    assert peak - baseline < size / 4
     assert peak - baseline < 32 * 2**20
 
 
