@@ -102,13 +102,37 @@ def check(
         check_managed(managed, quick=quick, busy_timeout_ms=busy, backup_dir=settings.backup_dir)
         for managed in managed_databases(settings)
     ]
+    from assistant_monitoring.metrics.pending import waiting
+    from assistant_monitoring.metrics.store import MetricsStore
+
+    pending = waiting(MetricsStore(settings.monitoring_db_path).pending_dir)
     if as_json:
-        document = {"ok": all(c.ok for c in checks), "databases": [c.as_json() for c in checks]}
+        document = {
+            "ok": all(c.ok for c in checks),
+            "databases": [c.as_json() for c in checks],
+            "pending": pending.as_json(),
+        }
         typer.echo(json.dumps(document, indent=2))
     else:
         _print_checks(checks)
+        _print_pending(pending)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
+
+
+def _print_pending(pending: Any) -> None:
+    """What waits for monitoring.db (written while it was locked), and what was set aside."""
+    if pending.runs or pending.flushes:
+        typer.echo(
+            f"pending        {pending.runs} runs, {pending.flushes} metric flushes in "
+            f"{pending.folder}: the next ask or chat adds them in"
+        )
+    if pending.set_aside:
+        typer.echo(
+            f"set aside      {len(pending.set_aside)} files in {pending.folder} that are no "
+            f"pending record ({', '.join(pending.set_aside[:3])}"
+            f"{', ...' if len(pending.set_aside) > 3 else ''}): look at them, then delete them"
+        )
 
 
 def _print_checks(checks: list[Any]) -> None:

@@ -422,3 +422,19 @@ def test_only_a_lock_sends_metrics_to_the_pending_folder(data_dir: Path) -> None
     for _ in range(2):
         run_assistant("monitor", "health", "--json", timeout=60)
     assert not (data_dir / "monitoring.db.pending").exists()
+
+
+def test_db_check_shows_what_waits_and_what_was_set_aside(ready_store: Path) -> None:
+    """Found by a hostile try: files left for a person were never shown to one."""
+    import json
+
+    folder = ready_store.with_name("monitoring.db.pending")
+    folder.mkdir()
+    (folder / "run_0123456789ab.json").write_text("[]")
+    (folder / "run_junk.json.bad").write_text("junk")
+    document = json.loads(run_assistant("db", "check", "--json").stdout)
+    assert document["pending"]["runs"] == 1
+    assert document["pending"]["set_aside"] == ["run_junk.json.bad"]
+    text = run_assistant("db", "check").stdout
+    assert "1 runs, 0 metric flushes" in text
+    assert "run_junk.json.bad" in text

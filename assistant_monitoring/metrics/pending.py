@@ -43,6 +43,42 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 _STALE_PARTIAL_SECONDS = 3600
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """What waits in the pending folder (``assistant db check`` shows it)."""
+
+    folder: Path
+    runs: int
+    flushes: int
+    set_aside: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "runs": self.runs,
+            "flushes": self.flushes,
+            "set_aside": self.set_aside,
+        }
+
+
+def waiting(directory: Path) -> Waiting:
+    """Count what waits in ``directory`` (never reads a file)."""
+    runs = flushes = 0
+    set_aside: list[str] = []
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        entries = []
+    for entry in entries:
+        if entry.name.endswith(".bad"):
+            set_aside.append(entry.name)
+        elif _METRICS_FILE.fullmatch(entry.name):
+            flushes += 1
+        elif entry.name.startswith("run_") and entry.name.endswith(".json"):
+            runs += 1
+    return Waiting(directory, runs, flushes, sorted(set_aside))
+
+
 def write_whole(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that a reader (or a crash) sees all of it or nothing."""
     path.parent.mkdir(exist_ok=True)
