@@ -72,10 +72,10 @@ from assistant_monitoring.sqlitefile import (
     Subject,
     diagnose,
     is_valid,
+    open_immutable,
     open_read_only,
     refuse_before_open,
 )
-from assistant_monitoring.sqlitepeek import open_immutable
 
 __all__ = [
     "MANIFEST",

@@ -35,7 +35,7 @@ from typing import Any
 
 from assistant_monitoring.durable import CappedReadError, read_capped, sha256_of, what_is
 from assistant_monitoring.errors import MonitoringError
-from assistant_monitoring.sqlitepeek import open_immutable
+from assistant_monitoring.sqlitefile import open_immutable
 
 PREFIX = "assistant-backup-"
 MANIFEST = "manifest.json"

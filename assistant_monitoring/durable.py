@@ -70,10 +70,17 @@ def what_is(path: Path) -> str | None:
         return None
     if stat.S_ISLNK(mode):
         return f"a symbolic link (to {os.readlink(path)})"
+    return kind_of(mode)
+
+
+def kind_of(mode: int) -> str:
+    """What a file that is no regular file is, from its ``st_mode``, for messages."""
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):
         return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     return "not a regular file"

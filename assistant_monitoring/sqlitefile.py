@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from assistant_monitoring.durable import kind_of
 from assistant_monitoring.stopping import stop_requested
 
 Kind = Literal[
@@ -279,13 +280,7 @@ def not_a_regular_file(path: Path) -> str | None:
         return None
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return None
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
+    return kind_of(mode)
 
 
 def prepare_to_open(subject: Subject, *, busy_timeout_ms: float) -> Diagnosis | None:
@@ -380,6 +375,14 @@ def open_read_only(path: Path, *, timeout: float) -> sqlite3.Connection:
         if read_only_reason(path) is None and not _disk_full(path.parent):
             raise
     return _connect_and_probe(f"{uri}&immutable=1", timeout)
+
+
+def open_immutable(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
+    """A connection that reads ``path``'s own bytes only: no lock, no ``-wal``, no ``-shm``.
+
+    Right only for a file nobody writes (a copy, a backup, a database nobody has open).
+    """
+    return _connect_and_probe(f"file:{_uri_path(path)}?mode=ro&immutable=1", timeout)
 
 
 def _connect_and_probe(uri: str, timeout: float) -> sqlite3.Connection:

@@ -35,7 +35,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from assistant_monitoring.sqlitefile import connect, open_read_only
+from assistant_monitoring.sqlitefile import open_immutable, open_read_only
 
 # The database file's lock bytes: PENDING, RESERVED, then the SHARED range (510 bytes).
 _PENDING_BYTE = 0x40000000
@@ -135,22 +135,6 @@ def read_untouched(path: Path, *, timeout: float) -> Iterator[sqlite3.Connection
             yield conn
         finally:
             conn.close()
-
-
-def open_immutable(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
-    """A connection that reads ``path``'s own bytes only: no lock, no ``-wal``, no ``-shm``.
-
-    Right only for a file nobody writes (a copy, a backup, a database nobody has open).
-    """
-    # '?' and '#' would end the path part of the URI; '%' starts an escape.
-    uri = "file:" + str(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
-    conn = connect(f"{uri}?mode=ro&immutable=1", uri=True, busy_timeout_ms=timeout * 1000)
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 @contextlib.contextmanager

@@ -4,8 +4,8 @@ The folder ``monitoring.db.pending/`` holds runs (``run_*.json``, see ``runs.py`
 and metric deltas (``metrics-*.json``, here). Each file is written whole or not at
 all (:func:`write_whole`); a file that is not one we wrote whole is renamed
 ``NAME.bad`` once, with a warning (:func:`set_aside`), so it never blocks the others
-and is never read again; ``.partial`` files a killed process left behind are removed
-after an hour (:func:`candidates`).
+and is never read again; the hidden ``.tmp`` files a killed write left behind are
+removed after an hour (:func:`candidates`).
 
 Metric deltas that could not be written at exit:
 
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assistant_monitoring.durable import write_atomically
 from assistant_monitoring.metrics.registry import AnyFamily, SeriesDelta
 
 PREFIX = "metrics-"
@@ -82,24 +83,14 @@ def waiting(directory: Path) -> Waiting:
 def write_whole(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that a reader (or a crash) sees all of it or nothing."""
     path.parent.mkdir(exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with partial.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            partial.unlink()
-        raise
+    write_atomically(path, text.encode("utf-8"))
 
 
 def candidates(directory: Path, pattern: re.Pattern[str]) -> list[Path]:
     """The regular files in ``directory`` whose names match ``pattern``, oldest first.
 
-    Leftovers of a write a kill interrupted (``.*.partial``) an hour old are removed
-    on the way: no process takes that long to write one file.
+    Leftovers of a write a kill interrupted (``.NAME.PID.tmp``) an hour old are
+    removed on the way: no process takes that long to write one file.
     """
     found: list[tuple[float, Path]] = []
     try:
@@ -114,7 +105,7 @@ def candidates(directory: Path, pattern: re.Pattern[str]) -> list[Path]:
             continue
         if not stat.S_ISREG(info.st_mode):
             continue
-        if entry.name.endswith(".partial") and now - info.st_mtime > _STALE_PARTIAL_SECONDS:
+        if entry.name.endswith(".tmp") and now - info.st_mtime > _STALE_PARTIAL_SECONDS:
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
         elif pattern.fullmatch(entry.name):
