@@ -21,6 +21,7 @@ module-wide pass; each test then checks one cell, so a failure names its cell.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,7 +30,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -42,6 +42,7 @@ import pytest
 
 from assistant.stubllm import StubLLMServer
 from tests.conftest import HEALTHY_THRESHOLDS, REPO_ROOT, installed_assistant
+from tests.helpers.locks import held
 from tests.helpers.readonly import read_only_argv
 
 SECONDS = 10
@@ -329,23 +330,6 @@ def _digest(path: Path | None) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _hold(path: Path) -> subprocess.Popen[str]:
-    """Another process holding ``path`` with an exclusive lock: nobody may even read."""
-    script = (
-        "import sqlite3, time\n"
-        f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
-        "c.execute('PRAGMA locking_mode = EXCLUSIVE')\n"
-        "c.execute('BEGIN EXCLUSIVE')\n"
-        "c.execute('SELECT count(*) FROM sqlite_master').fetchall()\n"
-        "print('held', flush=True)\n"
-        "time.sleep(120)\n"
-    )
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "held"
-    return process
-
-
 def _get(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -393,15 +377,8 @@ def _run(cell: Cell, run_id: str) -> Outcome:
     ]
     if cell.read_only is not None:
         argv = read_only_argv(cell.read_only, argv)
-    holder = _hold(cell.held) if cell.held is not None else None
-    try:
+    with held(cell.held) if cell.held is not None else contextlib.nullcontext():
         return _run_held(cell, argv, port)
-    finally:
-        if holder is not None:
-            holder.kill()
-            holder.wait()
-            assert holder.stdout is not None
-            holder.stdout.close()
 
 
 def _run_held(cell: Cell, argv: list[str], port: int) -> Outcome:

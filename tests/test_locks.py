@@ -16,7 +16,6 @@ import contextlib
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 
 from assistant.stubllm import StubLLMServer
 from tests.conftest import installed_assistant, run_assistant, subprocess_env
+from tests.helpers.locks import held
 
 BUSY_MS = 1000
 # The bound the issue sets: the busy timeout plus 2 s, plus a process's start-up on a
@@ -40,40 +40,6 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubLLMServer]:
         monkeypatch.setenv("LLM_API_KEY", "sk-test-0000000000000000")
         monkeypatch.setenv("DATABASE_BUSY_TIMEOUT", str(BUSY_MS))
         yield server
-
-
-@contextlib.contextmanager
-def held(path: Path, how: str) -> Iterator[None]:
-    """``path`` held by another process for as long as the block runs."""
-    process = _holder(path, how)
-    try:
-        yield
-    finally:
-        process.kill()
-        process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
-
-
-def _holder(path: Path, how: str) -> subprocess.Popen[str]:
-    """Another process holding ``path``: a writer (BEGIN EXCLUSIVE) or an exclusive reader."""
-    script = f"""
-import sqlite3, sys, time
-conn = sqlite3.connect({str(path)!r}, isolation_level=None)
-if {how!r} == "reader":
-    conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-    conn.execute("BEGIN EXCLUSIVE")
-    conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
-else:
-    conn.execute("BEGIN EXCLUSIVE")
-    conn.execute("CREATE TABLE IF NOT EXISTS held (x)")
-print("held", flush=True)
-time.sleep(600)
-"""
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "held"
-    return process
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ prints the one-line error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 from assistant_monitoring.breaker.state import BreakerState
 from assistant_monitoring.breaker.store import BreakerStateStore
 from tests.conftest import run_assistant, run_main, subprocess_env
+from tests.helpers.locks import held
 from tests.test_usage import seed
 
 PROBE = """
@@ -158,22 +160,6 @@ def test_unsure_cases_go_to_the_cli_with_one_line_errors(data_dir: Path) -> None
     assert len(told.stderr.strip().splitlines()) == 1
 
 
-def _exclusive_reader(path: Path) -> subprocess.Popen[str]:
-    script = (
-        "import sqlite3, time\n"
-        f"c = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
-        "c.execute('PRAGMA locking_mode = EXCLUSIVE')\n"
-        "c.execute('BEGIN EXCLUSIVE')\n"
-        "c.execute('SELECT count(*) FROM sqlite_master').fetchall()\n"
-        "print('held', flush=True)\n"
-        "time.sleep(600)\n"
-    )
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "held"
-    return process
-
-
 @pytest.mark.parametrize(
     "fault",
     ["locked", "fifo", "device", "symlink-loop", "dangling", "empty", "foreign", "newer"],
@@ -187,10 +173,7 @@ def test_a_store_that_cannot_be_read_at_once_is_a_marker(
 
     seed(data_dir, {"started_at": time.time() - 10})
     store = data_dir / "monitoring.db"
-    holder = None
-    if fault == "locked":
-        holder = _exclusive_reader(store)
-    else:
+    if fault != "locked":
         store.unlink()
         for extra in ("-wal", "-shm"):
             Path(f"{store}{extra}").unlink(missing_ok=True)
@@ -213,17 +196,11 @@ def test_a_store_that_cannot_be_read_at_once_is_a_marker(
         else:
             store.symlink_to(data_dir / "gone.db")
     before = store.read_bytes() if store.is_file() and not store.is_symlink() else None
-    try:
+    with held(store) if fault == "locked" else contextlib.nullcontext():
         args = ["--debug"] if debug else []
         started = time.monotonic()
         result = run_assistant(*args, "monitor", "statusline", timeout=60)
         took = time.monotonic() - started
-    finally:
-        if holder is not None:
-            holder.kill()
-            holder.wait()
-            assert holder.stdout is not None
-            holder.stdout.close()
     assert (result.returncode, result.stdout) == (0, "?\n"), result.stderr
     assert took < 10, took  # a hang is forever; start-up on a loaded machine is seconds
     if before is not None:
