@@ -336,7 +336,7 @@ asyncio.run(main())
 """
 
 
-def _conversations(path: Path) -> tuple[set[str], int, int]:
+def _conversation_rows(path: Path) -> tuple[set[str], int, int]:
     """(conversation ids, messages, orphan messages), after an integrity check."""
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -396,11 +396,11 @@ def test_a_kill_during_conversation_retention_keeps_every_conversation_whole(
             break
         assert result.returncode == -9
         killed_at = k
-        ids, messages, orphans = _conversations(path)
+        ids, messages, orphans = _conversation_rows(path)
         assert orphans == 0
         assert kept <= ids
         assert messages == 3 * len(ids)
         rerun = subprocess.run([sys.executable, "-c", script, str(path)], timeout=120, check=False)
         assert rerun.returncode == 0
-        assert _conversations(path) == (kept, 3 * len(kept), 0)
+        assert _conversation_rows(path) == (kept, 3 * len(kept), 0)
     assert killed_at >= 2, "the loop must reach several batches"
