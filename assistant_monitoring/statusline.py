@@ -58,6 +58,10 @@ LOCK_WAIT_SECONDS = 0.1
 LATEST_STORE_MIGRATION = "m007_run_trace"
 
 
+# restorejournal.JOURNAL_NAME (a test checks), not imported: the fast path stays light.
+RESTORE_JOURNAL = ".restore-journal.json"
+
+
 class Unreadable(Exception):
     """The store is there but cannot be read now (locked, damaged, not a file)."""
 
@@ -210,6 +214,11 @@ def fast_main(argv: Sequence[str]) -> int | None:
             return None
         if check_template(template) is not None:
             return None
+        if os.path.lexists(os.path.join(data_dir, RESTORE_JOURNAL)):
+            # A restore was killed mid-swap: the store may be the old one, the
+            # backup's or none. A prompt neither reads nor finishes it (the next
+            # command does, restorejournal.py): it says "?".
+            raise Unreadable("a restore was interrupted: the next command finishes it")
         line = render(
             read_today(db_path, zone, time.time()),
             template,

@@ -218,6 +218,24 @@ def test_the_newest_migration_it_reads_is_the_stores() -> None:
     assert sorted(name for name, _ in MIGRATIONS)[-1] == LATEST_STORE_MIGRATION
 
 
+def test_an_interrupted_restore_is_a_marker_and_left_for_the_next_command(
+    data_dir: Path,
+) -> None:
+    """Found by a hostile try: after a restore killed mid-swap the statusline showed
+    the set-aside store's figures (or zeros) and made -wal/-shm beside a file mid-swap."""
+    from assistant_monitoring.restorejournal import JOURNAL_NAME
+    from assistant_monitoring.statusline import RESTORE_JOURNAL
+
+    assert JOURNAL_NAME == RESTORE_JOURNAL
+    seed(data_dir, {"started_at": time.time() - 10})
+    journal = data_dir / RESTORE_JOURNAL
+    journal.write_text("{}")
+    before = sorted(p.name for p in data_dir.iterdir())
+    result = run_assistant("monitor", "statusline")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "?\n", "")
+    assert sorted(p.name for p in data_dir.iterdir()) == before
+
+
 def test_no_store_yet(data_dir: Path) -> None:
     result = run_assistant("monitor", "statusline")
     assert result.returncode == 0, result.stderr
