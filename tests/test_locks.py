@@ -113,29 +113,34 @@ def test_a_signal_ends_a_command_waiting_for_a_lock_at_once(
     ready_store: Path, signum: int, command: list[str]
 ) -> None:
     with held(ready_store, "reader"):
-        process = subprocess.Popen(
-            [installed_assistant(), *command],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=subprocess_env(DATABASE_BUSY_TIMEOUT="60000"),
-            stdin=subprocess.PIPE,
-        )
-        _wait_until_waiting(process)
-        sent = time.monotonic()
-        process.send_signal(signum)
-        try:
-            _, stderr = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            raise AssertionError(
-                "the command ignored the signal while waiting for a lock"
-            ) from None
-        took = time.monotonic() - sent
+        _signalled_while_waiting(command, signum)
+
+
+def _signalled_while_waiting(command: list[str], signum: int) -> str:
+    """Start ``command`` (a lock wait of a minute), signal it once it waits, and check
+    that it ended within SIGTERM_WITHIN with the signal's exit code; its stderr."""
+    process = subprocess.Popen(
+        [installed_assistant(), *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(DATABASE_BUSY_TIMEOUT="60000"),
+    )
+    _wait_until_waiting(process)
+    sent = time.monotonic()
+    process.send_signal(signum)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError("the command ignored the signal while waiting for a lock") from None
+    took = time.monotonic() - sent
     assert took < SIGTERM_WITHIN, f"took {took:.1f} s after the signal"
     assert process.returncode == (143 if signum == signal.SIGTERM else 130), stderr
     assert "Traceback" not in stderr
+    return stderr
 
 
 def _wait_until_waiting(process: subprocess.Popen[str]) -> None:
@@ -352,26 +357,7 @@ def test_a_signal_during_the_exit_flush_ends_cleanly_and_keeps_the_metrics(
     traceback ('Exception ignored in atexit callback'), sometimes exited 1, and lost
     what the process had counted."""
     with held(ready_store, "writer"):  # readers go on; the exit flush must wait
-        process = subprocess.Popen(
-            [installed_assistant(), "monitor", "health", "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=subprocess_env(DATABASE_BUSY_TIMEOUT="60000"),
-        )
-        _wait_until_waiting(process)
-        sent = time.monotonic()
-        process.send_signal(signum)
-        try:
-            _, stderr = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            raise AssertionError("the signal was not acted on") from None
-        took = time.monotonic() - sent
-    assert took < SIGTERM_WITHIN, took
-    assert process.returncode == (143 if signum == signal.SIGTERM else 130), stderr
-    assert "Traceback" not in stderr
+        stderr = _signalled_while_waiting(["monitor", "health", "--json"], signum)
     assert "Exception ignored" not in stderr
     assert list((data_dir / "monitoring.db.pending").glob("metrics-*.json")), "metrics kept"
 
