@@ -132,6 +132,11 @@ def read_manifest(folder: Path) -> Manifest:
     try:
         document = json.loads(data)
         return _manifest_from(document)
+    except RecursionError:
+        raise BackupError(
+            f"{path} cannot be used: it is nested too deeply to be a manifest "
+            "(the backup is damaged or not one of ours)"
+        ) from None
     except (ValueError, KeyError, TypeError) as error:
         raise BackupError(
             f"{path} is not a valid manifest ({error}): the backup is damaged"

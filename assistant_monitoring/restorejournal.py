@@ -211,6 +211,11 @@ def _read_journal(data_dir: Path) -> Journal | None:
         return _journal_from(document)
     except FileNotFoundError:
         return None
+    except RecursionError:
+        raise RestoreJournalError(
+            f"{path}, the journal of an interrupted restore, cannot be used (it is nested too "
+            "deeply to be a journal): see README 'When files break' to finish the restore by hand"
+        ) from None
     except (CappedReadError, OSError, ValueError, KeyError, TypeError) as error:
         raise RestoreJournalError(
             f"{path}, the journal of an interrupted restore, cannot be used ({error}): see "
