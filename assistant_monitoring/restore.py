@@ -111,7 +111,8 @@ def restore(
     """Verify ``folder``, then put its databases in place of the current ones (kept aside)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with restore_lock(data_dir, wait_ms=0):
-        finish_locked(data_dir)  # a journal another run left: finish it first
+        # A journal another run left: finish it first.
+        finish_locked(data_dir, targets=[managed.subject.path for managed in databases])
         try:
             manifest = verify(folder)
         except BackupError as error:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,10 +136,15 @@ def _refuse_conflict(source: Path, destination: Path) -> None:
 # -- the journal, and finishing what a killed restore left ----------------------------------
 
 
-def finish_interrupted(data_dir: Path, *, wait_ms: float | None = None) -> str | None:
+def finish_interrupted(
+    data_dir: Path, *, targets: Iterable[Path], wait_ms: float | None = None
+) -> str | None:
     """Finish or undo a restore a killed process left in ``data_dir``; what was done, or None.
 
-    Cheap when there is nothing to do (one ``lstat``). Waits up to ``wait_ms``
+    ``targets``: the two databases of the current settings (``DATABASE_PATH``,
+    ``MONITORING_DB_PATH``): a journal that names any other file is refused, touching
+    nothing (a copied data dir, a hand-edited journal). Cheap when there is nothing to
+    do (one ``lstat``). Waits up to ``wait_ms``
     (default ``DATABASE_BUSY_TIMEOUT``) for a restore under way, then refuses.
     """
     if not os.path.lexists(data_dir / JOURNAL_NAME):
@@ -149,12 +154,12 @@ def finish_interrupted(data_dir: Path, *, wait_ms: float | None = None) -> str |
 
         wait_ms = busy_timeout_ms()
     with restore_lock(data_dir, wait_ms=wait_ms):
-        return finish_locked(data_dir)
+        return finish_locked(data_dir, targets=targets)
 
 
-def finish_locked(data_dir: Path) -> str | None:
+def finish_locked(data_dir: Path, *, targets: Iterable[Path]) -> str | None:
     """:func:`finish_interrupted`, for a caller that holds the restore lock already."""
-    journal = _read_journal(data_dir)
+    journal = _read_journal(data_dir, targets)
     if journal is None:
         return None
     try:
@@ -204,11 +209,11 @@ def remove_journal(data_dir: Path) -> None:
     fsync_directory(data_dir)
 
 
-def _read_journal(data_dir: Path) -> Journal | None:
+def _read_journal(data_dir: Path, targets: Iterable[Path]) -> Journal | None:
     path = data_dir / JOURNAL_NAME
     try:
         document = json.loads(read_capped(path, _JOURNAL_CAP_BYTES))
-        return _journal_from(document)
+        return _journal_from(document, targets)
     except FileNotFoundError:
         return None
     except RecursionError:
@@ -216,14 +221,14 @@ def _read_journal(data_dir: Path) -> Journal | None:
             f"{path}, the journal of an interrupted restore, cannot be used (it is nested too "
             "deeply to be a journal): see README 'When files break' to finish the restore by hand"
         ) from None
-    except (CappedReadError, OSError, ValueError, KeyError, TypeError) as error:
+    except (CappedReadError, OSError, ValueError, KeyError, TypeError, OverflowError) as error:
         raise RestoreJournalError(
             f"{path}, the journal of an interrupted restore, cannot be used ({error}): see "
             "README 'When files break' to finish the restore by hand"
         ) from None
 
 
-def _journal_from(document: Any) -> Journal:
+def _journal_from(document: Any, targets: Iterable[Path]) -> Journal:
     if not isinstance(document, dict) or document.get("made_by") != _MADE_BY:
         raise ValueError("not a restore journal")
     if document.get("format") != 1:
@@ -232,6 +237,20 @@ def _journal_from(document: Any) -> Journal:
     if state not in _STATES:
         raise ValueError(f"state {state!r}")
     swaps = [Swap(**swap) for swap in document["swaps"]]
+    if not all(
+        isinstance(value, str) and "\0" not in value
+        for swap in swaps
+        for value in (swap.target, swap.incoming, swap.aside)
+    ):
+        raise TypeError("file names must be strings without a null byte")
+    # Only the current settings' databases (compared where they lead): a journal copied
+    # with its data dir, or edited by hand, names files this run must not touch.
+    allowed = {os.path.realpath(target) for target in targets}
+    named = [os.path.realpath(swap.target) for swap in swaps]
+    if len(set(named)) != len(named) or not set(named) <= allowed:
+        raise ValueError(
+            "it names files other than this profile's DATABASE_PATH and MONITORING_DB_PATH"
+        )
     for swap in swaps:
         target = Path(swap.target)
         # Only ever the names this module gives: a journal cannot make it move other files.

@@ -9,6 +9,7 @@ database is a directory, manifest text that forges lines.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from tests.conftest import run_assistant
@@ -80,3 +81,67 @@ def test_a_deeply_nested_journal_is_named_by_every_command(data_dir: Path) -> No
         assert JOURNAL in line, line
         assert "cannot be used" in line, line
     assert files_in(data_dir) == before
+
+
+# -- 2, 3. a journal naming other files, or holding values out of range ------------------
+
+
+def killed_mid_restore(data_dir: Path, tmp_path: Path) -> dict[str, object]:
+    """A restore killed while swapping: its journal, as a document."""
+    healthy(data_dir)
+    folder = made(data_dir, tmp_path / "backups")
+    killed = run_assistant("db", "restore", str(folder), ASSISTANT_TEST_KILL_AT="restore:5")
+    assert killed.returncode == -9, killed.stderr
+    document: dict[str, object] = json.loads((data_dir / JOURNAL).read_text())
+    return document
+
+
+def refused_journal(data_dir: Path, *watched: Path, **env: str) -> None:
+    before = {path: files_in(path) for path in (data_dir, *watched)}
+    result = run_assistant("db", "check", **env)
+    assert result.returncode == 1, result.stdout
+    line = one_line(result.stderr)
+    assert JOURNAL in line, line
+    assert "cannot be used" in line, line
+    assert {path: files_in(path) for path in (data_dir, *watched)} == before
+
+
+def test_a_journal_naming_another_file_touches_nothing(data_dir: Path, tmp_path: Path) -> None:
+    document = killed_mid_restore(data_dir, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "precious.db"
+    victim.write_bytes(b"the user's file")
+    swaps = document["swaps"]
+    assert isinstance(swaps, list)
+    old = Path(swaps[0]["target"])
+    staged = Path(swaps[0]["incoming"])
+    incoming = elsewhere / f".precious.db.restoring-{staged.name.rsplit('-', 1)[-1]}"
+    shutil.copy(staged, incoming)
+    swaps[0]["target"] = str(victim)
+    swaps[0]["incoming"] = str(incoming)
+    swaps[0]["aside"] = str(elsewhere / f"precious.db.before-restore-{old.name}")
+    (data_dir / JOURNAL).write_text(json.dumps(document))
+    refused_journal(data_dir, elsewhere)
+    assert victim.read_bytes() == b"the user's file"
+
+
+def test_a_journal_in_a_copied_data_dir_does_not_touch_the_original(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    killed_mid_restore(data_dir, tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(data_dir, copy)
+    refused_journal(copy, data_dir, ASSISTANT_DATA_DIR=str(copy))
+
+
+def test_journal_values_out_of_range_are_named(data_dir: Path, tmp_path: Path) -> None:
+    document = killed_mid_restore(data_dir, tmp_path)
+    text = json.dumps(document)
+    bad_pid = json.dumps({**document, "pid": 0}).replace('"pid": 0', '"pid": 1e999')
+    swaps = json.loads(text)["swaps"]
+    swaps[0]["target"] += "\u0000"
+    null = json.dumps({**document, "swaps": swaps})
+    for bad in (bad_pid, null):
+        (data_dir / JOURNAL).write_text(bad)
+        refused_journal(data_dir)

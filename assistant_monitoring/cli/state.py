@@ -66,7 +66,9 @@ class CliState:
 
         from assistant_monitoring.restorejournal import finish_interrupted
 
-        done = finish_interrupted(settings.data_dir)
+        done = finish_interrupted(
+            settings.data_dir, targets=[settings.database_path, settings.monitoring_db_path]
+        )
         if done is not None:
             sys.stderr.write(f"note: {done}\n")
 
