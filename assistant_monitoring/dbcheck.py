@@ -22,7 +22,6 @@ A problem found makes the command exit 1; every database fine, 0.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,6 +40,7 @@ from assistant_monitoring.sqlitepeek import (
     can_ask_locks,
     leftovers_of_checks,
     read_untouched,
+    remove_leftover_of_check,
     write_lock_holder,
 )
 
@@ -177,7 +177,7 @@ def check_database(
     wal = path.with_name(path.name + "-wal")
     found.wal_bytes = wal.stat().st_size if wal.exists() else 0
     for leftover in leftovers_of_checks(path):  # a killed check's hard links: ours
-        shutil.rmtree(leftover, ignore_errors=True)
+        remove_leftover_of_check(leftover)
     before = _fingerprint(path)
     problem = _read(found, subject, quick=quick, busy_timeout_ms=busy_timeout_ms)
     if problem is not None and _fingerprint(path) != before:

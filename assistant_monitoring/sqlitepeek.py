@@ -29,6 +29,7 @@ import fcntl
 import os
 import shutil
 import sqlite3
+import stat
 import struct
 import sys
 import tempfile
@@ -162,12 +163,46 @@ def _linked_copy(path: Path) -> Iterator[Path | None]:
 
 
 def leftovers_of_checks(path: Path) -> list[Path]:
-    """Private directories a killed check left beside ``path`` (hard links only: safe to remove)."""
+    """Private directories a killed check left beside ``path``, safe to remove.
+
+    Only a directory with our prefix that is empty or holds nothing but hard links to
+    ``path`` or its ``-wal`` (same inode, under the names a check gives them): a
+    folder with anything else in it is someone's, and stays.
+    """
     try:
-        return [
+        candidates = [
             entry
             for entry in path.parent.iterdir()
-            if entry.name.startswith(f".{path.name}.check-") and entry.is_dir()
+            if entry.name.startswith(f".{path.name}.check-")
+            and entry.is_dir()
+            and not entry.is_symlink()
         ]
     except OSError:
         return []
+    return [entry for entry in candidates if _only_our_links(entry, path)]
+
+
+def _only_our_links(folder: Path, path: Path) -> bool:
+    originals = {path.name: path, f"{path.name}-wal": _side(path, "-wal")}
+    try:
+        for child in folder.iterdir():
+            original = originals.get(child.name)
+            if original is None:
+                return False
+            mine, theirs = child.lstat(), original.lstat()
+            if not stat.S_ISREG(mine.st_mode) or (mine.st_dev, mine.st_ino) != (
+                theirs.st_dev,
+                theirs.st_ino,
+            ):
+                return False
+    except OSError:
+        return False
+    return True
+
+
+def remove_leftover_of_check(folder: Path) -> None:
+    """Remove what :func:`leftovers_of_checks` found: its links, then the folder (never a tree)."""
+    with contextlib.suppress(OSError):
+        for child in folder.iterdir():
+            child.unlink()
+        folder.rmdir()

@@ -9,6 +9,7 @@ database is a directory, manifest text that forges lines.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -145,3 +146,26 @@ def test_journal_values_out_of_range_are_named(data_dir: Path, tmp_path: Path) -
     for bad in (bad_pid, null):
         (data_dir / JOURNAL).write_text(bad)
         refused_journal(data_dir)
+
+
+# -- 4. db check's private folders -----------------------------------------------------------
+
+
+def test_db_check_removes_only_its_own_leftover_links(data_dir: Path) -> None:
+    healthy(data_dir)
+    database = data_dir / "assistant.db"
+    theirs = data_dir / ".assistant.db.check-notes"
+    theirs.mkdir()
+    (theirs / "assistant.db").write_bytes(b"a user's copy, not a link")
+    (theirs / "notes.txt").write_text("keep me")
+    ours = data_dir / ".assistant.db.check-abc123"
+    ours.mkdir()
+    os.link(database, ours / "assistant.db")
+    empty = data_dir / ".assistant.db.check-empty"
+    empty.mkdir()
+    result = run_assistant("db", "check")
+    assert result.returncode == 0, result.stderr
+    assert (theirs / "notes.txt").read_text() == "keep me"
+    assert (theirs / "assistant.db").read_bytes() == b"a user's copy, not a link"
+    assert not ours.exists()
+    assert not empty.exists()
