@@ -211,11 +211,18 @@ def backup(
             **made.manifest.as_json(),
             "cleaned": [str(p) for p in made.cleaned],
             "pruned": [str(p) for p in made.pruned],
+            "left": [str(p) for p in made.left],
         }
         typer.echo(json.dumps(document, indent=2))
         return
     for leftover in made.cleaned:
         typer.echo(f"removed {leftover}, left by an interrupted backup")
+    for kept in made.left:
+        typer.echo(
+            f"note: left {kept} as it was: named like a cut-off backup, but it may not be one "
+            "of ours (its mark names another folder, or it holds other files)",
+            err=True,
+        )
     for old in made.pruned:
         typer.echo(f"removed the older backup {old} (--keep {keep})")
     sizes = ", ".join(f"{e.name} {_size(e.bytes)}" for e in made.manifest.files)

@@ -105,6 +105,7 @@ class Made:
     manifest: Manifest
     cleaned: list[Path] = field(default_factory=list)  # left by interrupted runs, removed
     pruned: list[Path] = field(default_factory=list)  # older backups removed by --keep
+    left: list[Path] = field(default_factory=list)  # leftover-named, maybe not ours: kept
 
 
 def stamp(now: float | None = None) -> str:
@@ -137,9 +138,9 @@ def make_backup(
     sources = [open_source(managed, busy_timeout_ms) for managed in chosen]
     try:
         with destination_lock(destination):
-            cleaned = clean_leftovers(destination)
+            cleaned, left = clean_leftovers(destination)
             folder, manifest = _copy_all(sources, destination, busy_timeout_ms, progress, now)
-            made = Made(folder, manifest, cleaned)
+            made = Made(folder, manifest, cleaned, left=left)
             if keep is not None:
                 made.pruned = prune_locked(destination, keep, made=folder)
     finally:

@@ -4,9 +4,10 @@
 killed run's lock goes with it), so leftovers found under the lock are never a run
 still under way. Leftovers are ``.assistant-backup-STAMP.partial`` (a run cut off
 while copying) and ``.assistant-backup-STAMP.deleting`` (cut off while pruning);
-they are removed when they hold our mark (``.made-by-assistant``, the first thing a
-run writes) or are empty, and nothing else: a folder with another name, without our
-mark, or with a subfolder stays. Pruning removes only what
+they are removed when empty, or when they hold our mark (``.made-by-assistant``, the
+first thing a run writes) naming that very folder and nothing but files a run writes
+(the databases, their ``-wal``/``-shm``/``-journal``, the manifest and its temporary);
+anything else stays, and the run says it was left. Pruning removes only what
 :func:`~assistant_monitoring.backupfolder.ours` recognises, never the backup this run
 made, and renames each one to ``.NAME.deleting`` before emptying it, so that a kill
 never leaves half a backup under a backup's name.
@@ -18,12 +19,16 @@ import contextlib
 import errno
 import json
 import os
+import re
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from assistant_monitoring import killpoints
 from assistant_monitoring.backupfolder import (
+    FILE_NAMES,
+    MANIFEST,
     MARK,
     NAME_PATTERN,
     BackupError,
@@ -33,13 +38,27 @@ from assistant_monitoring.backupfolder import (
 )
 from assistant_monitoring.durable import (
     NO_SPACE_ERRNOS,
+    CappedReadError,
     DirectoryBusy,
     directory_lock,
     free_bytes,
     fsync_directory,
+    read_capped,
 )
 
 __all__ = ["backups_in", "destination_error", "prune"]
+
+_MARK_CAP_BYTES = 64 * 1024
+_WRITTEN_BY_A_RUN = frozenset(
+    {MARK, MANIFEST}
+    | {
+        f"{database}{side}"
+        for database in FILE_NAMES.values()
+        for side in ("", "-wal", "-shm", "-journal")
+    }
+)
+# write_atomically's temporary name (.NAME.PID.tmp), for the manifest.
+_TEMPORARY = re.compile(rf"\.{re.escape(MANIFEST)}\.\d+\.tmp")
 
 STEP = "backup"  # the kill hook's step name (killpoints), shared with backup.py
 # Below this, SQLite cannot grow a copy: a failed write there is a full destination.
@@ -103,17 +122,18 @@ def destination_lock(destination: Path) -> Iterator[None]:
         ) from None
 
 
-def clean_leftovers(destination: Path) -> list[Path]:
-    """Remove what interrupted runs left in ``destination``: only ours (see the module doc)."""
-    cleaned = []
+def clean_leftovers(destination: Path) -> tuple[list[Path], list[Path]]:
+    """Remove what interrupted runs left in ``destination``: only ours (see the module doc).
+
+    (the removed, the leftover-named folders left alone because they may not be ours).
+    """
+    cleaned, left = [], []
     for entry in sorted(destination.iterdir()):
         if not is_leftover_name(entry.name) or entry.is_symlink() or not entry.is_dir():
             continue
-        contents = list(entry.iterdir())
-        if contents and not (entry / MARK).is_file():
-            continue  # a name like ours, but not made by us
-        if any(child.is_dir() and not child.is_symlink() for child in contents):
-            continue  # we only ever put files there
+        if not _leftover_is_ours(entry):
+            left.append(entry)
+            continue
         try:
             _empty_and_remove(entry)
         except OSError as error:
@@ -121,7 +141,30 @@ def clean_leftovers(destination: Path) -> list[Path]:
         cleaned.append(entry)
     if cleaned:
         fsync_directory(destination)
-    return cleaned
+    return cleaned, left
+
+
+def _leftover_is_ours(folder: Path) -> bool:
+    """Empty, or marked with this very folder's name and holding only what a run writes."""
+    try:
+        contents = list(folder.iterdir())
+    except OSError:
+        return False
+    if not contents:
+        return True
+    name = folder.name[1:].rsplit(".", 1)[0]  # .NAME.partial / .NAME.deleting
+    try:
+        mark = json.loads(read_capped(folder / MARK, _MARK_CAP_BYTES))
+    except (OSError, CappedReadError, ValueError, RecursionError):
+        return False
+    if not isinstance(mark, dict) or mark.get("name") != name:
+        return False  # a mark copied from elsewhere, or not ours
+    allowed = _WRITTEN_BY_A_RUN
+    return all(
+        (child.name in allowed or _TEMPORARY.fullmatch(child.name) is not None)
+        and stat.S_ISREG(child.lstat().st_mode)
+        for child in contents
+    )
 
 
 def _empty_and_remove(folder: Path) -> None:

@@ -169,3 +169,45 @@ def test_db_check_removes_only_its_own_leftover_links(data_dir: Path) -> None:
     assert (theirs / "assistant.db").read_bytes() == b"a user's copy, not a link"
     assert not ours.exists()
     assert not empty.exists()
+
+
+# -- 5. leftovers in DEST ---------------------------------------------------------------------
+
+
+def test_a_leftover_whose_mark_is_not_its_own_or_with_user_files_is_left(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    healthy(data_dir)
+    destination = tmp_path / "backups"
+    destination.mkdir()
+    mark = {"made_by": "assistant db backup", "name": "", "pid": 1}
+    # A mark naming another folder (copied in), with the user's file.
+    copied = destination / ".assistant-backup-20200101T000000Z.partial"
+    copied.mkdir()
+    (copied / ".made-by-assistant").write_text(
+        json.dumps({**mark, "name": "assistant-backup-20190101T000000Z"})
+    )
+    (copied / "assistant.db").write_text("mine")
+    # Its own mark, but a file a backup never writes.
+    extra = destination / ".assistant-backup-20200102T000000Z.deleting"
+    extra.mkdir()
+    (extra / ".made-by-assistant").write_text(
+        json.dumps({**mark, "name": "assistant-backup-20200102T000000Z"})
+    )
+    (extra / "thesis.tex").write_text("years of work")
+    # Truly ours: its own mark, a copy cut off.
+    ours = destination / ".assistant-backup-20200103T000000Z.partial"
+    ours.mkdir()
+    (ours / ".made-by-assistant").write_text(
+        json.dumps({**mark, "name": "assistant-backup-20200103T000000Z"})
+    )
+    (ours / "assistant.db").write_text("half")
+    (ours / "assistant.db-journal").write_text("half")
+    result = run_assistant("db", "backup", str(destination))
+    assert result.returncode == 0, result.stderr
+    assert (copied / "assistant.db").read_text() == "mine"
+    assert (extra / "thesis.tex").read_text() == "years of work"
+    assert not ours.exists()
+    assert f"removed {ours}" in result.stdout
+    for kept in (copied, extra):
+        assert result.stderr.count(str(kept)) == 1, result.stderr
