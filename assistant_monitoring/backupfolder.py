@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,12 @@ def ours(folder: Path) -> Manifest | None:
         return None
     if not present <= expected:
         return None  # something was added: someone keeps it for a reason
+    for entry in manifest.files:
+        try:
+            if not stat.S_ISREG((folder / entry.name).lstat().st_mode):
+                return None  # a directory or a link where a database should be: not as made
+        except OSError:
+            return None
     return manifest
 
 

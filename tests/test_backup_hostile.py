@@ -211,3 +211,22 @@ def test_a_leftover_whose_mark_is_not_its_own_or_with_user_files_is_left(
     assert f"removed {ours}" in result.stdout
     for kept in (copied, extra):
         assert result.stderr.count(str(kept)) == 1, result.stderr
+
+
+# -- 6. a database entry that is a directory --------------------------------------------------
+
+
+def test_a_backup_whose_database_is_a_directory_is_never_pruned(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    healthy(data_dir)
+    destination = tmp_path / "backups"
+    old = made(data_dir, destination)
+    (old / "assistant.db").unlink()
+    (old / "assistant.db").mkdir()
+    (old / "assistant.db" / "keep.txt").write_text("the user's")
+    result = run_assistant("db", "backup", str(destination), "--keep", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("backed up to "), result.stdout
+    assert (old / "assistant.db" / "keep.txt").read_text() == "the user's"
+    assert not list(destination.glob(".*deleting"))
