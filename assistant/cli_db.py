@@ -277,7 +277,9 @@ def restore(
         }
         typer.echo(json.dumps(document, indent=2))
         return
-    typer.echo(f"restored from {folder} (made {manifest.created_at})")
+    from assistant_monitoring.errors import shown
+
+    typer.echo(f"restored from {folder} (made {shown(manifest.created_at)})")
     for item in restored:
         via = f" (where {item.link} points)" if item.link else ""
         aside = (

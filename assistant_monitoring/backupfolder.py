@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_monitoring.durable import CappedReadError, read_capped, sha256_of, what_is
-from assistant_monitoring.errors import MonitoringError
+from assistant_monitoring.errors import MonitoringError, shown
 from assistant_monitoring.sqlitefile import open_immutable
 
 PREFIX = "assistant-backup-"
@@ -372,7 +372,8 @@ def verify_contents(
     manifest = read_manifest(folder)
     if manifest.format > FORMAT:
         raise BackupError(
-            f"{folder} was made by a newer assistant ({manifest.version}): upgrade to restore it"
+            f"{folder} was made by a newer assistant ({shown(manifest.version)}): upgrade to "
+            "restore it"
         )
     check_entries(folder, manifest)
     if known is None:

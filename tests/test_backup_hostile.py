@@ -230,3 +230,25 @@ def test_a_backup_whose_database_is_a_directory_is_never_pruned(
     assert result.stdout.strip().splitlines()[-1].startswith("backed up to "), result.stdout
     assert (old / "assistant.db" / "keep.txt").read_text() == "the user's"
     assert not list(destination.glob(".*deleting"))
+
+
+# -- 7. manifest text shown as text -------------------------------------------------------------
+
+
+def test_manifest_text_cannot_forge_lines_or_colour_the_terminal(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    healthy(data_dir)
+    folder = made(data_dir, tmp_path / "backups")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["created_at"] = "2026-01-01)\nrestored from /somewhere/else (made 2020"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    result = run_assistant("db", "restore", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert "\nrestored from /somewhere" not in result.stdout, result.stdout
+    manifest["format"] = 99
+    manifest["version"] = "\x1b[31m9.9\x1b[0m"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    refused = run_assistant("db", "restore", str(folder))
+    assert refused.returncode == 1, refused.stdout
+    assert "\x1b" not in refused.stderr, refused.stderr
