@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import subprocess
@@ -18,28 +17,8 @@ from assistant_monitoring.backup import backups_in, make_backup, prune, verify
 from assistant_monitoring.dbcheck import managed_databases
 from assistant_monitoring.settings import load_settings
 from tests.conftest import run_assistant, subprocess_env
+from tests.helpers.dbfiles import table_hashes
 from tests.test_db_check import healthy
-
-
-def table_hashes(path: Path) -> dict[str, str]:
-    """A hash of every row of every table (column order, rowid order)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
-        hashes = {}
-        for table in tables:
-            digest = hashlib.sha256()
-            for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY 1'):
-                digest.update(repr(row).encode())
-            hashes[table] = digest.hexdigest()
-        return hashes
-    finally:
-        conn.close()
 
 
 def add_conversation(data_dir: Path) -> None:
