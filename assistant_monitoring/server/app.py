@@ -43,13 +43,14 @@ from loguru import logger
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant_monitoring import __version__
 from assistant_monitoring.errors import MonitoringError
 from assistant_monitoring.server.api import ENDPOINTS
+from assistant_monitoring.server.guard import ConnectionBook
 from assistant_monitoring.server.shared import DaemonThreadPool, SharedAnswers
 from assistant_monitoring.settings import Settings
 from assistant_monitoring.sqlitefile import present
@@ -62,6 +63,10 @@ _STREAM_TICK_SECONDS = 1.0
 _STREAM_KEEPALIVE_SECONDS = 15.0
 _REPLAY_AT_MOST = 100  # transitions replayed to a stream that reconnects
 _GZIP_MIN_BYTES = 1024  # smaller bodies are not worth the CPU
+# Query parameters read at most: more is a 400 (no API call takes over 8), so that the
+# cost of parsing a query never grows with what a client sends.
+_MAX_QUERY_FIELDS = 32
+_LOGGED_QUERY_CHARS = 512  # the access log keeps this much of a query
 
 Answer = tuple[int, bytes, str]  # status, body, content type
 Handler = Callable[[Request], Awaitable[Response]]
@@ -150,9 +155,19 @@ def json_response(status: int, document: Any, **headers: str) -> Response:
 class MonitorApp:
     """What the routes share: settings, the answer caches, the alert streams."""
 
-    def __init__(self, settings: Settings, config: ServerConfig) -> None:
+    def __init__(
+        self, settings: Settings, config: ServerConfig, connections: ConnectionBook | None = None
+    ) -> None:
         self.settings = settings
         self.config = config
+        # The server's book of connections (server/guard.py), told when each request's
+        # answer is done; None in process (tests) or under another server.
+        self.connections = connections
+        self.access_log = settings.monitoring.access_log
+        # Event streams live as long as their browser tab: at most a quarter of the
+        # connections, so that dashboards left open cannot hold every place.
+        self.max_streams = max(1, config.max_connections // 4)
+        self.streams = 0
         self.executor = DaemonThreadPool(_WORKERS, "answers")
         self.answers: SharedAnswers[Answer] = SharedAnswers(
             self.executor, ttl=API_TTL_SECONDS, stale=API_STALE_SECONDS
@@ -234,6 +249,7 @@ class MonitorApp:
 
     def _starlette(self) -> Starlette:
         handlers: dict[str, Handler] = {
+            "/": self.root,
             "/live": self.live,
             "/ready": self.ready,
             "/health": self.health_route,
@@ -247,7 +263,15 @@ class MonitorApp:
         self._paths = list(handlers)
         # starlette adds HEAD to every GET route, and answers 405 with Allow otherwise.
         routes = [Route(path, _never_crash(h), methods=["GET"]) for path, h in handlers.items()]
-        return Starlette(routes=routes, exception_handlers={HTTPException: self._http_error})
+        app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error})
+        # `/live/` is 404, not a redirect to a URL built from the client's Host header.
+        app.router.redirect_slashes = False
+        return app
+
+    async def root(self, request: Request) -> Response:
+        """A browser opening the server's address gets the dashboard (relative Location)."""
+        headers = {"cache-control": "no-store"}
+        return RedirectResponse("/dashboard", status_code=307, headers=headers)
 
     async def live(self, request: Request) -> Response:
         return json_response(200, {"status": "live", "version": __version__})
@@ -286,7 +310,13 @@ class MonitorApp:
     async def json_api(self, request: Request) -> Response:
         path = request.url.path
         # Blank values kept: `?since=` is a mistake to report, not a parameter to drop.
-        query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+        try:
+            pairs = parse_qsl(
+                request.url.query, keep_blank_values=True, max_num_fields=_MAX_QUERY_FIELDS
+            )
+        except ValueError:
+            return json_response(400, {"error": f"over {_MAX_QUERY_FIELDS} query parameters"})
+        query = dict(pairs)
         key = (path, tuple(sorted(query.items())))
         future = self.answers.get(key, lambda: self._compute_api(path, query))
         return _response(*await self._settled(future))
@@ -320,6 +350,9 @@ class MonitorApp:
         headers = {"cache-control": "no-store", "connection": "close"}
         if request.method == "HEAD":
             return Response(b"", 200, headers=headers, media_type="text/event-stream")
+        if self.streams >= self.max_streams:
+            message = f"{self.max_streams} alert streams are open already: try again later"
+            return json_response(503, {"error": message}, **{"retry-after": "30"})
         since = _event_id(request.headers.get("last-event-id", ""))
         events = self._events(since)
         return StreamingResponse(events, headers=headers, media_type="text/event-stream")
@@ -327,6 +360,7 @@ class MonitorApp:
     async def _events(self, since: float | None) -> Any:
         """The stream; a browser that reconnects (``Last-Event-ID``) gets what it missed."""
         subscriber = self.alerts.subscribe()
+        self.streams += 1
         quiet = 0.0
         try:
             yield b"retry: 2000\n: connected\n\n"
@@ -347,6 +381,7 @@ class MonitorApp:
                 if since is None or message["at"] > since:  # not replayed already
                     yield sse_bytes(message)
         finally:
+            self.streams -= 1
             self.alerts.unsubscribe(subscriber)
 
     def _missed(self, since: float) -> list[dict[str, Any]]:
@@ -429,7 +464,8 @@ def _accepts_gzip(header: str) -> bool:
 
 
 class _Guard:
-    """Pure ASGI middleware: the bearer token, the request count and the access log."""
+    """Pure ASGI middleware: the bearer token, the request count, the guard's
+    bookkeeping and the access log. Nothing here costs more with a longer request."""
 
     def __init__(self, monitor: MonitorApp, app: Starlette) -> None:
         self.monitor = monitor
@@ -442,6 +478,18 @@ class _Guard:
             return
         monitor = self.monitor
         monitor.requests_served += 1
+        book = monitor.connections
+        connection = book.request_started(scope.get("client")) if book is not None else None
+        if not monitor.access_log:
+            try:
+                if self._authorized(scope):
+                    await self.app(scope, receive, send)
+                else:
+                    await _UNAUTHORIZED(scope, receive, send)
+            finally:
+                if book is not None:
+                    book.request_finished(connection)
+            return
         started = time.perf_counter()
         status = 0
 
@@ -457,36 +505,54 @@ class _Guard:
             else:
                 await _UNAUTHORIZED(scope, receive, sending)
         finally:
+            if book is not None:
+                book.request_finished(connection)
             _access_log(scope, status, time.perf_counter() - started)
 
     def _authorized(self, scope: Scope) -> bool:
         token = self._token
         path = scope["path"]
         # /dashboard and its chart library hold no data; its API calls carry the token.
-        if not token or path in ("/live", "/dashboard", *STATIC_PATHS):
+        if not token or path in ("/", "/live", "/dashboard", *STATIC_PATHS):
             return True
         for name, value in scope["headers"]:
             if name == b"authorization":
                 return bearer_matches(value.decode("latin-1"), token)
         # EventSource cannot send headers: the event stream alone takes ?token=.
         if path == "/api/alerts/stream":
-            given = dict(parse_qsl(scope["query_string"].decode("latin-1"))).get("token", "")
-            return same_secret(given, token)
+            query = scope["query_string"].decode("latin-1")
+            try:
+                pairs = parse_qsl(query, max_num_fields=_MAX_QUERY_FIELDS)
+            except ValueError:
+                return False
+            return same_secret(dict(pairs).get("token", ""), token)
         return False
 
 
-_UNAUTHORIZED = json_response(401, {"error": "missing or wrong bearer token (MONITOR_TOKEN)"})
+_UNAUTHORIZED = json_response(
+    401,
+    {"error": "missing or wrong bearer token (MONITOR_TOKEN)"},
+    **{"www-authenticate": 'Bearer realm="assistant monitor"'},
+)
 
 
 def _access_log(scope: Scope, status: int, seconds: float) -> None:
-    """One JSON line per request at DEBUG (nothing at INFO); the query keeps no secret."""
-    query = scope["query_string"].decode("latin-1")
+    """One INFO line per request (MONITOR_ACCESS_LOG); the query keeps no secret.
+
+    At most ``_LOGGED_QUERY_CHARS`` of the query are read and kept, so a request with
+    10,000 parameters costs the log no more than one with ten.
+    """
+    raw = scope["query_string"]
+    query = raw[:_LOGGED_QUERY_CHARS].decode("latin-1")
     if query:
-        # On the decoded names: `?%74oken=...` is the token too.
+        # On the decoded names: `?%74oken=...` is the token too. A cut that splits
+        # `token=` leaves either the name (redacted) or no secret.
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(name == "token" for name, _ in pairs):
             query = "&".join(f"{k}={'[REDACTED]' if k == 'token' else v}" for k, v in pairs)
-    logger.debug(
+        if len(raw) > _LOGGED_QUERY_CHARS:
+            query += f"... ({len(raw)} bytes)"
+    logger.info(
         "{http_method} {http_path} {http_status}",
         http_method=scope["method"],
         http_path=scope["path"],

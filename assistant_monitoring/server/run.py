@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import resource
 import signal
 import socket
 from collections.abc import Callable
@@ -29,8 +28,14 @@ import uvicorn
 from loguru import logger
 
 from assistant_monitoring.server.app import MonitorApp, ServerConfig
+from assistant_monitoring.server.guard import (
+    ACCEPT_BACKLOG,
+    ConnectionBook,
+    fit_descriptor_budget,
+    guarded_protocol,
+    quiet_accept_errors,
+)
 from assistant_monitoring.server.periodic import run_periodic
-from assistant_monitoring.server.protocol import LimitedHttpToolsProtocol
 from assistant_monitoring.settings import Settings
 
 DRAIN_SECONDS = 5  # keep below ecosystem.config.js's kill_timeout (8 s)
@@ -67,7 +72,7 @@ def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
-        sock.listen(2048)
+        sock.listen(ACCEPT_BACKLOG)
     except OSError:
         sock.close()
         raise
@@ -80,33 +85,16 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-_FILES_BESIDES_CONNECTIONS = 64  # SQLite files, logs, pipes, the listening socket
-
-
-def _warn_if_past_the_file_limit(max_connections: int) -> None:
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and max_connections + _FILES_BESIDES_CONNECTIONS > soft:
-        logger.warning(
-            f"MONITOR_MAX_CONNECTIONS={max_connections} is near the open-file limit ({soft}, "
-            "`ulimit -n`): raise the limit or lower the setting, or connections past it fail"
-        )
-
-
 class _Server(uvicorn.Server):
-    """uvicorn's server, whose signal handling ends in a clean return, not a re-raise."""
+    """uvicorn's server, telling us first when a signal asks it to stop."""
 
-    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[int], None]) -> None:
         super().__init__(config)
         self._on_signal = on_signal
-        self.stopped_by: int | None = None  # the first signal
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._on_signal()
-        self.stopped_by = self.stopped_by or sig
+        self._on_signal(sig)
         super().handle_exit(sig, frame)
-        # uvicorn re-raises the signal once it has stopped (its exit code would be
-        # 143); we stopped as asked, so the process exits 0.
-        self._captured_signals.clear()
 
 
 @dataclass
@@ -125,26 +113,55 @@ def serve(settings: Settings, config: ServerConfig, sock: socket.socket) -> Stop
     # TRACE: it would then wrap the app in its message logger and log every
     # connection made and lost, costing every request.
     logging.getLogger("uvicorn").setLevel(logging.INFO)
-    _warn_if_past_the_file_limit(config.max_connections)
-    monitor = MonitorApp(settings, config)
-    LimitedHttpToolsProtocol.max_connections = config.max_connections
+    budget = fit_descriptor_budget(config.max_connections)
+    if budget.raised_from is not None:
+        logger.info(f"raised the open-file limit from {budget.raised_from} to {budget.limit}")
+    if budget.warning:
+        logger.warning(budget.warning)
+    book = ConnectionBook(budget.max_connections)
+    monitor = MonitorApp(settings, config, connections=book)
+    stopped_by: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        # A signal handler: it runs between two bytecodes of whatever the loop was
+        # doing, so the book is told through the loop.
+        stopped_by.append(sig)
+        monitor.stopping.set()
+        loop.call_soon_threadsafe(book.stop, loop, DRAIN_SECONDS)
+
     server = _Server(
         uvicorn.Config(
             monitor.asgi,
-            http=LimitedHttpToolsProtocol,
+            http=guarded_protocol(book),
             ws="none",
             lifespan="off",
             log_config=None,
-            access_log=False,  # ours is one JSON line at DEBUG (server/app.py)
+            access_log=False,  # ours is MONITOR_ACCESS_LOG (server/app.py)
             server_header=False,
             proxy_headers=False,
+            backlog=ACCEPT_BACKLOG,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=DRAIN_SECONDS,
         ),
-        on_signal=monitor.stopping.set,
+        on_signal=on_signal,
     )
-    asyncio.run(_serve(monitor, server, sock))
-    return Stopped(monitor.requests_served, server.stopped_by == signal.SIGINT)
+    runner = asyncio.Runner()
+    loop = runner.get_loop()
+    # uvicorn re-raises the signal that stopped it once it has stopped, to the
+    # handler in place before it started: these, which only note it. We stopped as
+    # asked, so the process exits 0 (130 after Ctrl-C, by the CLI's convention).
+    previous = {sig: signal.signal(sig, _noted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        runner.run(_serve(monitor, server, sock, book))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        runner.close()
+    return Stopped(monitor.requests_served, signal.SIGINT in stopped_by[:1])
+
+
+def _noted(sig: int, frame: FrameType | None) -> None:
+    """The signal uvicorn re-raises after stopping: already acted upon."""
 
 
 async def _tell_pm2_when_listening(server: uvicorn.Server) -> None:
@@ -165,7 +182,10 @@ async def _tell_pm2_when_listening(server: uvicorn.Server) -> None:
         logger.debug(f"could not tell pm2 this process is ready: {error}")
 
 
-async def _serve(monitor: MonitorApp, server: _Server, sock: socket.socket) -> None:
+async def _serve(
+    monitor: MonitorApp, server: _Server, sock: socket.socket, book: ConnectionBook
+) -> None:
+    quiet_accept_errors(asyncio.get_running_loop(), book)
     periodic = asyncio.create_task(run_periodic(monitor))
     ready = asyncio.create_task(_tell_pm2_when_listening(server))
     try:
@@ -192,3 +212,4 @@ async def _serve(monitor: MonitorApp, server: _Server, sock: socket.socket) -> N
         runtime = current_runtime()
         if runtime is not None:
             runtime.flush()
+        book.summarise()  # what the last minute refused, if anything

@@ -147,6 +147,10 @@ class MonitoringSettings(_Group):
     max_connections: int = Field(512, ge=1, le=100_000, alias="MONITOR_MAX_CONNECTIONS")
     # Several `monitor serve` processes on one port (pm2's two instances, for reloads).
     reuse_port: bool = Field(False, alias="MONITOR_REUSE_PORT")
+    # One INFO line per request served (method, path, status, time, query without
+    # secrets). Off by default at every LOG_LEVEL: it costs each request, and it is a
+    # line per client under a flood.
+    access_log: bool = Field(False, alias="MONITOR_ACCESS_LOG")
     retention_days: int = Field(30, ge=1, le=3650, alias="MONITOR_RETENTION_DAYS")
     runs_retention_days: int = Field(30, ge=1, le=3650, alias="MONITOR_RUNS_RETENTION_DAYS")
     runs_max_rows: int = Field(1_000_000, ge=1, le=1_000_000_000, alias="MONITOR_RUNS_MAX_ROWS")
@@ -177,6 +181,10 @@ class MonitoringSettings(_Group):
             )
         if any(char.isspace() or not char.isprintable() for char in secret):
             raise ValueError("must not hold spaces or control characters (it is sent in a header)")
+        if not secret.isascii():
+            # Clients send headers as bytes: a UTF-8 header never equals it as we
+            # would compare it, and no client could ever be let in.
+            raise ValueError("must be ASCII: letters, digits, punctuation (it is sent in a header)")
         return value
 
     @field_validator("prices_file")
