@@ -93,7 +93,10 @@ class MetricsRuntime:
 
         Before the store's last write, so that an export the collector did not take
         in time is counted there (``assistant_metrics_errors_total{operation=
-        "otel_exit"}``): at exit the log files are already closed.
+        "otel_exit"}``): at exit the log files are already closed. So are the exports
+        it refused, by signal and reason (``otel_traces_http_429``...: one that was
+        refused and still retrying at the deadline is counted there, not as
+        ``otel_exit``; see ``assistant_monitoring.otel.refusals``).
         """
         registry = self.instrumentation.registry
         with self._lock:

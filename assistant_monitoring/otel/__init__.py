@@ -17,6 +17,11 @@ A CLI process never waits on a collector: at exit, what is pending is sent by
 threads given ``MONITOR_OTEL_EXIT_TIMEOUT_MS`` (default 50 ms) in all; whatever is
 not through by then (a collector down, blackholed or far away) is dropped, never
 retried, and the process exits.
+
+An export the collector refuses (any status but 2xx, the exporter's own retries
+of 429 and 502-504 included) or never answers is counted by signal and reason in
+``assistant_metrics_errors_total`` and said once per signal and reason
+(:mod:`.refusals`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 SIGNALS = ("traces", "metrics", "logs")
@@ -64,6 +69,7 @@ class OtelExport:
         self.metrics: Any = None  # an OtelMetrics, fed by each metrics flush
         self.tracer: Any = None  # an OtelTracer
         self.log_sink_id: int | None = None
+        self.watch: Any = None  # an ExportWatch: the exports that failed
 
     def on_flush(self, families: list[Any], deltas: list[Any]) -> None:
         """A metrics flush's deltas (MetricsRuntime calls this)."""
@@ -75,7 +81,10 @@ class OtelExport:
 
         Each provider shuts down in its own daemon thread, so the three exports go
         out at once; a thread still waiting on the network at the deadline is left
-        behind and dies with the process. True when all finished in time.
+        behind and dies with the process. An export left behind that the collector
+        had refused by then (a 429 waiting out its Retry-After) is counted as refused
+        (``ExportWatch.abandon``). True when all finished in time or were refused;
+        False when one was still waiting for an answer.
         """
         if self.log_sink_id is not None:
             from loguru import logger
@@ -84,19 +93,25 @@ class OtelExport:
             with contextlib.suppress(ValueError):
                 logger.remove(self.log_sink_id)
             self.log_sink_id = None
-        providers = [
-            p for p in (self.tracer_provider, self.meter_provider, self.logger_provider) if p
-        ]
-        threads = [
-            threading.Thread(target=_quietly(p.shutdown), name="otel-exit", daemon=True)
-            for p in providers
-        ]
-        for thread in threads:
+        providers = {
+            "traces": self.tracer_provider,
+            "metrics": self.meter_provider,
+            "logs": self.logger_provider,
+        }
+        threads = {
+            signal: threading.Thread(target=_quietly(p.shutdown), name="otel-exit", daemon=True)
+            for signal, p in providers.items()
+            if p
+        }
+        for thread in threads.values():
             thread.start()
         deadline = _now() + self.exit_timeout
-        for thread in threads:
+        for thread in threads.values():
             thread.join(max(0.0, deadline - _now()))
-        return not any(thread.is_alive() for thread in threads)
+        late = {signal for signal, thread in threads.items() if thread.is_alive()}
+        if late and self.watch is not None:
+            late -= self.watch.abandon()
+        return not late
 
 
 def _now() -> float:
@@ -116,26 +131,37 @@ def _quietly(work: Any) -> Any:
 
 
 def make_export(
-    signals: list[str], resource: Any, *, log_level: str = "INFO", exit_timeout_ms: int
+    signals: list[str],
+    resource: Any,
+    *,
+    log_level: str = "INFO",
+    exit_timeout_ms: int,
+    count: Callable[[str], None] | None = None,
 ) -> OtelExport:
-    """The providers for ``signals``, their exporters configured by the variables."""
+    """The providers for ``signals``, their exporters configured by the variables.
+
+    ``count(operation)`` counts one failed export in ``assistant_metrics_errors_total``.
+    """
     from loguru import logger
 
+    from assistant_monitoring.otel.refusals import ExportWatch
+
     export = OtelExport(exit_timeout=exit_timeout_ms / 1000)
+    watch = export.watch = ExportWatch(count)
     if "traces" in signals:
         from assistant_monitoring.otel.traces import OtelTracer, make_tracer_provider
 
-        export.tracer_provider = make_tracer_provider(resource)
+        export.tracer_provider = make_tracer_provider(resource, watch=watch)
         export.tracer = OtelTracer(export.tracer_provider)
     if "metrics" in signals:
         from assistant_monitoring.otel.metrics import OtelMetrics, make_meter_provider
 
-        export.meter_provider = make_meter_provider(resource)
+        export.meter_provider = make_meter_provider(resource, watch=watch)
         export.metrics = OtelMetrics(export.meter_provider)
     if "logs" in signals:
         from assistant_monitoring.otel.logs import OtelLogSink, make_logger_provider
 
-        export.logger_provider = make_logger_provider(resource)
+        export.logger_provider = make_logger_provider(resource, watch=watch)
         export.log_sink_id = logger.add(
             OtelLogSink(export.logger_provider),
             level=log_level,
@@ -182,15 +208,20 @@ def start_otel(
         )
         _started.append(None)
         return None
+    instrumentation = runtime.instrumentation
+    errors = instrumentation.metrics.metrics_errors
+
+    def count(operation: str) -> None:
+        errors.labels(operation).inc()
+
     try:
         export = make_export(
-            signals, resource, log_level=log_level, exit_timeout_ms=exit_timeout_ms
+            signals, resource, log_level=log_level, exit_timeout_ms=exit_timeout_ms, count=count
         )
     except Exception as error:  # a variable the SDK refuses: answer anyway, say why
         logger.warning(f"OTLP export is off for this process: {type(error).__name__}: {error}")
         _started.append(None)
         return None
-    instrumentation = runtime.instrumentation
     if export.tracer is not None:
         instrumentation.tracer = export.tracer
     if export.metrics is not None:

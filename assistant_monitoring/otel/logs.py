@@ -8,11 +8,14 @@ span it was written in, so a backend links the line to its run's trace.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant_monitoring import __version__
 from assistant_monitoring.logs.names import FILE_ONLY
 from assistant_monitoring.redact import redact_text
+
+if TYPE_CHECKING:
+    from assistant_monitoring.otel.refusals import ExportWatch
 
 # loguru level number -> OTel SeverityNumber (TRACE=1, DEBUG=5, INFO=9, WARN=13,
 # ERROR=17, FATAL=21; SUCCESS is INFO2).
@@ -23,14 +26,18 @@ _NOT_ATTRIBUTES = frozenset({"trace_id", "span_id", FILE_ONLY})
 _EXPORT_LOGGERS = ("opentelemetry", "urllib3", "requests")
 
 
-def make_logger_provider(resource: Any) -> Any:
-    """A LoggerProvider exporting over OTLP/HTTP in batches."""
+def make_logger_provider(resource: Any, *, watch: ExportWatch | None = None) -> Any:
+    """A LoggerProvider exporting over OTLP/HTTP in batches; ``watch`` counts and
+    says the exports that fail (:mod:`.refusals`)."""
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
+    from assistant_monitoring.otel.exporters import WatchedLogExporter
+
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+    exporter = WatchedLogExporter(watch) if watch is not None else OTLPLogExporter()
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     return provider
 
 

@@ -18,16 +18,22 @@ says otherwise (the exporter reads it): delta breaks Prometheus ``rate()``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant_monitoring import __version__
 from assistant_monitoring.metrics.instrument import LlmAttempt
 from assistant_monitoring.metrics.registry import AnyFamily, SeriesDelta
 from assistant_monitoring.otel import names
 
+if TYPE_CHECKING:
+    from assistant_monitoring.otel.refusals import ExportWatch
 
-def make_meter_provider(resource: Any, *, exporter: Any | None = None) -> Any:
-    """A MeterProvider exporting every ``OTEL_METRIC_EXPORT_INTERVAL`` ms (default 60 s)."""
+
+def make_meter_provider(
+    resource: Any, *, exporter: Any | None = None, watch: ExportWatch | None = None
+) -> Any:
+    """A MeterProvider exporting every ``OTEL_METRIC_EXPORT_INTERVAL`` ms (default 60 s);
+    ``watch`` counts and says the exports that fail (:mod:`.refusals`)."""
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -37,7 +43,11 @@ def make_meter_provider(resource: Any, *, exporter: Any | None = None) -> Any:
 
     # The reader reads OTEL_METRIC_EXPORT_INTERVAL itself, and falls back to 60 s
     # on a value it cannot read.
-    reader = PeriodicExportingMetricReader(exporter or OTLPMetricExporter())
+    if exporter is None:
+        from assistant_monitoring.otel.exporters import WatchedMetricExporter
+
+        exporter = WatchedMetricExporter(watch) if watch is not None else OTLPMetricExporter()
+    reader = PeriodicExportingMetricReader(exporter)
     token_histograms = [names.TOKEN_USAGE, *names.INFERENCE_OPERATION.values()]
     views = [
         View(

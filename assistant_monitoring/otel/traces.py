@@ -7,10 +7,13 @@ parent of a run's root span is the process's ``TRACEPARENT`` when there is one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant_monitoring.redact import redact_text
 from assistant_monitoring.tracing import Attributes, AttributeValue, Span, SpanContext, Tracer
+
+if TYPE_CHECKING:
+    from assistant_monitoring.otel.refusals import ExportWatch
 
 
 class OtelSpan(Span):
@@ -96,15 +99,19 @@ class OtelTracer(Tracer):
         return OtelSpan(name, own, otel)
 
 
-def make_tracer_provider(resource: Any) -> Any:
+def make_tracer_provider(resource: Any, *, watch: ExportWatch | None = None) -> Any:
     """A TracerProvider exporting over OTLP/HTTP in batches (the standard variables
-    set the endpoint, headers, timeout and the batch sizes)."""
+    set the endpoint, headers, timeout and the batch sizes); ``watch`` counts and
+    says the exports that fail (:mod:`.refusals`)."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from assistant_monitoring.otel.exporters import WatchedSpanExporter
+
     # shutdown_on_exit=False: the SDK's own atexit hook would wait on the collector
     # with its full timeout (10 s); ours bounds it (see OtelExport.shutdown).
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    exporter = WatchedSpanExporter(watch) if watch is not None else OTLPSpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
