@@ -43,6 +43,7 @@ import contextlib
 import json
 import resource
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,20 +59,39 @@ MAX_REQUEST_LINE_BYTES = 64 * 1024
 MAX_HEAD_BYTES = 64 * 1024
 SEND_TIMEOUT_SECONDS = 10.0  # an answer's reader that takes nothing this long is cut off
 SLOW_READER_SECONDS = 1.0  # paused this long, a reader may give its place to a new client
+# A head still arriving (or a connection idle) this long may give its place to a new
+# connection; a younger one keeps it, and the newcomer goes to the reserve or is
+# refused. A real client sends its head within milliseconds. (In the reserve, the
+# rule is counted in loop iterations instead: see ConnectionBook.admit.)
+GIVE_WAY_AFTER_SECONDS = 1.0
 MAX_SLOW_READERS = 16  # readers kept waiting at once (each holds its answer in memory)
 # Per accepted socket. Linux doubles it and stops autotuning it (up to 4 MiB each:
 # 200 slow readers pinned about 750 MB of kernel memory). 256 KiB still moves a
 # 1.75 MB answer on loopback at wire speed (BENCHMARKS.md, issue 21).
 SEND_BUFFER_BYTES = 256 * 1024
-RESERVE_CONNECTIONS = 16  # for /live and /ready when every connection is busy
+# For /live and /ready when every connection is busy. Three batches of accepts, so
+# that every connection of a flood gets a reserve place for the two loop iterations a
+# probe needs to be read (ConnectionBook.admit).
+RESERVE_CONNECTIONS = 48
 PROBE_PATHS = frozenset({b"/live", b"/ready"})
 LINGER_SECONDS = 2.0  # a refused connection is closed this long after its answer
-LINGER_SLOTS = 32  # refusals lingering at once; past them a refusal closes at once
-# uvicorn's backlog is the listen queue and also how many connections asyncio accepts
-# in one wake-up, before any of them is looked at: descriptors the budget keeps free.
-ACCEPT_BACKLOG = 128
+# Refusals lingering at once; past them a refusal closes at once. Lingering also
+# paces a client that reconnects as soon as it is refused: 128 / 2 s.
+LINGER_SLOTS = 128
+# uvicorn's backlog is how many connections asyncio accepts in one wake-up (and the
+# listen queue until LISTEN_QUEUE). An accepted connection reaches connection_made
+# two loop iterations later and its descriptor is freed one after that (if refused),
+# while each iteration accepts another batch: about four batches are open before any
+# is looked at, which the budget keeps free (with one to spare).
+ACCEPT_BACKLOG = 16
+ACCEPTS_IN_FLIGHT = 5 * ACCEPT_BACKLOG
 FILES_BESIDES_CONNECTIONS = 64  # SQLite files, logs, pipes, the listener, the loop
 SUMMARY_EVERY_SECONDS = 60.0
+# The kernel's queue of connections not yet accepted: a probe's SYN is queued behind
+# a flood rather than dropped (a dropped SYN is retried after 1 s). Set once
+# listening, since asyncio accepts as many per wake-up as the backlog it was given.
+LISTEN_QUEUE = 4096
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets
 
 _REASONS = {
     400: "Bad Request",
@@ -103,7 +123,7 @@ def descriptors_needed(max_connections: int) -> int:
         max_connections
         + RESERVE_CONNECTIONS
         + LINGER_SLOTS
-        + ACCEPT_BACKLOG
+        + ACCEPTS_IN_FLIGHT
         + FILES_BESIDES_CONNECTIONS
     )
 
@@ -202,10 +222,7 @@ class Tally:
         seconds = time.monotonic() - self.since
         line = f"connections in the last {seconds:.0f} s: {said}"
         if self.pressure():
-            line += (
-                f" (MONITOR_MAX_CONNECTIONS={max_connections} full; "
-                "/live and /ready kept a reserve)"
-            )
+            line += f" (MONITOR_MAX_CONNECTIONS={max_connections})"
         return line
 
 
@@ -232,14 +249,28 @@ class ConnectionBook:
         self.tally = Tally()
         self._log = log or logger.log
         self._last_summary: float | None = None
+        self.generation = 0  # loop iterations in which connections were let in
+        self._ticking = False
         self._summary_due: asyncio.TimerHandle | None = None
 
     # -- admission ---------------------------------------------------------------------
 
     def admit(self, connection: GuardedConnection) -> str | None:
-        """The pool a new connection joins, making room if it can; None: refuse it."""
+        """The pool a new connection joins, making room if it can; None: refuse it.
+
+        In the reserve, a head gives way once two loop iterations have passed since it
+        was let in: asyncio calls ``connection_made`` for each connection it accepted
+        in the previous iteration, then, in the next, reads what arrived; a probe that
+        sent its head with its connection is read then, before any newcomer of a later
+        iteration may take its place. Counted in iterations, not seconds, so that a
+        loop slowed down by a flood still gives every probe its turn.
+        """
         if self.stopping:
             return None
+        if not self._ticking:
+            self._ticking = True
+            asyncio.get_running_loop().call_soon(self._tick)
+        connection.generation = self.generation
         for pool, size in ((GENERAL, self.max_connections), (RESERVE, RESERVE_CONNECTIONS)):
             members = self.pools[pool]
             if len(members) >= size:
@@ -251,11 +282,20 @@ class ConnectionBook:
             return pool
         return None
 
+    def _tick(self) -> None:
+        self._ticking = False
+        self.generation += 1
+
     def _victim(self, pool: str) -> GuardedConnection | None:
+        now = time.monotonic()
         for waiting in (self.heads[pool], self.idle[pool]):
             if waiting:
-                return next(iter(waiting))
-        now = time.monotonic()
+                oldest = next(iter(waiting))
+                if pool == RESERVE:
+                    if self.generation - oldest.generation >= 2:
+                        return oldest
+                elif now - oldest.since >= GIVE_WAY_AFTER_SECONDS:
+                    return oldest
         for reader in self.paused:
             if reader.pool == pool and now - reader.paused_at >= SLOW_READER_SECONDS:
                 return reader
@@ -281,6 +321,7 @@ class ConnectionBook:
         idle.pop(connection, None)
         if connection.outstanding == 0:
             (heads if connection.in_head else idle)[connection] = None
+            connection.since = time.monotonic()
 
     # -- slow readers ------------------------------------------------------------------
 
@@ -386,7 +427,10 @@ class GuardedConnection(asyncio.Protocol):
     book: ConnectionBook
 
     def __init__(self, **uvicorn_arguments: Any) -> None:
-        self.inner = HttpToolsProtocol(**uvicorn_arguments)
+        # uvicorn's protocol is made once the connection is let in: under a flood most
+        # are refused or give way, and they cost no more than this object.
+        self._uvicorn_arguments = uvicorn_arguments
+        self.inner: HttpToolsProtocol | Any = None
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
         self.client: Any = None
@@ -394,9 +438,9 @@ class GuardedConnection(asyncio.Protocol):
         self.in_head = True  # waiting for, or inside, a request head
         self.outstanding = 0  # requests whose head is whole and whose answer is not done
         self.paused_at = 0.0
-        self._parser: Any = httptools.HttpRequestParser(self)
-        # As uvicorn's own parser: the answer to a request followed by a close is sent.
-        self._parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self.since = 0.0  # when it began its head, or became idle (ConnectionBook.place)
+        self.generation = 0  # ConnectionBook.generation when it was let in
+        self._parser: Any = None  # the guard's own, once let in
         self._head_bytes = 0  # received while in a head (whole reads: see data_received)
         self._parsed_bytes = 0  # the request line, then the headers, as parsed
         self._url = b""  # kept for reserve connections only (a probe path)
@@ -428,7 +472,11 @@ class GuardedConnection(asyncio.Protocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         book.by_client[self.client] = self
         book.place(self)
+        self._parser = httptools.HttpRequestParser(self)
+        # As uvicorn's own parser: the answer to a request followed by a close is sent.
+        self._parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self._arm_head_deadline()
+        self.inner = HttpToolsProtocol(**self._uvicorn_arguments)
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -488,7 +536,8 @@ class GuardedConnection(asyncio.Protocol):
         return None
 
     def eof_received(self) -> bool | None:
-        self.inner.eof_received()
+        if self.inner is not None:
+            self.inner.eof_received()
         return None  # the transport closes its end (what uvicorn's protocol means too)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -496,11 +545,13 @@ class GuardedConnection(asyncio.Protocol):
         self._disarm_send_deadline()
         book = self.book
         book.forget(self)
-        if self.pool is not None:
+        if self.inner is not None:
             self.inner.connection_lost(exc)
         self._parser = None
 
     def pause_writing(self) -> None:
+        if self.inner is None:
+            return  # a refusal's few bytes: nothing to wait for
         self.paused_at = time.monotonic()
         self.inner.pause_writing()
         if self.book.stopping:
@@ -512,7 +563,8 @@ class GuardedConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._disarm_send_deadline()
         self.book.reader_resumed(self)
-        self.inner.resume_writing()
+        if self.inner is not None:
+            self.inner.resume_writing()
 
     # -- the guard's parser callbacks (httptools) ----------------------------------------
 
@@ -577,14 +629,34 @@ class GuardedConnection(asyncio.Protocol):
             book.tally.evicted_idle += 1
         book.noted(self.loop)
         book.forget(self)
-        self.cut_off()
+        if self in book.paused or self.transport is None:
+            self.cut_off()
+        elif self.in_head:
+            # Answered and held a moment (a lingering refusal): a client that
+            # reconnects at once when cut off would otherwise make every place it
+            # loses cost the server another accept, as fast as it can loop.
+            self._disarm_head_deadline()
+            self._answer_and_close(503, "too many connections: this one sent no request in time")
+        else:
+            self.transport.close()  # idle keep-alive: an ordinary close
 
     def cut_off(self) -> None:
-        """Drop the connection now (RST): nothing it waits for is worth more time."""
+        """Drop the connection now (RST): nothing it waits for is worth more time.
+
+        With SO_LINGER 0, as the socket closes the kernel drops what it still holds for
+        the client and resets: a plain close would keep sending the send buffer to a
+        reader that takes a byte a second, from a socket no one owns any more.
+        """
         self._disarm_head_deadline()
         self._disarm_send_deadline()
-        if self.transport is not None:
-            self.transport.abort()
+        transport = self.transport
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        transport.abort()
 
     def _too_slow_reader(self) -> None:
         self._send_deadline = None
@@ -656,7 +728,7 @@ class GuardedConnection(asyncio.Protocol):
     # uvicorn's server calls this on each connection it knows (the inner protocol is
     # the one it knows); kept for completeness when something asks the wrapper.
     def shutdown(self) -> None:
-        if self.pool is not None:
+        if self.inner is not None:
             self.inner.shutdown()
 
 

@@ -16,6 +16,7 @@ exception escaping the application, which ours catches) stay errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -30,6 +31,7 @@ from loguru import logger
 from assistant_monitoring.server.app import MonitorApp, ServerConfig
 from assistant_monitoring.server.guard import (
     ACCEPT_BACKLOG,
+    LISTEN_QUEUE,
     ConnectionBook,
     fit_descriptor_budget,
     guarded_protocol,
@@ -164,18 +166,26 @@ def _noted(sig: int, frame: FrameType | None) -> None:
     """The signal uvicorn re-raises after stopping: already acted upon."""
 
 
-async def _tell_pm2_when_listening(server: uvicorn.Server) -> None:
-    """Send pm2 its ``ready`` message once listening (``wait_ready`` in ecosystem.config.js).
+async def _once_listening(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Once uvicorn listens: lengthen the kernel's queue of connections, and tell pm2.
+
+    asyncio accepts as many connections per wake-up as the backlog uvicorn gave it
+    (``ACCEPT_BACKLOG``, in the descriptor budget) and set that as the listen queue:
+    ``listen()`` again makes only the kernel's queue longer (LISTEN_QUEUE), so that
+    under a flood a probe waits in line instead of having its SYN dropped.
 
     pm2 gives the processes it forks a Node IPC channel (``NODE_CHANNEL_FD``), where a
     message is one JSON value per line; ``"ready"`` is what Node's ``process.send('ready')``
-    writes. During ``pm2 reload`` it waits for it before stopping the next instance.
+    writes. During ``pm2 reload`` it waits for it before stopping the next instance
+    (``wait_ready`` in ecosystem.config.js).
     """
+    while not server.started:
+        await asyncio.sleep(0.05)
+    with contextlib.suppress(OSError):
+        sock.listen(LISTEN_QUEUE)
     channel = os.environ.get("NODE_CHANNEL_FD", "")
     if not channel.isdigit():
         return
-    while not server.started:
-        await asyncio.sleep(0.05)
     try:
         os.write(int(channel), b'"ready"\n')
     except OSError as error:
@@ -187,7 +197,7 @@ async def _serve(
 ) -> None:
     quiet_accept_errors(asyncio.get_running_loop(), book)
     periodic = asyncio.create_task(run_periodic(monitor))
-    ready = asyncio.create_task(_tell_pm2_when_listening(server))
+    ready = asyncio.create_task(_once_listening(server, sock))
     try:
         await server.serve(sockets=[sock])
     finally:

@@ -1,0 +1,329 @@
+"""`monitor serve` under hostile load at its deployment's own limits (issue 21).
+
+The server runs as the installed CLI under ``ulimit -n 1024`` (soft and hard: it
+cannot raise it), as the shipped systemd unit would give it without LimitNOFILE. The
+attackers run in their own process (``tests/helpers/attack.py``); this process polls
+``/live`` every 100 ms on a new connection and every poll must be answered within
+250 ms, throughout: a flood of idle connections, reconnecting slowloris heads, and
+readers that take an answer one byte a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.stubllm import StubLLMServer
+from assistant_monitoring.runs import RunRecord, RunStore, StageRecord
+from assistant_monitoring.server.guard import SEND_TIMEOUT_SECONDS, descriptors_needed
+from tests.conftest import (
+    REPO_ROOT,
+    installed_assistant,
+    make_healthy,
+    run_assistant,
+    subprocess_env,
+)
+from tests.helpers.attack import polling
+from tests.test_serve import free_port, get
+
+LIVE_WITHIN_SECONDS = 0.25  # the issue's bound for every /live poll under attack
+FILE_LIMIT = 1024  # systemd's default soft limit, here the hard one too
+
+
+def under_ulimit(soft: int, hard: int, argv: list[str]) -> list[str]:
+    """``argv`` run by a shell that first sets ``ulimit -n`` (no preexec_fn: this
+    process has threads). ``exec`` keeps the process id: it is the server's."""
+    script = f'ulimit -S -n {soft} && ulimit -H -n {hard} && exec "$@"'
+    return ["sh", "-c", script, "sh", *argv]
+
+
+@contextmanager
+def limited_server(
+    *, soft: int = FILE_LIMIT, hard: int = FILE_LIMIT, **env: str
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """The installed `monitor serve` under ``ulimit -n``; SIGTERM at the end."""
+    port = free_port()
+    process = subprocess.Popen(
+        under_ulimit(soft, hard, [installed_assistant(), "monitor", "serve", "--port", str(port)]),
+        env=subprocess_env(**env),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(150):
+            try:
+                if get(f"http://127.0.0.1:{port}/live")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield process, port
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+
+
+def attack(mode: str, port: int, count: int, seconds: float, *extra: str) -> Any:
+    argv = [sys.executable, "-m", "tests.helpers.attack", mode, str(port), str(count)]
+    return subprocess.Popen(
+        under_ulimit(8192, 8192, [*argv, str(seconds), *extra]),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    assert match
+    return int(match.group(1))
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def log_records(data_dir: Path) -> list[dict[str, Any]]:
+    path = data_dir / "logs" / "assistant.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def seed_runs(data_dir: Path, count: int) -> None:
+    """``count`` runs, about 1.7 KB each in /api/runs: a large answer to read slowly."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = RunStore(data_dir / "monitoring.db")
+    now = time.time()
+    try:
+        for number in range(count):
+            at = now - number
+            store.record(
+                RunRecord(
+                    id=f"run_{number:016x}",
+                    started_at=at,
+                    finished_at=at + 0.5,
+                    conversation_id=f"c_{number:012x}",
+                    message_id=f"m_{number:012x}",
+                    status="success",
+                    duration_ms=500.0,
+                    stages=[
+                        StageRecord(name, "success", 10.0 * step, 100.0)
+                        for step, name in enumerate(("context", "classify", "generate", "persist"))
+                    ],
+                    classifiers={
+                        f"classifier_{k}": {"label": "question", "confidence": 0.5}
+                        for k in range(6)
+                    },
+                    provider="anthropic",
+                    model="claude-haiku-4-5",
+                    input_tokens=1200,
+                    output_tokens=300,
+                    cost_usd=0.0012,
+                )
+            )
+    finally:
+        store.close()
+
+
+def assert_live_throughout(polls: Any, seconds: float) -> None:
+    assert not polls.failures, polls.summary()
+    assert len(polls.latencies) >= seconds * 5, polls.summary()  # ~10 a second asked
+    assert max(polls.latencies) < LIVE_WITHIN_SECONDS, polls.summary()
+
+
+@pytest.mark.slow
+def test_two_thousand_idle_connections_at_ulimit_1024(data_dir: Path) -> None:
+    seconds = 12.0
+    with limited_server() as (server, port):
+        before = open_files(server.pid)
+        flood = attack("idle", port, 2000, seconds)
+        time.sleep(1.0)  # the flood is in
+        poller, polls = polling(port, seconds - 2.0)
+        most_files = 0
+        while poller.is_alive():
+            most_files = max(most_files, open_files(server.pid))
+            time.sleep(0.2)
+        flooded = json.loads(flood.communicate(timeout=60)[0])
+        assert get(f"http://127.0.0.1:{port}/ready")[0] == 200
+        server.send_signal(signal.SIGTERM)
+        stderr = server.communicate(timeout=30)[1]
+    assert server.returncode == 0, stderr
+    assert_live_throughout(polls, seconds - 2.0)
+    assert flooded["opened"] >= 2000, flooded
+    # Descriptors stayed within the budget: never an accept() failure, never EMFILE.
+    assert most_files <= descriptors_needed(512), (before, most_files)
+    assert "out of system resource" not in stderr
+    assert "Traceback" not in stderr
+    # At most one summary line a minute (the flood lasted less than one): on stderr
+    # the start-up line and that one, in the log one WARNING and nothing louder.
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) <= 3, lines
+    records = log_records(data_dir)
+    loud = [r for r in records if r["level"] in ("WARNING", "ERROR", "CRITICAL")]
+    assert len(loud) <= 2, [r["msg"] for r in loud]
+    assert all("connections in the last" in r["msg"] for r in loud), [r["msg"] for r in loud]
+    assert any("idle closed" in r["msg"] or "head still arriving" in r["msg"] for r in loud)
+
+
+@pytest.mark.slow
+def test_six_hundred_reconnecting_slowloris_heads(data_dir: Path) -> None:
+    seconds = 12.0
+    with limited_server() as (server, port):
+        slow = attack("slowloris", port, 600, seconds)
+        time.sleep(1.5)
+        poller, polls = polling(port, seconds - 3.0)
+        poller.join(timeout=seconds + 30)
+        result = json.loads(slow.communicate(timeout=60)[0])
+        server.send_signal(signal.SIGTERM)
+        stderr = server.communicate(timeout=30)[1]
+    assert server.returncode == 0, stderr
+    assert_live_throughout(polls, seconds - 3.0)
+    # Past the 512 places, each newcomer took the place of the oldest head.
+    assert result["closed_by_server"] >= 88, result
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_slow_readers_are_cut_off_and_hold_no_place(data_dir: Path) -> None:
+    seed_runs(data_dir, 1000)
+    seconds = SEND_TIMEOUT_SECONDS + 8
+    with limited_server(MONITOR_MAX_CONNECTIONS="20") as (server, port):
+        status, _, body = get(f"http://127.0.0.1:{port}/api/runs?limit=1000")
+        assert status == 200
+        assert len(body) > 1_000_000, len(body)  # a large answer, as in the issue
+        idle_rss = rss_kib(server.pid)
+        # Twenty readers fill all twenty places, at one byte a second each.
+        readers = attack("readers", port, 20, seconds, "/api/runs?limit=1000")
+        time.sleep(2.0)
+        poller, polls = polling(port, seconds - 4.0)
+        most_rss = 0
+        while poller.is_alive():
+            most_rss = max(most_rss, rss_kib(server.pid))
+            time.sleep(0.5)
+        result = json.loads(readers.communicate(timeout=60)[0])
+        server.send_signal(signal.SIGTERM)
+        stderr = server.communicate(timeout=30)[1]
+    assert server.returncode == 0, stderr
+    assert_live_throughout(polls, seconds - 4.0)
+    cut = result["cut_after_seconds"]
+    # Each was cut off: by the send timeout, or earlier to make room for a poll.
+    assert all(at is not None and at <= SEND_TIMEOUT_SECONDS + 4 for at in cut), result
+    assert all(read < 1_000_000 for read in result["read"]), result
+    # Answers waiting for readers are bounded (16 at most, 1.7 MB each).
+    assert most_rss - idle_rss < 80 * 1024, (idle_rss, most_rss)
+    assert "Traceback" not in stderr
+
+
+def test_when_every_place_is_busy_probes_still_get_through(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two places, both busy with /health waiting 3 s on the LLM (requests under way
+    # are never given up): /live and /ready are answered from the reserve, anything
+    # else there is a 503 saying so.
+    with StubLLMServer() as stub:
+        make_healthy(data_dir, stub.url, monkeypatch, key="sk-test-0000000000000000")
+        stub.plan.latency = 3.0
+        with limited_server(MONITOR_MAX_CONNECTIONS="2") as (_, port):
+            busy = []
+            for _ in range(2):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                busy.append(sock)
+            try:
+                time.sleep(0.5)
+                assert get(f"http://127.0.0.1:{port}/live")[0] == 200
+                assert get(f"http://127.0.0.1:{port}/ready")[0] == 200
+                status, _, body = get(f"http://127.0.0.1:{port}/metrics")
+                assert status == 503
+                assert "only /live and /ready" in json.loads(body)["error"]
+                for sock in busy:  # and the busy ones got their answers
+                    assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            finally:
+                for sock in busy:
+                    sock.close()
+
+
+def test_sigterm_with_slow_readers_open_stops_quietly_and_promptly(data_dir: Path) -> None:
+    seed_runs(data_dir, 1000)
+    with limited_server() as (server, port):
+        readers = attack("readers", port, 10, 20.0, "/api/runs?limit=1000")
+        time.sleep(3.0)
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        stderr = server.communicate(timeout=30)[1]
+        took = time.monotonic() - started
+        readers.kill()
+        readers.communicate()
+    assert server.returncode == 0, stderr
+    assert took < 8, f"stopped in {took:.1f} s (pm2 kills at 8 s)"
+    assert "ERROR" not in stderr, stderr
+    assert not [r for r in log_records(data_dir) if r["level"] in ("ERROR", "CRITICAL")]
+
+
+def test_the_file_limit_is_raised_where_allowed_else_the_cap_fits_it(data_dir: Path) -> None:
+    needed = descriptors_needed(512)
+    # Soft 256, hard above what is needed: raised at start, all 512 places kept.
+    with limited_server(soft=256, hard=needed + 10) as (server, _):
+        limits = Path(f"/proc/{server.pid}/limits").read_text()
+        soft = int(re.search(r"Max open files\s+(\d+)", limits).group(1))  # type: ignore[union-attr]
+        assert soft >= needed, limits
+    # Hard 512: cannot be raised; the server holds fewer and says so, once, with the fix.
+    with limited_server(soft=512, hard=512) as (server, port):
+        assert get(f"http://127.0.0.1:{port}/live")[0] == 200
+        server.send_signal(signal.SIGTERM)
+        stderr = server.communicate(timeout=30)[1]
+    warned = [line for line in stderr.splitlines() if "needs" in line and "open files" in line]
+    assert len(warned) == 1, stderr
+    assert "LimitNOFILE" in warned[0]
+    fitting = 512 - (needed - 512)
+    assert f"holding {fitting} connections" in warned[0], warned[0]
+
+
+def test_small_protocol_manners(data_dir: Path) -> None:
+    token = "manners-token-0123456789"
+    with limited_server(MONITOR_TOKEN=token) as (_, port):
+        url = f"http://127.0.0.1:{port}"
+        status, headers, _ = get(url + "/metrics")
+        assert status == 401
+        assert headers["WWW-Authenticate"].startswith("Bearer")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /live/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+        # Not a redirect to a URL built from the Host header (401: the token first).
+        assert answer.startswith(b"HTTP/1.1 401"), answer
+        assert b"evil.example" not in answer
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 307"), answer
+        assert b"\r\nlocation: /dashboard\r\n" in answer, answer
+
+
+def test_a_non_ascii_token_is_refused_in_settings(data_dir: Path) -> None:
+    result = run_assistant(
+        "monitor", "serve", "--port", "0", timeout=30, MONITOR_TOKEN="jeton-secret-été-2026"
+    )
+    assert result.returncode == 2
+    assert "MONITOR_TOKEN" in result.stderr
+    assert "ASCII" in result.stderr
+    assert "été" not in result.stderr  # the value is a secret: never echoed
