@@ -1,7 +1,7 @@
 """``assistant monitor serve`` under load: wrk at 50 connections, then 200 asyncio clients.
 
 Setup: the installed ``.venv/bin/assistant monitor serve --port P`` (starlette on
-uvicorn with ``LimitedHttpToolsProtocol``; P a free port on 127.0.0.1), started as a
+uvicorn behind ``server/guard.py``; P a free port on 127.0.0.1), started as a
 subprocess with ``ASSISTANT_ENV_FILE=none``, ``ASSISTANT_DATA_DIR=<temporary
 directory>`` holding a copy of the 30-day store of ``bench_metrics_query.py`` (100
 series, built once and cached under ``benchmarks/.data/``, moved to today and topped
@@ -51,7 +51,7 @@ Phases, in the same run, one after the other:
 5. Protocol: the same application (``MonitorApp`` on the same store, logging set up
    as ``monitor serve`` does, no periodic job) in a child process run by
    ``uvicorn.run`` with uvicorn's pure-Python ``h11`` protocol, then with our
-   ``LimitedHttpToolsProtocol`` (httptools), same uvicorn options; wrk at 50
+   the guarded httptools protocol (``server/guard.py``) (httptools), same uvicorn options; wrk at 50
    connections on ``/live`` and ``/api/runs?limit=20`` for each (and the probe of
    phase 0): the ratio ours/h11. ``uvicorn.run`` binds its own socket (asyncio then
    sets ``TCP_NODELAY`` on each connection); ``monitor serve`` binds the one it hands
@@ -828,7 +828,7 @@ def protocol_child(protocol: str, port: int) -> None:
 
     from assistant_monitoring.cli.state import current_state
     from assistant_monitoring.server.app import MonitorApp, ServerConfig
-    from assistant_monitoring.server.protocol import LimitedHttpToolsProtocol
+    from assistant_monitoring.server.guard import ConnectionBook, guarded_protocol
 
     state = current_state()
     monitor = MonitorApp(state.start(metrics=False), ServerConfig(host=HOST, port=port))
@@ -837,7 +837,7 @@ def protocol_child(protocol: str, port: int) -> None:
             monitor.asgi,
             host=HOST,
             port=port,
-            http=LimitedHttpToolsProtocol if protocol == "ours" else "h11",
+            http=guarded_protocol(ConnectionBook(512)) if protocol == "ours" else "h11",
             ws="none",
             lifespan="off",
             log_config=None,
@@ -1298,7 +1298,7 @@ def report(document: Mapping[str, Any], args: argparse.Namespace) -> None:
 
     if document["protocols"]:
         print(
-            "\nprotocol: MonitorApp on uvicorn.run with h11 vs LimitedHttpToolsProtocol "
+            "\nprotocol: MonitorApp on uvicorn.run with h11 vs guarded httptools "
             f"(httptools), wrk at {WRK_CONNECTIONS} connections, {args.wrk_seconds:.0f} s a path"
         )
         wrk_table(document["protocols"], "protocol")
