@@ -19,7 +19,16 @@ module.exports = {
       exec_mode: "fork",
       wait_ready: true,
       listen_timeout: 10000,
-      env: { ASSISTANT_CONFIG_DIR: __dirname, PYTHONUNBUFFERED: "1", MONITOR_REUSE_PORT: "true" },
+      // Open files: pm2 cannot set a ulimit per app; each instance raises its soft limit
+      // at start, up to the hard limit pm2 was started with, to what
+      // MONITOR_MAX_CONNECTIONS needs (+ 320: 832 for 512), and warns and holds fewer
+      // connections when the hard limit is lower (`ulimit -Hn` where pm2 starts).
+      env: {
+        ASSISTANT_CONFIG_DIR: __dirname,
+        PYTHONUNBUFFERED: "1",
+        MONITOR_REUSE_PORT: "true",
+        MONITOR_MAX_CONNECTIONS: "512",
+      },
       // MONITOR_PORT from the deploying shell wins, as it does for the assistant itself.
       env_development: { ASSISTANT_ENV: "development", MONITOR_PORT: process.env.MONITOR_PORT || "9464" },
       env_staging: { ASSISTANT_ENV: "staging", MONITOR_PORT: process.env.MONITOR_PORT || "9465" },
