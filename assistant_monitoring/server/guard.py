@@ -456,7 +456,10 @@ class GuardedConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.client = transport.get_extra_info("peername")
+        # As uvicorn puts it in the scope (host, port), also for IPv6's 4-tuples: the
+        # middleware finds the connection of a request by it.
+        peer = transport.get_extra_info("peername")
+        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else peer
         book = self.book
         self.pool = book.admit(self)
         if self.pool is None:
@@ -694,6 +697,9 @@ class GuardedConnection(asyncio.Protocol):
         # LINGER_SLOTS at once, the connection is closed with the answer sent.
         transport = self.transport
         self._refused = True
+        # Its place is free now: while it lingers, its descriptor counts among the
+        # LINGER_SLOTS (or it is closed at once).
+        self.book.forget(self)
         if transport is None or transport.is_closing():
             return
         transport.write(error_bytes(status, message))
