@@ -230,6 +230,28 @@ def test_slow_readers_are_cut_off_and_hold_no_place(data_dir: Path) -> None:
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
+def test_huge_unauthorised_queries_cost_nothing_in_proportion(data_dir: Path) -> None:
+    # 20 connections sending 10,000 query names each, as fast as they are answered,
+    # without the token: the access log parsed each query whole at any level (/live
+    # went to a 1.4 s median). Now nothing reads a query before authorisation, and
+    # the access log (when on) reads at most 512 characters of it.
+    seconds = 10.0
+    token = "queries-token-0123456789"
+    with limited_server(MONITOR_TOKEN=token, MONITOR_ACCESS_LOG="true") as (server, port):
+        flood = attack("queries", port, 20, seconds)
+        time.sleep(1.0)
+        poller, polls = polling(port, seconds - 2.0)
+        poller.join(timeout=seconds + 30)
+        result = json.loads(flood.communicate(timeout=60)[0])
+        server.send_signal(signal.SIGTERM)
+        stderr = server.communicate(timeout=30)[1]
+    assert server.returncode == 0, stderr
+    assert_live_throughout(polls, seconds - 2.0)
+    assert result["statuses"].get("401", 0) >= 100, result  # the flood was served: 401s
+    assert token not in (data_dir / "logs" / "assistant.jsonl").read_text()
+
+
 def test_when_every_place_is_busy_probes_still_get_through(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

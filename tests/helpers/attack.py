@@ -4,12 +4,16 @@ the test that measures ``/live``), and a ``/live`` poller for the test itself.
     python -m tests.helpers.attack idle PORT COUNT SECONDS
     python -m tests.helpers.attack slowloris PORT COUNT SECONDS
     python -m tests.helpers.attack readers PORT COUNT SECONDS PATH
+    python -m tests.helpers.attack queries PORT COUNT SECONDS
 
 ``idle``: COUNT connections that send nothing, held; ``slowloris``: COUNT connections
 that send a request head one byte a second, never ending it, each opening a new
 connection as soon as the server closes it. ``readers``: COUNT connections
 that ask for PATH with a 4 KiB receive buffer and read one byte a second. Each prints
 one JSON line at the end: connections opened, closed by the server, bytes read.
+``queries``: COUNT keep-alive connections sending, as fast as they are answered,
+requests whose query holds 10,000 names (40 KB, under the 64 KiB head limit), with
+no token.
 Loopback only; every socket is closed at the end.
 """
 
@@ -132,6 +136,34 @@ def readers(port: int, count: int, seconds: float, path: str) -> dict[str, objec
     return {"read": got, "cut_after_seconds": cut_at}
 
 
+def queries(port: int, count: int, seconds: float) -> dict[str, object]:
+    """``count`` connections asking ``/api/runs`` with 10,000 query names, no token."""
+    request = "GET /api/runs?" + "&".join(["a=1"] * 10_000) + " HTTP/1.1\r\nHost: x\r\n\r\n"
+    data = request.encode()
+    statuses: dict[str, int] = {}
+
+    def one() -> None:
+        end = time.monotonic() + seconds
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                while time.monotonic() < end:
+                    sock.sendall(data)
+                    answer = sock.recv(65536)
+                    if not answer:
+                        return
+                    status = answer[9:12].decode("latin-1")
+                    statuses[status] = statuses.get(status, 0) + 1
+        except OSError as error:
+            statuses[type(error).__name__] = statuses.get(type(error).__name__, 0) + 1
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"statuses": statuses}
+
+
 # -- the poller the tests run in their own process -----------------------------------------
 
 
@@ -186,6 +218,8 @@ def main() -> None:
     mode, port, count, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     if mode == "readers":
         result: dict[str, object] = readers(port, count, seconds, sys.argv[5])
+    elif mode == "queries":
+        result = queries(port, count, seconds)
     else:
         result = dict(flood(port, count, seconds, trickle=mode == "slowloris"))
     print(json.dumps(result), flush=True)
