@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperCommand
+from typer.exceptions import TyperException
 
 from assistant_monitoring.cli.state import current_state
-from assistant_monitoring.errors import EXIT_CANNOT_CHECK
+from assistant_monitoring.errors import EXIT_CANNOT_CHECK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from assistant_monitoring.health.model import HealthReport
@@ -33,18 +34,13 @@ class HealthCommand(TyperCommand):
     ) -> Any:
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
-        except _click_usage_error() as error:
-            error.exit_code = EXIT_CANNOT_CHECK  # type: ignore[attr-defined]
+        except TyperException as error:
+            # A usage error (exit 2), not --help's clean exit. typer 0.24+ ships click
+            # inside itself (a private module): its public TyperException is the base
+            # of the usage error it raises, and the exit code is that error's own.
+            if getattr(error, "exit_code", None) == EXIT_USAGE:
+                error.exit_code = EXIT_CANNOT_CHECK
             raise
-
-
-def _click_usage_error() -> type[Exception]:
-    """click's UsageError (typer 0.24+ ships click inside itself as typer._click)."""
-    try:
-        from typer._click.exceptions import UsageError
-    except ImportError:  # a typer that depends on click instead
-        from click.exceptions import UsageError  # type: ignore[no-redef,assignment,unused-ignore]
-    return UsageError
 
 
 def health(
