@@ -349,3 +349,35 @@ def test_a_non_ascii_token_is_refused_in_settings(data_dir: Path) -> None:
     assert "MONITOR_TOKEN" in result.stderr
     assert "ASCII" in result.stderr
     assert "été" not in result.stderr  # the value is a secret: never echoed
+
+
+def test_alert_streams_take_at_most_a_quarter_of_the_places(data_dir: Path) -> None:
+    # A dashboard left open holds its event stream for as long as the tab lives: eight
+    # places, two streams at most; the third is told to come back later.
+    with limited_server(MONITOR_MAX_CONNECTIONS="8") as (_, port):
+        streams = []
+        try:
+            for _ in range(2):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                sock.sendall(b"GET /api/alerts/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+                streams.append(sock)
+            status, headers, body = get(f"http://127.0.0.1:{port}/api/alerts/stream")
+            assert status == 503
+            assert headers["Retry-After"] == "30"
+            assert "2 alert streams are open" in json.loads(body)["error"]
+            assert get(f"http://127.0.0.1:{port}/api/alerts")[0] == 200
+        finally:
+            for sock in streams:
+                sock.close()
+        time.sleep(1.5)  # the streams notice at their next tick
+        status, _, _ = get_head(port, "/api/alerts/stream")
+        assert status == 200
+
+
+def get_head(port: int, path: str) -> tuple[int, bytes, bytes]:
+    """A request's status and the first bytes of its answer (streams never end)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        first = sock.recv(4096)
+    return int(first[9:12]), first, b""
