@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from assistant_monitoring.server.app import RSS_CEILING_MIB
 from assistant_monitoring.server.guard import descriptors_needed
 from tests.conftest import REPO_ROOT
 
@@ -63,3 +64,17 @@ def test_pm2_instances_ask_for_what_the_hard_limit_allows() -> None:
     match = re.search(r'MONITOR_MAX_CONNECTIONS: "(\d+)"', text)
     assert match
     assert descriptors_needed(int(match.group(1))) <= 4096, "fits a common hard limit"
+
+
+def _mib(text: str) -> float:
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([KMG]?)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(number) * {"K": 1 / 1024, "M": 1, "G": 1024, "": 1 / 1024 / 1024}[unit]
+
+
+def test_memory_ceilings_are_above_what_serve_is_documented_to_use() -> None:
+    settings = unit_settings(REPO_ROOT / "deploy" / "systemd" / "assistant-monitor.service")
+    assert _mib(settings["MemoryMax"][-1]) >= RSS_CEILING_MIB
+    text = (REPO_ROOT / "ecosystem.config.js").read_text()
+    match = re.search(r'max_memory_restart: "([^"]+)"', text)
+    assert match
+    assert _mib(match.group(1)) >= RSS_CEILING_MIB

@@ -67,6 +67,13 @@ _GZIP_MIN_BYTES = 1024  # smaller bodies are not worth the CPU
 # cost of parsing a query never grows with what a client sends.
 _MAX_QUERY_FIELDS = 32
 _LOGGED_QUERY_CHARS = 512  # the access log keeps this much of a query
+# The documented ceiling of the server's resident set (README, "Under load and
+# attack"): idle (50 to 80 MiB measured, with a 30-day store) plus what load can add:
+# the answers kept (16 MiB a cache, server/shared.py), four workers building answers
+# (about 9 MiB each for a 1.5 MB /api/runs answer), 16 slow readers' unsent answers
+# (about 1.75 MiB each, server/guard.py) and the allocator's slack.
+# tests/test_deploy_limits.py holds the deploy configs' memory limits above it.
+RSS_CEILING_MIB = 200
 
 Answer = tuple[int, bytes, str]  # status, body, content type
 Handler = Callable[[Request], Awaitable[Response]]
@@ -354,13 +361,16 @@ class MonitorApp:
             message = f"{self.max_streams} alert streams are open already: try again later"
             return json_response(503, {"error": message}, **{"retry-after": "30"})
         since = _event_id(request.headers.get("last-event-id", ""))
-        events = self._events(since)
-        return StreamingResponse(events, headers=headers, media_type="text/event-stream")
+        # Counted here, with no await between the check and the count (streams asked
+        # at the same moment all passed a check made later), until the response ends.
+        self.streams += 1
+        return _CountedStream(
+            self, self._events(since), headers=headers, media_type="text/event-stream"
+        )
 
     async def _events(self, since: float | None) -> Any:
         """The stream; a browser that reconnects (``Last-Event-ID``) gets what it missed."""
         subscriber = self.alerts.subscribe()
-        self.streams += 1
         quiet = 0.0
         try:
             yield b"retry: 2000\n: connected\n\n"
@@ -381,7 +391,6 @@ class MonitorApp:
                 if since is None or message["at"] > since:  # not replayed already
                     yield sse_bytes(message)
         finally:
-            self.streams -= 1
             self.alerts.unsubscribe(subscriber)
 
     def _missed(self, since: float) -> list[dict[str, Any]]:
@@ -411,6 +420,21 @@ class MonitorApp:
             message = f"method {request.method} not allowed on {request.url.path} (use {allowed})"
             return json_response(405, {"error": message}, allow=allowed)
         return json_response(error.status_code, {"error": error.detail}, **headers)
+
+
+class _CountedStream(StreamingResponse):
+    """An event stream that gives its place back (``MonitorApp.streams``) however it
+    ends: finished, the client gone, or cancelled before its first event."""
+
+    def __init__(self, monitor: MonitorApp, content: Any, **options: Any) -> None:
+        super().__init__(content, **options)
+        self._monitor = monitor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._monitor.streams -= 1
 
 
 def _event_id(text: str) -> float | None:

@@ -14,7 +14,7 @@ microsecond a request) follows the request boundaries:
 * the head (request line and headers) must arrive within ``HEAD_TIMEOUT_SECONDS`` of
   its first byte, or of the connection, else 408: a slowloris client trickling one
   header a second holds nothing for long;
-* the request line is at most 64 KiB (else 414) and the head at most 64 KiB (else 431;
+* the request line is at most 8 KiB (else 414) and the head at most 64 KiB (else 431;
   counted as it arrives, not once whole), where llhttp has no limit;
 * at most ``max_connections`` connections (MONITOR_MAX_CONNECTIONS) are open at once.
   When the cap is full, a new connection takes the place of the one that does least:
@@ -55,7 +55,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEAD_TIMEOUT_SECONDS = 10.0
 RESERVE_HEAD_SECONDS = 2.0  # a probe sends its head at once
-MAX_REQUEST_LINE_BYTES = 64 * 1024
+# The request line: this API's longest is well under 1 KiB. uvicorn parses the whole
+# URL (httptools.parse_url) before the application can route or authorise it: 20
+# connections sending 40 KB query strings spent 39% of the server's time there
+# (py-spy), and /live waited ~100 ms a poll. 8 KiB, as Apache's LimitRequestLine and
+# nginx's large_client_header_buffers, bounds that work to a few microseconds.
+MAX_REQUEST_LINE_BYTES = 8 * 1024
 MAX_HEAD_BYTES = 64 * 1024
 SEND_TIMEOUT_SECONDS = 10.0  # an answer's reader that takes nothing this long is cut off
 SLOW_READER_SECONDS = 1.0  # paused this long, a reader may give its place to a new client
@@ -212,7 +217,7 @@ class Tally:
             (self.cut_readers, "slow readers cut off"),
             (self.accept_errors, "accept() failures (out of file descriptors)"),
             (self.head_timeouts, "timed out before a whole request (408)"),
-            (self.oversized, "sent a head over 64 KiB (414/431)"),
+            (self.oversized, "sent a request line over 8 KiB or a head over 64 KiB (414/431)"),
             (self.malformed, "sent malformed HTTP (400)"),
             (self.not_probes, "reached the reserve for something other than /live or /ready"),
         ]
@@ -345,6 +350,32 @@ class ConnectionBook:
         if connection is not None:
             connection.answered()
 
+    # -- answers nobody reads ------------------------------------------------------------
+
+    def watch_unsent(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every few seconds, cut off connections whose unsent answer has not shrunk
+        for ``SEND_TIMEOUT_SECONDS``.
+
+        The send deadline of a paused transport covers an answer over asyncio's 64 KiB
+        high-water mark; below it (an answer a little larger than the socket buffers,
+        an event stream's keep-alive comments) asyncio never pauses, and a client that
+        stops reading would hold its connection for ever: uvicorn's keep-alive close
+        waits for the buffer to empty. A sweep of the places (at most 512 + 48
+        connections, every 5 s) catches those.
+        """
+        now = time.monotonic()
+        for pool in self.pools.values():
+            for connection in list(pool):
+                if connection in self.paused:
+                    continue  # its own send deadline runs
+                if connection.unsent_for(now) >= SEND_TIMEOUT_SECONDS:
+                    self.tally.cut_readers += 1
+                    self.noted(loop)
+                    self.forget(connection)
+                    connection.cut_off()
+        if not self.stopping:
+            loop.call_later(SEND_TIMEOUT_SECONDS / 2, self.watch_unsent, loop)
+
     # -- stopping ----------------------------------------------------------------------
 
     def stop(self, loop: asyncio.AbstractEventLoop, drain_seconds: float) -> None:
@@ -440,6 +471,8 @@ class GuardedConnection(asyncio.Protocol):
         self.paused_at = 0.0
         self.since = 0.0  # when it began its head, or became idle (ConnectionBook.place)
         self.generation = 0  # ConnectionBook.generation when it was let in
+        self._unsent = 0  # bytes waiting in the transport at the last sweep
+        self._unsent_since = 0.0  # since when they have not shrunk
         self._parser: Any = None  # the guard's own, once let in
         self._head_bytes = 0  # received while in a head (whole reads: see data_received)
         self._parsed_bytes = 0  # the request line, then the headers, as parsed
@@ -583,7 +616,7 @@ class GuardedConnection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._parsed_bytes += len(url)
         if self._parsed_bytes > MAX_REQUEST_LINE_BYTES:
-            self._refusal = (414, "request line over 64 KiB", "oversized")
+            self._refusal = (414, "request line over 8 KiB", "oversized")
             raise _Refuse
         if self.pool == RESERVE:
             self._url += url
@@ -621,10 +654,24 @@ class GuardedConnection(asyncio.Protocol):
         if self.outstanding == 0 and self._close_when_answered and self.transport is not None:
             self.transport.close()
 
+    def unsent_for(self, now: float) -> float:
+        """How long the bytes waiting in the transport for this client have not shrunk
+        (0 when none wait); called by the book's sweep only."""
+        transport = self.transport
+        waiting = transport.get_write_buffer_size() if transport is not None else 0
+        if not waiting:
+            self._unsent, self._unsent_since = 0, now
+            return 0.0
+        if waiting < self._unsent or not self._unsent:
+            self._unsent_since = now  # the client took some (or this is new)
+        self._unsent = waiting
+        return now - self._unsent_since
+
     def give_way(self) -> None:
         """Closed to make room for a new connection (the cap is full)."""
         book = self.book
-        if self in book.paused:
+        paused = self in book.paused  # asked before forget() drops it from there
+        if paused:
             book.tally.cut_readers += 1
         elif self.in_head:
             book.tally.evicted_heads += 1
@@ -632,7 +679,10 @@ class GuardedConnection(asyncio.Protocol):
             book.tally.evicted_idle += 1
         book.noted(self.loop)
         book.forget(self)
-        if self in book.paused or self.transport is None:
+        transport = self.transport
+        if paused or transport is None or transport.get_write_buffer_size():
+            # A reader, or an idle one that left part of its answer unread: a plain
+            # close would wait for it to read, holding the descriptor outside the book.
             self.cut_off()
         elif self.in_head:
             # Answered and held a moment (a lingering refusal): a client that
@@ -641,7 +691,7 @@ class GuardedConnection(asyncio.Protocol):
             self._disarm_head_deadline()
             self._answer_and_close(503, "too many connections: this one sent no request in time")
         else:
-            self.transport.close()  # idle keep-alive: an ordinary close
+            transport.close()  # idle keep-alive: an ordinary close
 
     def cut_off(self) -> None:
         """Drop the connection now (RST): nothing it waits for is worth more time.

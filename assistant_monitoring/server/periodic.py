@@ -128,6 +128,9 @@ async def run_periodic(monitor: MonitorApp) -> None:
     try:
         while not monitor.stopping.is_set():
             await asyncio.sleep(min(_TICK_SECONDS, max(0.0, next_at - time.monotonic())))
+            # Answers past their time are dropped as requests come; a server that went
+            # quiet after a burst lets them go here (up to 16 MiB otherwise kept).
+            monitor.answers.sweep()
             if time.monotonic() < next_at:
                 continue
             next_at = time.monotonic() + interval

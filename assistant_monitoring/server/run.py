@@ -195,7 +195,9 @@ async def _once_listening(server: uvicorn.Server, sock: socket.socket) -> None:
 async def _serve(
     monitor: MonitorApp, server: _Server, sock: socket.socket, book: ConnectionBook
 ) -> None:
-    quiet_accept_errors(asyncio.get_running_loop(), book)
+    loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop, book)
+    book.watch_unsent(loop)
     periodic = asyncio.create_task(run_periodic(monitor))
     ready = asyncio.create_task(_once_listening(server, sock))
     try:
