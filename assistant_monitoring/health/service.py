@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from assistant_monitoring import aio
 from assistant_monitoring.errors import UsageError
 from assistant_monitoring.health.checks import builtin_checks
 from assistant_monitoring.health.model import HealthReport, Status
 from assistant_monitoring.health.monitor import HealthMonitor
 from assistant_monitoring.metrics.instrument import Instrumentation
+from assistant_monitoring.metrics.labels import CODE_NAME, one_of
 from assistant_monitoring.settings import Settings
 
 
@@ -27,9 +29,6 @@ def run_health(
         raise UsageError(
             f"--check: unknown check '{unknown[0]}' (known: {', '.join(monitor.names())})"
         )
-    from assistant_monitoring import aio
-    from assistant_monitoring.metrics.labels import CODE_NAME, one_of
-
     report = aio.run(monitor.run(selected or None, total_timeout=total_timeout))
     if instrumentation is not None:
         runs = instrumentation.registry.counter(

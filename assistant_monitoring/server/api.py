@@ -17,9 +17,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
+from assistant_monitoring.alerts import AlertBook
+from assistant_monitoring.breaker import BreakerStateStore
 from assistant_monitoring.errors import UsageError, shown
+from assistant_monitoring.metrics.query import minute_quantiles, minute_series
+from assistant_monitoring.metrics.report import GROUPS
+from assistant_monitoring.metrics.service import metrics_report
+from assistant_monitoring.metrics.store import MetricsStore
+from assistant_monitoring.runs import RunStore, parse_status
 from assistant_monitoring.settings import Settings
 from assistant_monitoring.sqlitefile import present
+from assistant_monitoring.timeparse import parse_duration, parse_since
+from assistant_monitoring.usage.service import usage_report
 
 Query = Mapping[str, str]
 Endpoint = Callable[[Settings, Query], dict[str, Any]]
@@ -53,8 +62,6 @@ def _int(query: Query, name: str, default: int, low: int, high: int) -> int:
 
 def metrics(settings: Settings, query: Query) -> dict[str, Any]:
     """``/api/metrics?period=1h`` (or ``since``/``until``; ``group``, ``name``)."""
-    from assistant_monitoring.metrics.report import GROUPS
-    from assistant_monitoring.metrics.service import metrics_report
 
     _allow(query, "period", "since", "until", _GROUPS_PARAMETER, "name")
     groups: tuple[str, ...] = GROUPS
@@ -78,8 +85,6 @@ def metrics(settings: Settings, query: Query) -> dict[str, Any]:
 
 def runs(settings: Settings, query: Query) -> dict[str, Any]:
     """``/api/runs?status=failed&limit=5&since=1h&conversation=c_...``."""
-    from assistant_monitoring.runs import RunStore, parse_status
-    from assistant_monitoring.timeparse import parse_since
 
     _allow(query, "status", "limit", "since", "conversation")
     status = parse_status(query.get("status"), option="status")
@@ -100,7 +105,6 @@ def runs(settings: Settings, query: Query) -> dict[str, Any]:
 
 def breakers(settings: Settings, query: Query) -> dict[str, Any]:
     """``/api/breakers``: every breaker's state."""
-    from assistant_monitoring.breaker import BreakerStateStore
 
     _allow(query)
     path = settings.monitoring_db_path
@@ -116,9 +120,6 @@ def breakers(settings: Settings, query: Query) -> dict[str, Any]:
 def timeseries(settings: Settings, query: Query) -> dict[str, Any]:
     """``/api/timeseries?period=1h``: runs, failures and pipeline p50/p95 per minute
     (at most 48 hours)."""
-    from assistant_monitoring.metrics.query import minute_quantiles, minute_series
-    from assistant_monitoring.metrics.store import MetricsStore
-    from assistant_monitoring.timeparse import parse_duration
 
     _allow(query, "period")
     seconds = parse_duration(query.get("period", "1h"), option="period").total_seconds()
@@ -158,7 +159,6 @@ def usage(settings: Settings, query: Query) -> dict[str, Any]:
     """``/api/usage?group=hourly&since=24h&tz=Europe/Paris``: what ``monitor usage
     --json`` prints (``model``, ``provider``, ``until``, ``limit`` and ``breakdown``
     too)."""
-    from assistant_monitoring.usage.service import usage_report
 
     _allow(query, "group", "since", "until", "tz", "model", "provider", "limit", "breakdown")
     breakdown = query.get("breakdown", "false").strip().lower()
@@ -180,8 +180,6 @@ def usage(settings: Settings, query: Query) -> dict[str, Any]:
 
 def alerts(settings: Settings, query: Query) -> dict[str, Any]:
     """``/api/alerts``: alerts firing, and the 20 most recent."""
-    from assistant_monitoring.alerts import AlertBook
-    from assistant_monitoring.metrics.store import MetricsStore
 
     _allow(query)
     path = settings.monitoring_db_path

@@ -19,7 +19,9 @@ a bad parameter, 401 without the token, 404, 405 with ``Allow``, 503 for a damag
 or locked store, never a traceback.
 
 starlette is imported only by ``monitor serve`` (this module), never by the other
-commands: ``tests/test_startup.py`` checks it.
+commands: ``tests/test_startup.py`` checks it. What the answers need is imported here,
+at the top, not in the worker threads: two threads importing one module at once (the
+first /ready and /health after start) could meet Python's import locks half-way.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -48,9 +51,21 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant_monitoring import __version__
+from assistant_monitoring.alerts import AlertBook
 from assistant_monitoring.errors import MonitoringError
+from assistant_monitoring.health.checks import check_database_sync
+from assistant_monitoring.health.service import run_health
+from assistant_monitoring.metrics.exposition import (
+    OPENMETRICS_CONTENT_TYPE,
+    PROMETHEUS_CONTENT_TYPE,
+    wants_openmetrics,
+)
+from assistant_monitoring.metrics.runtime import current_runtime
+from assistant_monitoring.metrics.service import exposition_bytes
+from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.server.api import ENDPOINTS
 from assistant_monitoring.server.guard import ConnectionBook
+from assistant_monitoring.server.openapi import openapi_document
 from assistant_monitoring.server.shared import DaemonThreadPool, SharedAnswers
 from assistant_monitoring.settings import Settings
 from assistant_monitoring.sqlitefile import present
@@ -199,8 +214,6 @@ class MonitorApp:
         return self.health.get("health", self._compute_health)
 
     def _compute_health(self) -> Answer:
-        from assistant_monitoring.health.service import run_health
-        from assistant_monitoring.metrics.runtime import current_runtime
 
         runtime = current_runtime()
         report = run_health(
@@ -211,8 +224,6 @@ class MonitorApp:
         return status, body, "application/health+json"
 
     def _compute_ready(self) -> Answer:
-        from assistant_monitoring.health.checks import check_database_sync
-        from assistant_monitoring.metrics.store import MetricsStore
 
         settings = self.settings
         database = check_database_sync(
@@ -235,8 +246,6 @@ class MonitorApp:
         return (200 if ready else 503), json_bytes(document), "application/json"
 
     def _compute_exposition(self, openmetrics: bool) -> bytes:
-        from assistant_monitoring.metrics.runtime import current_runtime
-        from assistant_monitoring.metrics.service import exposition_bytes
 
         runtime = current_runtime()
         if runtime is not None:
@@ -290,12 +299,6 @@ class MonitorApp:
         return _response(*await self._settled(self.health_answer()))
 
     async def metrics(self, request: Request) -> Response:
-        from assistant_monitoring.metrics.exposition import (
-            OPENMETRICS_CONTENT_TYPE,
-            PROMETHEUS_CONTENT_TYPE,
-            wants_openmetrics,
-        )
-
         # prometheus_client decides which format the client prefers; the content type
         # says what is sent (OpenMetrics 1.0.0 or text 0.0.4, names escaped the
         # classic way), not the version or escaping the client asked for.
@@ -330,15 +333,12 @@ class MonitorApp:
 
     async def dashboard(self, request: Request) -> Response:
         if self._dashboard is None:
-            from importlib import resources
-
             page = resources.files("assistant_monitoring.server").joinpath("static/dashboard.html")
             self._dashboard = page.read_bytes()
         return _response(200, self._dashboard, "text/html; charset=utf-8")
 
     async def static_asset(self, request: Request) -> Response:
         """The vendored chart library (uPlot, MIT): the dashboard loads no CDN."""
-        from importlib import resources
 
         name, content_type = STATIC_PATHS[request.url.path]
         body = self._assets.get(name)
@@ -348,7 +348,6 @@ class MonitorApp:
         return _response(200, body, content_type, **{"cache-control": "public, max-age=86400"})
 
     async def openapi(self, request: Request) -> Response:
-        from assistant_monitoring.server.openapi import openapi_document
 
         return json_response(200, openapi_document())
 
@@ -394,8 +393,6 @@ class MonitorApp:
             self.alerts.unsubscribe(subscriber)
 
     def _missed(self, since: float) -> list[dict[str, Any]]:
-        from assistant_monitoring.alerts import AlertBook
-        from assistant_monitoring.metrics.store import MetricsStore
 
         path = self.settings.monitoring_db_path
         if not present(path):

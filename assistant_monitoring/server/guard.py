@@ -307,11 +307,15 @@ class ConnectionBook:
         return None
 
     def forget(self, connection: GuardedConnection) -> None:
+        """The connection leaves the book for good (closed, refused, or giving way):
+        nothing it does later (an answer finishing after its client left) files it
+        again."""
         pool = connection.pool
         if pool is not None:
             self.pools[pool].pop(connection, None)
             self.heads[pool].pop(connection, None)
             self.idle[pool].pop(connection, None)
+            connection.pool = None
         self.paused.pop(connection, None)
         if self.by_client.get(connection.client) is connection:
             del self.by_client[connection.client]
@@ -519,32 +523,29 @@ class GuardedConnection(asyncio.Protocol):
         if self._refused:
             return  # answered already: what comes after is dropped
         if self._parser is not None:
-            failure = self._follow(data)
+            whole, failure = self._follow(data)
+            # httptools calls on_header only once a header line is whole, and buffers
+            # it until then: a header that never ends is counted here, as it arrives
+            # (what a read holds past the last whole request in it), and refused
+            # within 64 KiB plus one read of its start.
+            if failure is None and self.in_head and self._parser is not None:
+                self._head_bytes += len(data) - whole
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    failure = (431, "request headers over 64 KiB", "oversized")
             if failure is not None:
-                whole, (status, message, counted) = failure
+                status, message, counted = failure
                 self._count(counted)
                 if whole:
-                    # The requests before the bad one are answered (uvicorn runs them);
-                    # the bad one closes the connection after them, unanswered.
+                    # The whole requests before the refused one are answered (uvicorn
+                    # runs them); the refused one closes the connection after them.
                     self.inner.data_received(data[:whole])
                 self._refuse(status, message)
                 return
-            # httptools calls on_header only once a header line is whole, and buffers
-            # it until then: a header that never ends is counted here, in whole reads
-            # (refused within 64 KiB plus one read of its start). A read that ends one
-            # request and begins the next counts whole too: only a pipelined request
-            # with a body over 64 KiB could be refused by mistake; this API takes none.
-            if self.in_head and self._parser is not None:
-                self._head_bytes += len(data)
-                if self._head_bytes > MAX_HEAD_BYTES:
-                    self._count("oversized")
-                    self._refuse(431, "request headers over 64 KiB")
-                    return
         self.inner.data_received(data)
 
-    def _follow(self, data: bytes) -> tuple[int, tuple[int, str, str]] | None:
-        """Feed the guard's parser; on a refusal, how many bytes before it hold whole
-        requests, and the refusal.
+    def _follow(self, data: bytes) -> tuple[int, tuple[int, str, str] | None]:
+        """Feed the guard's parser: how many bytes of ``data`` hold whole requests,
+        and the refusal of what follows them, if any.
 
         The data is fed a head at a time (split after each blank line, a C search), so
         that requests pipelined before a bad one are known to be whole; one request
@@ -562,14 +563,14 @@ class GuardedConnection(asyncio.Protocol):
                 # uvicorn answers it as plain HTTP/1.1 (no websocket library) and
                 # parses no more on this connection: nor do we.
                 self._parser = None
-                return None
+                return len(data), None
             except httptools.HttpParserError as error:
                 refusal = self._refusal or (400, f"malformed HTTP request ({error})", "malformed")
                 return whole, refusal
             if self._messages_done and not self.in_head:
                 whole = end
             start = end
-        return None
+        return whole, None
 
     def eof_received(self) -> bool | None:
         if self.inner is not None:
@@ -588,6 +589,9 @@ class GuardedConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.inner is None:
             return  # a refusal's few bytes: nothing to wait for
+        if self.pool is None:
+            self.cut_off()  # out of the book (lingering, or giving way): no reader here
+            return
         self.paused_at = time.monotonic()
         self.inner.pause_writing()
         if self.book.stopping:
@@ -754,7 +758,13 @@ class GuardedConnection(asyncio.Protocol):
             return
         transport.write(error_bytes(status, message))
         if transport.can_write_eof():
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:
+                # The client left already (on loopback the answer drew a reset at
+                # once, and shutdown() says ENOTCONN): nothing to linger for.
+                transport.abort()
+                return
         book = self.book
         if book.lingering < LINGER_SLOTS:
             book.lingering += 1

@@ -29,6 +29,8 @@ from typing import IO
 
 from loguru import logger
 
+from assistant_monitoring.alerts import AlertBook, evaluate_and_record
+from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.server.app import MonitorApp
 from assistant_monitoring.server.shared import DaemonThreadPool
 from assistant_monitoring.sqlitefile import present
@@ -90,9 +92,6 @@ class _Evaluation:
         self.streamed_until = time.time()  # earlier transitions are not replayed
 
     def __call__(self) -> list[tuple[str, object]]:
-        from assistant_monitoring.alerts import AlertBook, evaluate_and_record
-        from assistant_monitoring.metrics.store import MetricsStore
-
         settings = self.monitor.settings
         if self.lock.try_acquire():
             self.monitor.health_answer().result()
