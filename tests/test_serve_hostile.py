@@ -1,11 +1,11 @@
-"""`monitor serve`'s connection guard against clients that stop reading, and alert
-streams opened all at once (issue 21, hostile review).
+"""`monitor serve`'s connection guard against hostile clients (issue 21, a hostile
+review by someone who did not write it): clients that stop reading, alert streams
+opened all at once, clients that leave while their request runs, pipelined writes
+over 64 KiB ending in a head, refusals to clients already gone, the first probes
+after start.
 
-Every test here failed at commit 9cae0d7. The first four pass with the fixes that were
-in the working tree when they were written (``watch_unsent``, ``give_way`` asking
-``paused`` before ``forget``, the stream counted before any await); they stay as
-regression tests. The last two still fail, for the reason in their strict ``xfail``:
-a fix makes them pass, and the mark must then go.
+Every test here failed at commit 9cae0d7 (the last four at 278634b) and passes with
+the fixes of 1c485a1 and 5aea521; they stay as regression tests.
 
 How a "quiet" stuck reader is made: a client with a 4 KiB receive buffer pipelines
 answers whose total is a little over what the two kernels' socket buffers hold
@@ -230,17 +230,6 @@ def test_alert_streams_opened_at_once_stay_within_a_quarter(data_dir: Path) -> N
     assert statuses.count(503) >= 4, statuses
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a request still under way when its client goes away (a closed event stream, "
-        "a half-close, a scrape that times out) is answered after connection_lost: "
-        "GuardedConnection.answered() then files the forgotten connection again among "
-        "the book's idle ones (place() uses its stale pool), and ConnectionBook.admit "
-        "later 'evicts' that ghost and lets a newcomer in past the cap; ghosts also "
-        "stay in memory (about 7 KB each) until then"
-    ),
-)
 def test_closed_event_streams_do_not_raise_the_connection_cap(data_dir: Path) -> None:
     with limited_server(MONITOR_MAX_CONNECTIONS="2") as (_, port):
         for _ in range(6):  # dashboards opened and closed
@@ -265,15 +254,6 @@ def test_closed_event_streams_do_not_raise_the_connection_cap(data_dir: Path) ->
     assert statuses.count(200) <= 2, (statuses, f"{connections} connections held")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the first /ready and /health after start import assistant_monitoring.health "
-        "lazily in two worker threads at once: Python's import locks detect a deadlock "
-        "or hand one thread a partially initialised module, and both answer 500 with "
-        "an ERROR line (about half of the starts)"
-    ),
-)
 def test_the_first_ready_and_health_at_once_are_not_500(data_dir: Path) -> None:
     for attempt in range(10):
         with limited_server() as (server, port):
@@ -301,17 +281,6 @@ def fetched_together(port: int, *paths: str) -> dict[str, int]:
     return statuses
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "GuardedConnection.data_received: a read over 64 KiB that ends inside a head "
-        "(requests pipelined before it) is refused as 431 by the whole-read count, "
-        "but returns without handing the whole requests before it to uvicorn, while "
-        "_refuse() waits for them to be answered (outstanding > 0): the connection is "
-        "busy for ever, with no deadline, never evicted; 512 such clients (93 KB each) "
-        "leave only the reserve's /live and /ready answering"
-    ),
-)
 def test_pipelined_requests_over_64_kib_ending_in_a_partial_head_do_not_wedge(
     data_dir: Path,
 ) -> None:
@@ -344,16 +313,6 @@ def test_pipelined_requests_over_64_kib_ending_in_a_partial_head_do_not_wedge(
     assert status == 200, (status, f"bytes the pipelining clients got: {answered}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "GuardedConnection._answer_and_close calls transport.write_eof() unguarded: "
-        "when the refused client has already closed, the 503 it is written draws an "
-        "RST at once on loopback and shutdown() raises ENOTCONN; from connection_made "
-        "(every place and the reserve busy) that is an ERROR with a traceback per "
-        "connection (35 in 0.3 s once clients that had given up were refused)"
-    ),
-)
 def test_refusing_a_client_that_already_left_reports_no_error() -> None:
     from assistant_monitoring.server.guard import (
         GENERAL,
