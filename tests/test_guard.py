@@ -160,6 +160,12 @@ def test_the_budget_is_raised_up_to_the_hard_limit_or_the_cap_fitted(
     assert budget.max_connections == 600 - (descriptors_needed(512) - 512)
     assert budget.warning
     assert "LimitNOFILE" in budget.warning
+    assert f"holding {budget.max_connections} connections" in budget.warning
+    limits["now"] = (200, 200)  # not even the fixed part fits
+    budget = fit_descriptor_budget(512)
+    assert budget.max_connections == 1
+    assert budget.warning
+    assert "cannot hold even 1 connection safely (321 open files)" in budget.warning
 
 
 def test_one_summary_line_a_minute_warning_only_under_pressure() -> None:

@@ -386,6 +386,21 @@ def test_access_log_is_one_info_line_per_request_when_asked_without_secrets(data
     assert token not in log_text
 
 
+def test_a_request_cannot_forge_a_log_line(data_dir: Path) -> None:
+    forged = b"GET /live%0a12:00:00.000%20ERROR%20forged HTTP/1.1\r\nHost: x\r\n\r\n"
+    query = b"GET /live?token=x%0aERROR%20forged&a=%0d%0a HTTP/1.1\r\nHost: x\r\n\r\n"
+    with serving(MONITOR_ACCESS_LOG="true", LOG_CONSOLE_LEVEL="INFO") as (url, stderr):
+        exchange(port_of(url), forged)
+        exchange(port_of(url), query)
+    records = [r for r in log_records(data_dir) if "http_status" in r]
+    assert len(records) >= 2
+    for record in records:
+        assert "\n" not in record["msg"] + record["http_path"] + record["http_query"]
+        assert "\r" not in record["http_query"]
+    assert not [line for line in stderr[0].splitlines() if line.startswith("12:00:00.000")]
+    assert not [line for line in stderr[0].splitlines() if line.startswith("ERROR")]
+
+
 def test_the_access_log_keeps_a_bounded_part_of_a_huge_query(data_dir: Path) -> None:
     token = "access-log-secret-456"
     names = "&".join(f"n{number}=1" for number in range(900))  # ~6 KiB, under the 8 KiB line

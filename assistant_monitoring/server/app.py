@@ -52,7 +52,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant_monitoring import __version__
 from assistant_monitoring.alerts import AlertBook
-from assistant_monitoring.errors import MonitoringError
+from assistant_monitoring.errors import MonitoringError, shown
 from assistant_monitoring.health.checks import check_database_sync
 from assistant_monitoring.health.service import run_health
 from assistant_monitoring.metrics.exposition import (
@@ -573,11 +573,13 @@ def _access_log(scope: Scope, status: int, seconds: float) -> None:
             query = "&".join(f"{k}={'[REDACTED]' if k == 'token' else v}" for k, v in pairs)
         if len(raw) > _LOGGED_QUERY_CHARS:
             query += f"... ({len(raw)} bytes)"
+    # A decoded path or query may hold a newline (`/live%0a12:00:00 ERROR ...`): shown
+    # escaped, so a request cannot forge a line of the log.
     logger.info(
         "{http_method} {http_path} {http_status}",
         http_method=scope["method"],
-        http_path=scope["path"],
-        http_query=query,
+        http_path=shown(scope["path"], _LOGGED_QUERY_CHARS),
+        http_query=shown(query, _LOGGED_QUERY_CHARS + 40),
         http_status=status,
         duration_ms=round(seconds * 1000, 3),
     )

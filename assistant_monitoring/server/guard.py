@@ -160,12 +160,21 @@ def fit_descriptor_budget(max_connections: int) -> DescriptorBudget:
             pass
     if soft >= needed:
         return DescriptorBudget(max_connections, soft, raised_from, None)
-    fitting = max(1, soft - (needed - max_connections))
+    overhead = needed - max_connections
+    fitting = max(1, soft - overhead)
+    if soft - overhead < 1:
+        # Not even the reserve, the lingering refusals and the accepts in flight fit:
+        # under a flood accept() will fail (counted, said once a minute).
+        holding = (
+            f"it cannot hold even 1 connection safely ({overhead + 1} open files); "
+            "holding 1 anyway, and a flood may exhaust the descriptors"
+        )
+    else:
+        holding = f"holding {fitting} connections"
     warning = (
         f"MONITOR_MAX_CONNECTIONS={max_connections} needs {needed} open files but the "
-        f"limit is {soft} (`ulimit -n`, hard {_finite(hard) or 'unlimited'}): holding "
-        f"{fitting} connections; raise LimitNOFILE (systemd) or the ulimit, or lower "
-        "the setting"
+        f"limit is {soft} (`ulimit -n`, hard {_finite(hard) or 'unlimited'}): {holding}; "
+        "raise LimitNOFILE (systemd) or the ulimit, or lower the setting"
     )
     return DescriptorBudget(fitting, soft, raised_from, warning)
 
