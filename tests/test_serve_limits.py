@@ -18,15 +18,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from assistant.stubllm import StubLLMServer
-from assistant_monitoring.runs import RunRecord, RunStore, StageRecord
 from assistant_monitoring.server.guard import SEND_TIMEOUT_SECONDS, descriptors_needed
 from tests.conftest import (
     REPO_ROOT,
@@ -35,7 +35,8 @@ from tests.conftest import (
     run_assistant,
     subprocess_env,
 )
-from tests.helpers.attack import polling
+from tests.helpers.attack import LivePolls, polling
+from tests.helpers.runs import seed_runs
 from tests.test_serve import free_port, get
 
 LIVE_WITHIN_SECONDS = 0.25  # the issue's bound for every /live poll under attack
@@ -105,71 +106,66 @@ def log_records(data_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def seed_runs(data_dir: Path, count: int) -> None:
-    """``count`` runs, about 1.7 KB each in /api/runs: a large answer to read slowly."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    store = RunStore(data_dir / "monitoring.db")
-    now = time.time()
-    try:
-        for number in range(count):
-            at = now - number
-            store.record(
-                RunRecord(
-                    id=f"run_{number:016x}",
-                    started_at=at,
-                    finished_at=at + 0.5,
-                    conversation_id=f"c_{number:012x}",
-                    message_id=f"m_{number:012x}",
-                    status="success",
-                    duration_ms=500.0,
-                    stages=[
-                        StageRecord(name, "success", 10.0 * step, 100.0)
-                        for step, name in enumerate(("context", "classify", "generate", "persist"))
-                    ],
-                    classifiers={
-                        f"classifier_{k}": {"label": "question", "confidence": 0.5}
-                        for k in range(6)
-                    },
-                    provider="anthropic",
-                    model="claude-haiku-4-5",
-                    input_tokens=1200,
-                    output_tokens=300,
-                    cost_usd=0.0012,
-                )
-            )
-    finally:
-        store.close()
-
-
 def assert_live_throughout(polls: Any, seconds: float) -> None:
     assert not polls.failures, polls.summary()
     assert len(polls.latencies) >= seconds * 5, polls.summary()  # ~10 a second asked
     assert max(polls.latencies) < LIVE_WITHIN_SECONDS, polls.summary()
 
 
+@dataclass
+class Attacked:
+    """How a server fared: the /live polls, the attacker's own report, its stderr,
+    and the largest of what ``sample`` read while the polls went on."""
+
+    polls: LivePolls
+    result: Any
+    stderr: str
+    most: int
+
+
+def live_under_attack(
+    server: subprocess.Popen[str],
+    port: int,
+    mode: str,
+    count: int,
+    seconds: float,
+    *extra: str,
+    warmup: float,
+    sample: Callable[[], int] | None = None,
+) -> Attacked:
+    """Attack for ``seconds``; from ``warmup`` in, poll /live until ``warmup`` before
+    the end; then SIGTERM. Asserts the server stopped cleanly and answered every poll
+    within 250 ms."""
+    flood = attack(mode, port, count, seconds, *extra)
+    time.sleep(warmup)
+    polled = seconds - 2 * warmup
+    poller, polls = polling(port, polled)
+    most = 0
+    while poller.is_alive():
+        if sample is not None:
+            most = max(most, sample())
+        time.sleep(0.2)
+    result = json.loads(flood.communicate(timeout=60)[0])
+    assert get(f"http://127.0.0.1:{port}/live")[0] == 200  # and after it
+    server.send_signal(signal.SIGTERM)
+    stderr = server.communicate(timeout=30)[1]
+    assert server.returncode == 0, stderr
+    assert_live_throughout(polls, polled)
+    assert "Traceback" not in stderr
+    return Attacked(polls, result, stderr, most)
+
+
 @pytest.mark.slow
 def test_two_thousand_idle_connections_at_ulimit_1024(data_dir: Path) -> None:
-    seconds = 12.0
     with limited_server() as (server, port):
-        before = open_files(server.pid)
-        flood = attack("idle", port, 2000, seconds)
-        time.sleep(1.0)  # the flood is in
-        poller, polls = polling(port, seconds - 2.0)
-        most_files = 0
-        while poller.is_alive():
-            most_files = max(most_files, open_files(server.pid))
-            time.sleep(0.2)
-        flooded = json.loads(flood.communicate(timeout=60)[0])
-        assert get(f"http://127.0.0.1:{port}/ready")[0] == 200
-        server.send_signal(signal.SIGTERM)
-        stderr = server.communicate(timeout=30)[1]
-    assert server.returncode == 0, stderr
-    assert_live_throughout(polls, seconds - 2.0)
-    assert flooded["opened"] >= 2000, flooded
+        attacked = live_under_attack(
+            server, port, "idle", 2000, 12.0, warmup=1.0, sample=lambda: open_files(server.pid)
+        )
+    assert attacked.result["opened"] >= 2000, attacked.result
     # Descriptors stayed within the budget: never an accept() failure, never EMFILE.
-    assert most_files <= descriptors_needed(512), (before, most_files)
+    assert attacked.most <= descriptors_needed(512), attacked.most
+    stderr = attacked.stderr
     assert "out of system resource" not in stderr
-    assert "Traceback" not in stderr
     # At most one summary line a minute (the flood lasted less than one): on stderr
     # the start-up line and that one, in the log one WARNING and nothing louder.
     lines = [line for line in stderr.splitlines() if line.strip()]
@@ -183,20 +179,10 @@ def test_two_thousand_idle_connections_at_ulimit_1024(data_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_six_hundred_reconnecting_slowloris_heads(data_dir: Path) -> None:
-    seconds = 12.0
     with limited_server() as (server, port):
-        slow = attack("slowloris", port, 600, seconds)
-        time.sleep(1.5)
-        poller, polls = polling(port, seconds - 3.0)
-        poller.join(timeout=seconds + 30)
-        result = json.loads(slow.communicate(timeout=60)[0])
-        server.send_signal(signal.SIGTERM)
-        stderr = server.communicate(timeout=30)[1]
-    assert server.returncode == 0, stderr
-    assert_live_throughout(polls, seconds - 3.0)
+        attacked = live_under_attack(server, port, "slowloris", 600, 12.0, warmup=1.5)
     # Past the 512 places, each newcomer took the place of the oldest head.
-    assert result["closed_by_server"] >= 88, result
-    assert "Traceback" not in stderr
+    assert attacked.result["closed_by_server"] >= 88, attacked.result
 
 
 @pytest.mark.slow
@@ -209,25 +195,23 @@ def test_slow_readers_are_cut_off_and_hold_no_place(data_dir: Path) -> None:
         assert len(body) > 1_000_000, len(body)  # a large answer, as in the issue
         idle_rss = rss_kib(server.pid)
         # Twenty readers fill all twenty places, at one byte a second each.
-        readers = attack("readers", port, 20, seconds, "/api/runs?limit=1000")
-        time.sleep(2.0)
-        poller, polls = polling(port, seconds - 4.0)
-        most_rss = 0
-        while poller.is_alive():
-            most_rss = max(most_rss, rss_kib(server.pid))
-            time.sleep(0.5)
-        result = json.loads(readers.communicate(timeout=60)[0])
-        server.send_signal(signal.SIGTERM)
-        stderr = server.communicate(timeout=30)[1]
-    assert server.returncode == 0, stderr
-    assert_live_throughout(polls, seconds - 4.0)
+        attacked = live_under_attack(
+            server,
+            port,
+            "readers",
+            20,
+            seconds,
+            "/api/runs?limit=1000",
+            warmup=2.0,
+            sample=lambda: rss_kib(server.pid),
+        )
+    result = attacked.result
     cut = result["cut_after_seconds"]
     # Each was cut off: by the send timeout, or earlier to make room for a poll.
     assert all(at is not None and at <= SEND_TIMEOUT_SECONDS + 4 for at in cut), result
     assert all(read < 1_000_000 for read in result["read"]), result
     # Answers waiting for readers are bounded (16 at most, 1.7 MB each).
-    assert most_rss - idle_rss < 80 * 1024, (idle_rss, most_rss)
-    assert "Traceback" not in stderr
+    assert attacked.most - idle_rss < 80 * 1024, (idle_rss, attacked.most)
 
 
 @pytest.mark.slow
@@ -240,15 +224,7 @@ def test_huge_unauthorised_queries_cost_nothing_in_proportion(data_dir: Path) ->
     seconds = 10.0
     token = "queries-token-0123456789"
     with limited_server(MONITOR_TOKEN=token, MONITOR_ACCESS_LOG="true") as (server, port):
-        flood = attack("queries", port, 20, seconds)
-        time.sleep(1.0)
-        poller, polls = polling(port, seconds - 2.0)
-        poller.join(timeout=seconds + 30)
-        result = json.loads(flood.communicate(timeout=60)[0])
-        server.send_signal(signal.SIGTERM)
-        stderr = server.communicate(timeout=30)[1]
-    assert server.returncode == 0, stderr
-    assert_live_throughout(polls, seconds - 2.0)
+        result = live_under_attack(server, port, "queries", 20, seconds, warmup=1.0).result
     assert result["statuses"].get("414", 0) >= 100, result  # the flood was answered
     assert token not in (data_dir / "logs" / "assistant.jsonl").read_text()
 
