@@ -38,6 +38,7 @@ from tests.conftest import (
 from tests.helpers.attack import LivePolls, polling
 from tests.helpers.runs import seed_runs
 from tests.test_serve import free_port, get
+from tests.test_serve_http import exchange
 
 LIVE_WITHIN_SECONDS = 0.25  # the bound for every /live poll under attack
 FILE_LIMIT = 1024  # systemd's default soft limit, here the hard one too
@@ -301,19 +302,12 @@ def test_small_protocol_manners(data_dir: Path) -> None:
         status, headers, _ = get(url + "/metrics")
         assert status == 401
         assert headers["WWW-Authenticate"].startswith("Bearer")
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"GET /live/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
-            answer = b""
-            while chunk := sock.recv(4096):
-                answer += chunk
+        evil = b" HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+        answer = exchange(port, b"GET /live/" + evil)
         # Not a redirect to a URL built from the Host header (401: the token first).
         assert answer.startswith(b"HTTP/1.1 401"), answer
         assert b"evil.example" not in answer
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
-            answer = b""
-            while chunk := sock.recv(4096):
-                answer += chunk
+        answer = exchange(port, b"GET /" + evil)
         assert answer.startswith(b"HTTP/1.1 307"), answer
         assert b"\r\nlocation: /dashboard\r\n" in answer, answer
 
