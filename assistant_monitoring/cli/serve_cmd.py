@@ -40,8 +40,11 @@ def serve(
     /api/breakers, /api/timeseries, /api/alerts (+ /stream), /dashboard, and
     /openapi.json describing them. It also flushes metrics, samples memory and CPU,
     records health and applies retention every MONITOR_FLUSH_INTERVAL seconds.
-    At most MONITOR_MAX_CONNECTIONS (512) connections at once; MONITOR_REUSE_PORT=true
-    lets several processes share the port (pm2 runs two).
+    At most MONITOR_MAX_CONNECTIONS (512) connections at once: when full, slow heads,
+    idle and slow-reading connections give way, and /live and /ready keep a reserve.
+    It raises its open-file limit to what that needs (MAX + 320) where the hard limit
+    allows. MONITOR_ACCESS_LOG=true logs one line per request (off by default).
+    MONITOR_REUSE_PORT=true lets several processes share the port (pm2 runs two).
 
     Example: assistant -e production monitor serve --port 9464
     """
