@@ -279,8 +279,10 @@ class ConnectionBook:
         iteration may take its place. Counted in iterations, not seconds, so that a
         loop slowed down by a flood still gives every probe its turn.
         """
-        if self.stopping:
-            return None
+        # Not refused while stopping: uvicorn closes the listener within its next tick
+        # (0.1 s), and what it accepted until then is answered. Under pm2 reload the
+        # kernel spreads connections over both instances' listeners (SO_REUSEPORT):
+        # a 503 here was a failed probe in the middle of a clean reload.
         if not self._ticking:
             self._ticking = True
             asyncio.get_running_loop().call_soon(self._tick)
