@@ -802,12 +802,6 @@ class GuardedConnection(asyncio.Protocol):
             self._send_deadline.cancel()
             self._send_deadline = None
 
-    # uvicorn's server calls this on each connection it knows (the inner protocol is
-    # the one it knows); kept for completeness when something asks the wrapper.
-    def shutdown(self) -> None:
-        if self.inner is not None:
-            self.inner.shutdown()
-
 
 def guarded_protocol(book: ConnectionBook) -> type[GuardedConnection]:
     """The protocol class to give uvicorn's ``Config(http=...)`` for one server."""

@@ -149,10 +149,17 @@ def serve(settings: Settings, config: ServerConfig, sock: socket.socket) -> Stop
     )
     runner = asyncio.Runner()
     loop = runner.get_loop()
-    # uvicorn re-raises the signal that stopped it once it has stopped, to the
-    # handler in place before it started: these, which only note it. We stopped as
-    # asked, so the process exits 0 (130 after Ctrl-C, by the CLI's convention).
-    previous = {sig: signal.signal(sig, _noted) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def outside_uvicorn(sig: int, frame: FrameType | None) -> None:
+        # Before uvicorn takes the signals (while it starts), a signal stops it as its
+        # own handler would. After it gives them back, it re-raises the one that
+        # stopped it: already acted upon. We stopped as asked, so the process exits 0
+        # (130 after Ctrl-C, by the CLI's convention), not by the re-raised signal.
+        if not stopped_by:
+            server.handle_exit(sig, frame)
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, outside_uvicorn) for sig in signals}
     try:
         runner.run(_serve(monitor, server, sock, book))
     finally:
@@ -160,10 +167,6 @@ def serve(settings: Settings, config: ServerConfig, sock: socket.socket) -> Stop
             signal.signal(sig, handler)
         runner.close()
     return Stopped(monitor.requests_served, signal.SIGINT in stopped_by[:1])
-
-
-def _noted(sig: int, frame: FrameType | None) -> None:
-    """The signal uvicorn re-raises after stopping: already acted upon."""
 
 
 async def _once_listening(server: uvicorn.Server, sock: socket.socket) -> None:
