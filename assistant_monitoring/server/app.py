@@ -501,34 +501,28 @@ class _Guard:
         monitor.requests_served += 1
         book = monitor.connections
         connection = book.request_started(scope.get("client")) if book is not None else None
-        if not monitor.access_log:
-            try:
-                if self._authorized(scope):
-                    await self.app(scope, receive, send)
-                else:
-                    await _UNAUTHORIZED(scope, receive, send)
-            finally:
-                if book is not None:
-                    book.request_finished(connection)
-            return
-        started = time.perf_counter()
+        logged = monitor.access_log
+        started = time.perf_counter() if logged else 0.0
         status = 0
+        reply = send
+        if logged:
 
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+            async def reply(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
 
         try:
             if self._authorized(scope):
-                await self.app(scope, receive, sending)
+                await self.app(scope, receive, reply)
             else:
-                await _UNAUTHORIZED(scope, receive, sending)
+                await _UNAUTHORIZED(scope, receive, reply)
         finally:
             if book is not None:
                 book.request_finished(connection)
-            _access_log(scope, status, time.perf_counter() - started)
+            if logged:
+                _access_log(scope, status, time.perf_counter() - started)
 
     def _authorized(self, scope: Scope) -> bool:
         token = self._token
