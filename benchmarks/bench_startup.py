@@ -1,8 +1,13 @@
 """Start-up time of the ``assistant`` command, against a bare ``python -c pass``.
 
-Measured as subprocesses (wall time, median of 20 runs after 3 warm-up runs; the
-commands take turns so drift hits them alike), with ASSISTANT_ENV_FILE=none and a
-temporary ASSISTANT_DATA_DIR so no user configuration is read:
+Measured as subprocesses with pyperf (``Runner.bench_command``: wall time of
+``Popen(command).wait()``, stdout to /dev/null; by default 10 worker processes x
+(1 warm-up + 2 values) per command, one command after the other), with
+``ASSISTANT_ENV_FILE=none``, a temporary ``ASSISTANT_DATA_DIR`` and nothing else of
+the caller's environment but ``PATH``, ``HOME`` and the locale, so no user
+configuration is read. Bytecode is cached (``PYTHONDONTWRITEBYTECODE`` unset,
+``PYTHONPYCACHEPREFIX=benchmarks/.data/pycache``), as on a user's machine; see
+``_perf.py``.
 
 * ``python -c pass`` (the venv's interpreter): the reference;
 * ``assistant --help``, ``assistant --version``, ``assistant config check``,
@@ -11,39 +16,25 @@ temporary ASSISTANT_DATA_DIR so no user configuration is read:
 Then ``python -X importtime`` shows which modules ``assistant --help`` imports (top
 10 by cumulative time, and which heavy third-party packages are among them); the
 same for ``assistant monitor logs --file <small log> -n 10``, the command people
-run most.
+run most. pyperf cannot do that part; it is one run each, outside pyperf.
 
-Target: ``assistant --help`` < 150 ms and < 8x bare python.
+Target: ``assistant --help`` < 150 ms and < 8x bare python (medians).
 
-Run: ``.venv/bin/python benchmarks/bench_startup.py [--runs N] [--json]``. About 30 s.
+Run: ``.venv/bin/python benchmarks/bench_startup.py [pyperf options: --fast, -p N,
+-n N, -o FILE ...]``. About 40 s (``--fast``: 20 s).
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    ASSISTANT,
-    PYTHON,
-    LoadWatch,
-    dump_json,
-    isolated_env,
-    machine_info,
-    median,
-    ms,
-    print_machine,
-    print_table,
-    run_quiet,
-    time_call,
-    verdict,
-)
+from _common import ASSISTANT, PYTHON, LoadWatch, print_table
+from _perf import CommandBench, Target, command_env, machine, median, summary, verdict
 
 HELP_TARGET_S = 0.150
 HELP_TARGET_RATIO = 8.0
@@ -74,14 +65,6 @@ def commands() -> dict[str, list[str]]:
         "assistant config check": [assistant, "config", "check"],
         "assistant monitor --help": [assistant, "monitor", "--help"],
     }
-
-
-def run_checked(argv: Sequence[str], env: Mapping[str, str]) -> None:
-    completed = subprocess.run(list(argv), capture_output=True, env=dict(env), check=False)
-    if completed.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(argv)} exited {completed.returncode}: {completed.stderr.decode()[-500:]}"
-        )
 
 
 ImportRow = tuple[str, str, int, int]  # module, imported by, self us, cumulative us
@@ -152,24 +135,20 @@ def print_imports(title: str, summary: Mapping[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=20, help="timed runs of each command")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    args = parser.parse_args()
-    watch = LoadWatch()
+    bench = CommandBench(__doc__, processes=10, values=2)
+    cmds = commands()
+    if bench.is_worker:
+        for name, argv in cmds.items():
+            bench.command(name, argv, {})
+        return
 
+    watch = LoadWatch()
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        env = isolated_env(Path(tmp) / "data")
-        cmds = commands()
+        env = command_env(ASSISTANT_DATA_DIR=str(Path(tmp) / "data"))
         for argv in cmds.values():
-            run_checked(argv, env)
-        times: dict[str, list[float]] = {name: [] for name in cmds}
-        for round_ in range(args.warmup + args.runs):
-            for name, argv in cmds.items():
-                seconds = time_call(partial(run_quiet, argv, env))
-                if round_ >= args.warmup:
-                    times[name].append(seconds)
+            bench.check(argv, env)  # exits 0, and fills the bytecode cache
+        for name, argv in cmds.items():
+            bench.command(name, argv, env)
 
         log = Path(tmp) / "small.jsonl"
         log.write_text(
@@ -182,39 +161,22 @@ def main() -> None:
             import_times([str(ASSISTANT), "monitor", "logs", "--file", str(log), "-n", "10"], env)
         )
 
-    med = {name: median(values) for name, values in times.items()}
-    bare = med["python -c pass"]
-    help_s = med["assistant --help"]
+    results = bench.results
+    bare = median(results["python -c pass"])
+    help_s = median(results["assistant --help"])
     met = help_s < HELP_TARGET_S and help_s / bare < HELP_TARGET_RATIO
-    info = machine_info()
-    document = {
-        "benchmark": "startup",
-        "machine": info,
-        "load": watch.report(),
-        "runs": args.runs,
-        "median_ms": {name: value * 1000 for name, value in med.items()},
-        "ratio_vs_bare_python": {name: value / bare for name, value in med.items()},
-        "all_ms": {name: [v * 1000 for v in values] for name, values in times.items()},
-        "imports_help": help_imports,
-        "imports_monitor_logs": logs_imports,
-        "target": {"help_ms": HELP_TARGET_S * 1000, "help_ratio": HELP_TARGET_RATIO, "met": met},
-    }
-    if args.json:
-        dump_json(document)
-        return
-    print_machine(info)
-    print(f"median of {args.runs} runs after {args.warmup} warm-up runs, wall time\n")
-    rows = [
-        (name, ms(value), ms(min(times[name])), f"{value / bare:.1f}x")
-        for name, value in med.items()
-    ]
-    print_table(["command", "median ms", "min ms", "vs python -c pass"], rows)
-    print(
-        f"\ntarget: assistant --help < {HELP_TARGET_S * 1000:.0f} ms and "
-        f"< {HELP_TARGET_RATIO:.0f}x bare python: {verdict(met)} "
-        f"({ms(help_s)} ms, {help_s / bare:.1f}x)"
+    target = Target(
+        f"< {HELP_TARGET_S * 1000:.0f} ms and < {HELP_TARGET_RATIO:.0f}x python -c pass", met
     )
+    print()
+    print(machine(list(results.values())))
+    derived = summary(results, "python -c pass", {"assistant --help": target})
+    bench.annotate(derived)
     print(watch.describe())
+    print(
+        f"\ntarget: assistant --help {target.text}: {verdict(met)} "
+        f"({help_s * 1000:.1f} ms, {help_s / bare:.1f}x)"
+    )
     print_imports("imports of `assistant --help`", help_imports)
     print_imports("imports of `assistant monitor logs --file F -n 10` (extra)", logs_imports)
 
