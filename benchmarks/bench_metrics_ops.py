@@ -1,7 +1,9 @@
 """Cost of one metric update on the hot path, in nanoseconds per operation.
 
-Measured in one run with ``timeit`` (N operations per repeat, the repeats of every
-case interleaved so drift hits them alike, the best repeat counts):
+Each case is a pyperf benchmark (``Runner.bench_time_func`` around
+``timeit.Timer(stmt).timeit(loops)``, the garbage collector off as in ``timeit``),
+run in pyperf's worker processes; the namespace a case needs is built lazily in
+the worker that runs it:
 
 * floor: ``d[k] = d.get(k, 0) + 1`` on a dict, the least a counter can cost;
 * ours (``assistant_monitoring.metrics``): a labelled counter ``c.labels("a",
@@ -14,39 +16,44 @@ case interleaved so drift hits them alike, the best repeat counts):
   work as our timed stage (``with h.labels(x).time(): pass`` then a labelled
   counter increment);
 * opentelemetry-sdk, with a ``MeterProvider`` and an ``InMemoryMetricReader``:
-  ``Counter.add(1, {"a": .., "b": ..})`` and ``Histogram.record(0.123, {..})``.
+  ``Counter.add(1, {"a": .., "b": ..})`` and ``Histogram.record(0.123, {..})``;
+* the timed stage and the histogram observation part by part (``stage: ...``,
+  ``observe: ...``), to show where the time goes (``--no-parts`` skips them).
 
-A peer library that is not installed is reported as "not installed".
-
-Then the timed stage and the histogram observation are split into their parts,
-each timed alone, to show where the time goes (``--profile`` adds a cProfile).
+A peer library that is not installed is reported as "not installed". After every
+value our counters are checked to hold exactly what the loop added.
 
 Targets (ours): labelled counter increment incl. label lookup <= 400 ns; histogram
 observe with labels <= 900 ns; timed stage <= 2 us. They were set on a reference
 machine where the dict floor is ~51 ns, prometheus_client's labelled inc ~1,300 ns
 (cached child ~350 ns), its Histogram.observe ~830 ns and OpenTelemetry's
-Counter.add ~6,400 ns. Every figure is printed as ns, as a ratio to the in-run dict
-floor and to the in-run prometheus_client equivalent, and the verdict is given both
-as measured and scaled to the reference machine's speed (ns x 51 / in-run floor).
+Counter.add ~6,400 ns. Every figure (pyperf's mean) is printed as a ratio to the
+in-run dict floor and to the in-run prometheus_client equivalent, and the verdict
+is given both in ns and as those ratios. ``--cprofile`` adds a cProfile of the
+timed stage.
 
-Run: ``.venv/bin/python benchmarks/bench_metrics_ops.py [--ops N] [--repeats R]
-[--json] [--profile]``. About 1 minute with the defaults on 2 cores.
+Run: ``.venv/bin/python benchmarks/bench_metrics_ops.py [--fast] [-o FILE.json]
+[--no-parts] [--cprofile]`` (and any other pyperf option). About 4 minutes with
+pyperf's defaults on 2 cores, 2 with ``--fast``.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import io
 import pstats
 import threading
 import time
 import timeit
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from _common import LoadWatch, dump_json, machine_info, print_machine, print_table, verdict
+import pyperf
+from _perf_inprocess import Load, annotate, done, is_master, make_runner, mean, verdict
 
 REFERENCE_DICT_NS = 51.0
 REFERENCES_NS = {
@@ -56,20 +63,22 @@ REFERENCES_NS = {
     "prometheus_client Histogram.labels(x).observe()": 830.0,
     "otel Counter.add(1, attrs)": 6400.0,
 }
+PROM = "prometheus_client "
+Namespace = dict[str, Any]
+Check = Callable[[Namespace], int]  # what the namespace counted so far
 
 
-@dataclass
+@dataclass(frozen=True)
 class Case:
-    """One timed statement and what it is compared with."""
+    """One timed statement, the namespace it runs in, and what it is compared with."""
 
     name: str
     stmt: str
-    namespace: dict[str, Any]
+    namespace: Callable[[], Namespace]  # built lazily, once per worker
     peer: str | None = None  # the prometheus_client case it is compared with
     target_ns: float | None = None
-    best: float = float("inf")  # seconds per op, best repeat
-    missing: str | None = None  # why it could not run ("not installed")
-    timer: timeit.Timer | None = field(default=None, repr=False)
+    counted: Check | None = None  # checked to grow by exactly the loops run
+    needs: str | None = None  # the distribution it needs, if not ours
 
 
 def version_of(distribution: str) -> str:
@@ -79,181 +88,167 @@ def version_of(distribution: str) -> str:
         return "not installed"
 
 
-def our_cases() -> list[Case]:
+@functools.cache
+def floor_ns() -> Namespace:
+    return {"d": {}, "k": ("a", "b")}
+
+
+@functools.cache
+def ours_ns() -> Namespace:
     from assistant_monitoring.metrics.instrument import Instrumentation
     from assistant_monitoring.metrics.registry import MetricsRegistry
 
     registry = MetricsRegistry()
     counter = registry.counter("bench_ops_total", "Benchmark counter.", ["a", "b"])
     histogram = registry.histogram("bench_stage_seconds", "Benchmark histogram.", ["stage"])
-    inst = Instrumentation(MetricsRegistry())
-    ns: dict[str, Any] = {
+    return {
         "c": counter,
         "child": counter.labels("a", "b"),
         "h": histogram,
-        "inst": inst,
+        "inst": Instrumentation(MetricsRegistry()),
     }
-    prom = "prometheus_client "
-    return [
-        Case(
-            "ours labels(a,b).inc()",
-            "c.labels('a', 'b').inc()",
-            ns,
-            prom + "labels(a,b).inc()",
-            400.0,
-        ),
-        Case("ours child.inc()", "child.inc()", ns, prom + "child.inc()"),
-        Case(
-            "ours Histogram.labels(x).observe()",
-            "h.labels('generate').observe(0.123)",
-            ns,
-            prom + "Histogram.labels(x).observe()",
-            900.0,
-        ),
-        Case(
-            "ours with inst.stage(x): pass",
-            "with inst.stage('generate'): pass",
-            ns,
-            prom + "stage equivalent",
-            2000.0,
-        ),
-    ]
 
 
-def prometheus_cases() -> list[Case]:
-    names = [
-        "prometheus_client labels(a,b).inc()",
-        "prometheus_client child.inc()",
-        "prometheus_client Histogram.labels(x).observe()",
-        "prometheus_client stage equivalent",
-    ]
-    try:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
-    except ImportError:
-        return [Case(name, "", {}, missing="not installed") for name in names]
+@functools.cache
+def prometheus_ns() -> Namespace:
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
     registry = CollectorRegistry()
     counter = Counter("bench_ops", "Benchmark counter.", ["a", "b"], registry=registry)
     histogram = Histogram(
         "bench_stage_seconds", "Benchmark histogram.", ["stage"], registry=registry
     )
-    stage_runs = Counter(
+    runs = Counter(
         "bench_stage_runs", "Benchmark stage runs.", ["stage", "status"], registry=registry
     )
-    ns: dict[str, Any] = {
-        "c": counter,
-        "child": counter.labels("a", "b"),
-        "h": histogram,
-        "runs": stage_runs,
-    }
-    stage = "with h.labels('generate').time(): pass\nruns.labels('generate', 'success').inc()"
-    stmts = [
-        "c.labels('a', 'b').inc()",
-        "child.inc()",
-        "h.labels('generate').observe(0.123)",
-        stage,
-    ]
-    return [Case(name, stmt, ns, peer=name) for name, stmt in zip(names, stmts, strict=True)]
+    return {"c": counter, "child": counter.labels("a", "b"), "h": histogram, "runs": runs}
 
 
-def otel_cases() -> list[Case]:
-    names = ["otel Counter.add(1, attrs)", "otel Histogram.record(0.123, attrs)"]
-    try:
-        from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    except ImportError:
-        return [Case(name, "", {}, missing="not installed") for name in names]
-    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    meter = provider.get_meter("bench")
-    ns: dict[str, Any] = {
+@functools.cache
+def otel_ns() -> Namespace:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("bench")
+    return {
         "oc": meter.create_counter("bench_ops"),
         "oh": meter.create_histogram("bench_stage_seconds", unit="s"),
     }
-    return [
-        Case(
-            names[0],
-            "oc.add(1, {'a': 'a', 'b': 'b'})",
-            ns,
-            peer="prometheus_client labels(a,b).inc()",
-        ),
-        Case(
-            names[1],
-            "oh.record(0.123, {'stage': 'generate'})",
-            ns,
-            peer="prometheus_client Histogram.labels(x).observe()",
-        ),
-    ]
 
 
-def part_cases() -> list[Case]:
-    """Our timed stage and histogram observation, part by part."""
+@functools.cache
+def parts_ns() -> Namespace:
     from assistant_monitoring.metrics.instrument import Instrumentation, Timer
     from assistant_monitoring.metrics.registry import MetricsRegistry
 
     inst = Instrumentation(MetricsRegistry())
-    m = inst.metrics
 
     def noop(_seconds: float, _error: BaseException | None) -> None:
         return None
 
-    ns: dict[str, Any] = {
+    return {
         "inst": inst,
-        "m": m,
+        "m": inst.metrics,
         "Timer": Timer,
         "noop": noop,
         "timer": Timer(noop),
         "perf_counter": time.perf_counter,
-        "hc": m.stage_duration.labels("generate"),
+        "hc": inst.metrics.stage_duration.labels("generate"),
         "lock": threading.Lock(),
     }
-    return [
-        Case("stage: inst.stage(x) (closure, lambda, Timer)", "inst.stage('generate')", ns),
-        Case("stage: Timer(no-op) construction", "Timer(noop, clock=perf_counter)", ns),
-        Case("stage: with <built Timer(no-op)>: pass", "with timer: pass", ns),
-        Case("stage: perf_counter()", "perf_counter()", ns),
-        Case(
-            "stage: stage_runs.labels(x, status).inc()",
-            "m.stage_runs.labels('generate', 'success').inc()",
-            ns,
-        ),
-        Case(
-            "stage: stage_duration.labels(x).observe(v)",
-            "m.stage_duration.labels('generate').observe(0.123)",
-            ns,
-        ),
-        Case("observe: cached child .observe(v)", "hc.observe(0.123)", ns),
-        Case("observe: 'with lock: pass' (its lock)", "with lock: pass", ns),
-        Case("observe: 'x = min(x, v)' (one of two)", "hc.min = min(hc.min, 0.123)", ns),
-    ]
 
 
-def measure(cases: list[Case], ops: int, repeats: int) -> None:
-    """Best seconds per op of each case; repeats interleaved across cases."""
-    runnable = [case for case in cases if case.missing is None]
-    for case in runnable:
-        case.timer = timeit.Timer(case.stmt, globals=case.namespace)
-        case.timer.timeit(ops // 10)  # warm-up: children created, caches filled
-    for _ in range(repeats):
-        for case in runnable:
-            assert case.timer is not None
-            case.best = min(case.best, case.timer.timeit(ops) / ops)
+def _child_value(ns: Namespace) -> int:
+    return int(ns["child"].value)
 
 
-def check_counts(cases: list[Case], ops: int, repeats: int) -> None:
-    """Our counters hold exactly what was added: the loop did the work it claims."""
-    expected = ops // 10 + ops * repeats
-    by_name = {case.name: case for case in cases}
-    labelled = by_name["ours labels(a,b).inc()"].namespace["child"]
-    # The labelled case and the cached-child case share one child.
-    if labelled.value != 2 * expected:
-        raise RuntimeError(f"counter holds {labelled.value}, expected {2 * expected}")
-    inst = by_name["ours with inst.stage(x): pass"].namespace["inst"]
-    runs = inst.metrics.stage_runs.labels("generate", "success").value
-    if runs != expected:
-        raise RuntimeError(f"stage runs {runs}, expected {expected}")
+def _stage_runs(ns: Namespace) -> int:
+    return int(ns["inst"].metrics.stage_runs.labels("generate", "success").value)
 
 
-def ns(case: Case) -> float:
-    return case.best * 1e9
+CASES = [
+    Case("dict floor", "d[k] = d.get(k, 0) + 1", floor_ns),
+    Case(
+        "ours labels(a,b).inc()",
+        "c.labels('a', 'b').inc()",
+        ours_ns,
+        PROM + "labels(a,b).inc()",
+        400.0,
+        _child_value,
+    ),
+    Case("ours child.inc()", "child.inc()", ours_ns, PROM + "child.inc()", counted=_child_value),
+    Case(
+        "ours Histogram.labels(x).observe()",
+        "h.labels('generate').observe(0.123)",
+        ours_ns,
+        PROM + "Histogram.labels(x).observe()",
+        900.0,
+    ),
+    Case(
+        "ours with inst.stage(x): pass",
+        "with inst.stage('generate'): pass",
+        ours_ns,
+        PROM + "stage equivalent",
+        2000.0,
+        _stage_runs,
+    ),
+    *(
+        Case(PROM + name, stmt, prometheus_ns, PROM + name, needs="prometheus_client")
+        for name, stmt in (
+            ("labels(a,b).inc()", "c.labels('a', 'b').inc()"),
+            ("child.inc()", "child.inc()"),
+            ("Histogram.labels(x).observe()", "h.labels('generate').observe(0.123)"),
+            (
+                "stage equivalent",
+                "with h.labels('generate').time(): pass\nruns.labels('generate', 'success').inc()",
+            ),
+        )
+    ),
+    Case(
+        "otel Counter.add(1, attrs)",
+        "oc.add(1, {'a': 'a', 'b': 'b'})",
+        otel_ns,
+        PROM + "labels(a,b).inc()",
+        needs="opentelemetry-sdk",
+    ),
+    Case(
+        "otel Histogram.record(0.123, attrs)",
+        "oh.record(0.123, {'stage': 'generate'})",
+        otel_ns,
+        PROM + "Histogram.labels(x).observe()",
+        needs="opentelemetry-sdk",
+    ),
+]
+
+PARTS = [
+    Case("stage: inst.stage(x) (closure, lambda, Timer)", "inst.stage('generate')", parts_ns),
+    Case("stage: Timer(no-op) construction", "Timer(noop, clock=perf_counter)", parts_ns),
+    Case("stage: with <built Timer(no-op)>: pass", "with timer: pass", parts_ns),
+    Case("stage: perf_counter()", "perf_counter()", parts_ns),
+    Case(
+        "stage: stage_runs.labels(x, status).inc()",
+        "m.stage_runs.labels('generate', 'success').inc()",
+        parts_ns,
+    ),
+    Case(
+        "stage: stage_duration.labels(x).observe(v)",
+        "m.stage_duration.labels('generate').observe(0.123)",
+        parts_ns,
+    ),
+    Case("observe: cached child .observe(v)", "hc.observe(0.123)", parts_ns),
+    Case("observe: 'with lock: pass' (its lock)", "with lock: pass", parts_ns),
+    Case("observe: 'x = min(x, v)' (one of two)", "hc.min = min(hc.min, 0.123)", parts_ns),
+]
+
+
+def time_case(loops: int, case: Case) -> float:
+    """pyperf's time function: ``loops`` runs of the statement, in seconds."""
+    ns = case.namespace()
+    before = case.counted(ns) if case.counted else 0
+    elapsed = timeit.Timer(case.stmt, globals=ns).timeit(loops)
+    if case.counted and case.counted(ns) - before != loops:
+        raise RuntimeError(f"{case.name}: counted {case.counted(ns) - before}, ran {loops}")
+    return elapsed
 
 
 def profile_stage(ops: int) -> str:
@@ -272,147 +267,106 @@ def profile_stage(ops: int) -> str:
     return out.getvalue()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--ops", type=int, default=200_000, help="operations per repeat")
-    parser.add_argument("--repeats", type=int, default=7, help="repeats per case (best counts)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.add_argument("--profile", action="store_true", help="cProfile the timed stage")
-    args = parser.parse_args(argv)
-
-    watch = LoadWatch()
-    floor = Case("dict floor", "d[k] = d.get(k, 0) + 1", {"d": {}, "k": ("a", "b")})
-    ours, prom, otel = our_cases(), prometheus_cases(), otel_cases()
-    cases = [floor, *ours, *prom, *otel]
-    measure(cases, args.ops, args.repeats)
-    check_counts(cases, args.ops, args.repeats)
-    parts = part_cases()
-    measure(parts, args.ops, max(3, args.repeats // 2))
-
-    by_name = {case.name: case for case in cases}
-    scale = REFERENCE_DICT_NS / ns(floor)
-
-    def vs_peer(case: Case) -> float | None:
-        peer = by_name.get(case.peer or "")
-        if case.missing or peer is None or peer.missing:
-            return None
-        return case.best / peer.best
-
-    info = machine_info()
-    info["prometheus_client"] = version_of("prometheus_client")
-    info["opentelemetry-sdk"] = version_of("opentelemetry-sdk")
-    rows = []
-    for case in cases:
-        row: dict[str, Any] = {"case": case.name, "stmt": case.stmt}
-        if case.missing:
-            row["missing"] = case.missing
-        else:
-            row["ns"] = ns(case)
-            row["x_dict"] = case.best / floor.best
-            row["x_prometheus"] = vs_peer(case)
-            row["ns_at_reference_speed"] = ns(case) * scale
-        row["reference_ns"] = REFERENCES_NS.get(case.name)
-        if case.target_ns is not None:
-            # The target in ns, and the same target as ratios to the reference machine's
-            # dict floor and prometheus_client figure (comparable across machines).
-            row["target_ns"] = case.target_ns
-            row["met"] = ns(case) <= case.target_ns
-            row["target_x_dict"] = case.target_ns / REFERENCE_DICT_NS
-            row["met_x_dict"] = row["x_dict"] <= row["target_x_dict"]
-            peer_reference = REFERENCES_NS.get(case.peer or "")
-            if peer_reference is not None and row["x_prometheus"] is not None:
-                row["target_x_prometheus"] = case.target_ns / peer_reference
-                row["met_x_prometheus"] = row["x_prometheus"] <= row["target_x_prometheus"]
-        rows.append(row)
-    part_rows = [{"part": case.name, "stmt": case.stmt, "ns": ns(case)} for case in parts]
-
-    if args.json:
-        dump_json(
-            {
-                "machine": info,
-                "load": watch.report(),
-                "ops": args.ops,
-                "repeats": args.repeats,
-                "scale_to_reference": scale,
-                "cases": rows,
-                "parts": part_rows,
-            }
-        )
-        return
-
-    print_machine(info)
-    print(
-        f"prometheus_client {info['prometheus_client']}, "
-        f"opentelemetry-sdk {info['opentelemetry-sdk']}; "
-        f"{args.ops:,} ops per repeat, best of {args.repeats}"
-    )
-    print(
-        f"in-run dict floor {ns(floor):.0f} ns vs ~{REFERENCE_DICT_NS:.0f} ns on the reference "
-        f"machine: by that yardstick this machine runs at {scale:.2f}x the reference speed\n"
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-parts", action="store_true", help="skip the part-by-part cases")
+    parser.add_argument(
+        "--cprofile", action="store_true", help="also cProfile 200,000 timed stages"
     )
 
-    def fmt(value: float | None, pattern: str, suffix: str = "") -> str:
-        return "-" if value is None else format(value, pattern) + suffix
 
-    table = []
-    for row in rows:
-        if "missing" in row:
-            table.append(
-                [row["case"], row["missing"], "", "", "", fmt(row["reference_ns"], ",.0f")]
-            )
+def report(
+    runner: pyperf.Runner, benches: dict[str, pyperf.Benchmark], missing: dict[str, str]
+) -> dict[str, dict[str, str | float]]:
+    """Print the ratios and verdicts; return them as metadata for ``-o``."""
+    floor = mean(benches["dict floor"])
+    scale = REFERENCE_DICT_NS / (floor * 1e9)
+    print(
+        f"\nprometheus_client {version_of('prometheus_client')}, opentelemetry-sdk "
+        f"{version_of('opentelemetry-sdk')}; pyperf means. In-run dict floor "
+        f"{floor * 1e9:.0f} ns vs ~{REFERENCE_DICT_NS:.0f} ns on the reference machine: by "
+        f"that yardstick this machine runs at {scale:.2f}x the reference speed.\n"
+    )
+    print(f"{'case':<50} {'ns/op':>7} {'x dict':>7} {'x prom':>7} {'ns@ref':>7} {'ref ns':>7}")
+    annotations: dict[str, dict[str, str | float]] = {}
+    for case in CASES:
+        reference = REFERENCES_NS.get(case.name)
+        ref = f"{reference:,.0f}" if reference else "-"
+        if case.name in missing:
+            print(f"{case.name:<50} {missing[case.name]:>7} {'':>7} {'':>7} {'':>7} {ref:>7}")
             continue
-        table.append(
-            [
-                row["case"],
-                f"{row['ns']:,.0f}",
-                f"{row['x_dict']:.1f}x",
-                fmt(row["x_prometheus"], ".2f", "x"),
-                f"{row['ns_at_reference_speed']:,.0f}",
-                fmt(row["reference_ns"], ",.0f"),
-            ]
+        value = mean(benches[case.name])
+        peer = benches.get(case.peer or "")
+        x_prom = value / mean(peer) if peer is not None else None
+        prom = f"{x_prom:.2f}x" if x_prom is not None else "-"
+        print(
+            f"{case.name:<50} {value * 1e9:>7,.0f} {value / floor:>6.1f}x {prom:>7} "
+            f"{value * 1e9 * scale:>7,.0f} {ref:>7}"
         )
-    print_table(["case", "ns/op", "x dict", "x prometheus", "ns x ref/floor", "ref. ns"], table)
+        annotations[case.name] = {"ratio_vs_dict_floor": round(value / floor, 3)}
+        if x_prom is not None:
+            annotations[case.name]["ratio_vs_prometheus_client"] = round(x_prom, 3)
     print(
-        "x prometheus: against the prometheus_client equivalent in this run (1.00x for its "
-        "own rows);\nns x ref/floor: ns scaled by the dict floor to the reference machine; "
-        "ref. ns: measured there."
+        "x prom: against the prometheus_client equivalent in this run; ns@ref: ns scaled by "
+        "the dict floor to the reference machine; ref ns: measured there."
     )
 
-    print("\nTargets (ours): in ns as measured, and as ratios to the in-run references")
-    target_rows = [
-        [
-            row["case"],
-            f"{row['ns']:,.0f} / {row['target_ns']:,.0f}",
-            verdict(row["met"]),
-            f"{row['x_dict']:.1f}x / {row['target_x_dict']:.1f}x",
-            verdict(row["met_x_dict"]),
-            f"{row['x_prometheus']:.2f}x / {row['target_x_prometheus']:.2f}x"
-            if "target_x_prometheus" in row
-            else "-",
-            verdict(row["met_x_prometheus"]) if "met_x_prometheus" in row else "-",
-        ]
-        for row in rows
-        if "target_ns" in row and "missing" not in row
-    ]
-    print_table(
-        ["case", "ns / target", "ns", "x dict / target", "x dict", "x prom / target", "x prom"],
-        target_rows,
-    )
+    print("\nTargets (ours), in ns as measured and as ratios to the in-run references:")
+    for case in CASES:
+        if case.target_ns is None:
+            continue
+        value_ns = mean(benches[case.name]) * 1e9
+        x_dict, target_x_dict = value_ns / 1e9 / floor, case.target_ns / REFERENCE_DICT_NS
+        line = (
+            f"  {case.name}: {value_ns:,.0f} / {case.target_ns:,.0f} ns "
+            f"{verdict(value_ns <= case.target_ns)}; x dict {x_dict:.1f}x / "
+            f"{target_x_dict:.1f}x {verdict(x_dict <= target_x_dict)}"
+        )
+        entry = annotations[case.name]
+        entry.update(target_ns=case.target_ns, target_ns_met=verdict(value_ns <= case.target_ns))
+        entry.update(
+            target_x_dict=round(target_x_dict, 3), x_dict_met=verdict(x_dict <= target_x_dict)
+        )
+        peer_reference = REFERENCES_NS.get(case.peer or "")
+        if peer_reference is not None and "ratio_vs_prometheus_client" in entry:
+            x_prom = float(entry["ratio_vs_prometheus_client"])
+            target = case.target_ns / peer_reference
+            line += f"; x prom {x_prom:.2f}x / {target:.2f}x {verdict(x_prom <= target)}"
+            entry.update(
+                target_x_prometheus=round(target, 3), x_prometheus_met=verdict(x_prom <= target)
+            )
+        print(line)
     print(
         "ratio targets: the ns target divided by the reference machine's dict floor (51 ns) "
         "and prometheus_client figure (1,300 ns labelled inc, 830 ns observe)."
     )
+    if not runner.args.no_parts:
+        stage = mean(benches["ours with inst.stage(x): pass"]) * 1e9
+        print(f"\nWhere the time goes (each part timed alone; the whole stage: {stage:,.0f} ns):")
+        for case in PARTS:
+            print(f"  {case.name:<48} {mean(benches[case.name]) * 1e9:>7,.0f} ns")
+    return annotations
 
-    print("\nWhere the time goes (each part timed alone, ns/op):")
-    print_table(["part", "ns/op"], [[row["part"], f"{row['ns']:,.0f}"] for row in part_rows])
-    stage_total = ns(by_name["ours with inst.stage(x): pass"])
-    print(f"(the whole timed stage: {stage_total:,.0f} ns)")
 
-    print(f"\n{watch.describe()}")
-
-    if args.profile:
+def main() -> None:
+    runner = make_runner(__doc__ or "", add_arguments, forward=["--no-parts"])
+    load = Load() if is_master(runner) else None
+    missing = {
+        case.name: "not installed"
+        for case in CASES
+        if case.needs and version_of(case.needs) == "not installed"
+    }
+    cases = [case for case in CASES if case.name not in missing]
+    if not runner.args.no_parts:
+        cases += PARTS
+    benches = {case.name: runner.bench_time_func(case.name, time_case, case) for case in cases}
+    if load is None:
+        return
+    annotations = report(runner, done(benches), missing)
+    annotate(runner, {name: {**annotations.get(name, {}), **load.metadata()} for name in benches})
+    print(f"\n{load.describe()}")
+    if runner.args.cprofile:
         print("\ncProfile of 'with inst.stage(x): pass' (tottime):")
-        print(profile_stage(args.ops))
+        print(profile_stage(200_000))
 
 
 if __name__ == "__main__":
