@@ -280,7 +280,8 @@ def summary(
     """
     targets = targets or {}
     ref = results[reference]
-    rows = [["benchmark", "median", "+- MAD", f"x {reference}", "peak RSS", "target"]]
+    ref_head = f"x {reference}" if len(reference) <= 24 else "x ref"
+    rows = [["benchmark", "median", "+- MAD", ref_head, "peak RSS", "target"]]
     derived: dict[str, dict[str, str | int | float]] = {}
     floor = False
     for name, bench in results.items():
@@ -308,6 +309,10 @@ def summary(
         derived[name] = entry
     if title:
         print(f"\n{title}")
+    if ref_head == "x ref":
+        print(f"ref: {reference}")
+    if all(row[4] == "-" for row in rows[1:]):
+        rows = [row[:4] + row[5:] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [

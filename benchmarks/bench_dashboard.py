@@ -9,106 +9,79 @@ real ``RunStore``, 50 error lines written through the real JSON log sinks
 temporary ``ASSISTANT_DATA_DIR``. ``--once`` runs the health checks, which call the
 LLM API (``GET /v1/models``): ``LLM_BASE_URL``/``LLM_API_KEY`` point at the stub LLM
 server (``assistant.stubllm.StubLLMServer``) started inside this process, so it works
-offline and the checks are healthy. Every other assistant setting of the calling
-shell is removed.
+offline and the checks are healthy. Nothing else of the caller's environment is
+kept but ``PATH``, ``HOME`` and the locale; bytecode is cached
+(``PYTHONDONTWRITEBYTECODE`` unset, ``PYTHONPYCACHEPREFIX=benchmarks/.data/pycache``),
+as an installed copy has it (see ``_perf.py``).
 
-Measured, in the same run:
+Measured with pyperf, in the same run (by default 5 worker processes x (1 warm-up +
+3 values) per benchmark, one benchmark after the other):
 
 * the installed command, ``.venv/bin/assistant monitor dashboard --once`` (the
-  default ``--period 60m``), with ``COLUMNS=120 LINES=40`` and stdout read through a
-  pipe, against ``.venv/bin/python -c pass`` and ``assistant --version`` (start-up
-  alone); also ``--period 24h`` for context. Median of 10 runs after a warm-up,
-  commands taking turns so drift hits them alike; CPU time of each from ``wait4``,
-  and its peak RSS from 3 more runs under GNU ``time -f %M`` (``wait4``'s own figure
-  includes this benchmark process's memory up to the ``exec``; see ``_common.py``);
-  the frame is checked once (exit 0, healthy, its panels there, the failed runs and
-  the error lines shown). The bytecode is cached under ``benchmarks/.data/dashboard``
-  (``PYTHONPYCACHEPREFIX``), as an installed copy has it; when the environment sets
-  ``PYTHONDONTWRITEBYTECODE``, one more row shows the command as it runs there;
-* in process (settings loaded once, median of 10 after a warm-up):
-  ``take_snapshot()`` with a new ``HealthProbe`` (the checks run, as in ``--once``),
-  ``take_snapshot()`` with the probe's report cached (what a live refresh costs
-  between health checks), ``render_frame()`` alone (it builds the rich layout), and
-  ``render_frame()`` plus printing it to a 120x40 in-memory console (what ``--once``
-  does after the snapshot); and the parts of a snapshot: ``metrics_report``, the
-  health checks, the store reads (per-minute series, today's cost, breakers, failed
-  runs, alerts) and the error log.
+  default ``--period 60m``), with ``COLUMNS=120 LINES=40``, against
+  ``.venv/bin/python -c pass`` and ``assistant --version`` (start-up alone); also
+  ``--period 24h`` for context (``Runner.bench_command``: wall time, stdout to
+  /dev/null; peak RSS from pyperf's ``command_max_rss``). Each command first runs
+  once, its frame checked (exit 0, healthy, its panels there, the failed runs and
+  the error lines shown);
+* in process (``Runner.bench_time_func``; each worker loads the settings and
+  warms up once, untimed): ``take_snapshot()`` with a new ``HealthProbe`` (the
+  checks run, as in ``--once``), ``take_snapshot()`` with the probe's report cached
+  (what a live refresh costs between health checks), ``render_frame()`` alone (it
+  builds the rich layout), and ``render_frame()`` plus printing it to a 120x40
+  in-memory console (what ``--once`` does after the snapshot); and the parts of a
+  snapshot: ``metrics_report``, the health checks, the store reads (per-minute
+  series, today's cost, breakers, failed runs, alerts) and the error log.
 
-Target: ``monitor dashboard --once`` < 500 ms (wall, installed command).
+Target: ``monitor dashboard --once`` < 500 ms (median wall, installed command).
 
-Run: ``.venv/bin/python benchmarks/bench_dashboard.py [--runs N] [--json]``. About
-1 minute (the store's top-up takes longer late in the UTC day).
+Run: ``.venv/bin/python benchmarks/bench_dashboard.py [--show-frame] [--no-in-process]
+[pyperf options: --fast, -p N, -n N, -o FILE ...]``. About 2 minutes (``--fast``: 1
+minute; the store's top-up takes longer late in the UTC day).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    ASSISTANT,
-    DATA_DIR,
-    GNU_TIME,
-    PYTHON,
-    ChildRun,
-    LoadWatch,
-    dump_json,
-    machine_info,
+from _common import ASSISTANT, PYTHON, LoadWatch
+from _perf import (
+    BENCH_API_KEY,
+    CommandBench,
+    Target,
+    command_env,
+    machine,
     median,
-    print_machine,
-    print_table,
-    run_with_rusage,
-    stub_env,
-    time_call,
+    summary,
     verdict,
 )
 
 TARGET_S = 0.500
-ROOT = DATA_DIR / "dashboard"
-PYCACHE = ROOT / "pycache"
 WIDTH, HEIGHT = 120, 40
 PERIOD = "60m"
 ERROR_LINES = 50
 TARGET_ROW = "monitor dashboard --once"
-
-Command = tuple[list[str], dict[str, str]]
-
-
-def base_env(data_dir: Path, stub_url: str) -> dict[str, str]:
-    """The caller's environment without any assistant setting, plus ours."""
-    return stub_env(data_dir, stub_url, COLUMNS=str(WIDTH), LINES=str(HEIGHT))
+REFERENCE = "python -c pass"
 
 
-def cached_env(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` with the bytecode written to (and read from) a cache, as an install has it."""
-    cached = dict(env)
-    cached.pop("PYTHONDONTWRITEBYTECODE", None)
-    cached["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    return cached
-
-
-def commands(inherited: dict[str, str]) -> dict[str, Command]:
-    env = cached_env(inherited)
+def commands() -> dict[str, list[str]]:
     dashboard = [str(ASSISTANT), "monitor", "dashboard", "--once"]
-    cmds: dict[str, Command] = {
-        "python -c pass": ([str(PYTHON), "-c", "pass"], env),
-        "assistant --version (start-up only)": ([str(ASSISTANT), "--version"], env),
-        TARGET_ROW: (dashboard, env),
-        "monitor dashboard --once --period 24h": ([*dashboard, "--period", "24h"], env),
+    return {
+        REFERENCE: [str(PYTHON), "-c", "pass"],
+        "assistant --version (start-up only)": [str(ASSISTANT), "--version"],
+        TARGET_ROW: dashboard,
+        "monitor dashboard --once --period 24h": [*dashboard, "--period", "24h"],
     }
-    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        cmds["monitor dashboard --once, PYTHONDONTWRITEBYTECODE=1 inherited"] = (
-            dashboard,
-            inherited,
-        )
-    return cmds
 
 
 def write_error_lines(settings: Any, count: int) -> None:
@@ -137,11 +110,8 @@ def write_error_lines(settings: Any, count: int) -> None:
         logger.remove()
 
 
-def check_frame(name: str, run: ChildRun) -> None:
+def check_frame(name: str, text: str) -> None:
     """The frame must be healthy and show its panels, failed runs and error lines."""
-    text = run.stdout.decode(errors="replace")
-    if run.exit_code != 0:
-        raise RuntimeError(f"{name}: exit {run.exit_code}: {text[-800:]}")
     if not name.startswith("monitor dashboard"):
         return
     for needed in ("HEALTHY", "health", "breakers", "activity", "models", "run_", "TimeoutError"):
@@ -152,104 +122,138 @@ def check_frame(name: str, run: ChildRun) -> None:
         raise RuntimeError(f"{name}: a line of {widest} columns (COLUMNS={WIDTH})")
 
 
-def time_commands(cmds: Mapping[str, Command], runs: int) -> tuple[dict[str, list[ChildRun]], str]:
-    frame = ""
-    for name, (argv, env) in cmds.items():
-        first = run_with_rusage(argv, env)  # warm-up (page cache, bytecode cache), and a check
-        check_frame(name, first)
-        if name == TARGET_ROW:
-            frame = first.stdout.decode(errors="replace")
-    results: dict[str, list[ChildRun]] = {name: [] for name in cmds}
-    for _ in range(runs):
-        for name, (argv, env) in cmds.items():
-            run = run_with_rusage(argv, env)
-            if run.exit_code != 0:
-                raise RuntimeError(f"{name}: exit {run.exit_code}")
-            results[name].append(run)
-    return results, frame
+# -- in process, in pyperf's workers ----------------------------------------------------
 
 
-def peak_rss(cmds: Mapping[str, Command], runs: int = 3) -> dict[str, float]:
-    """Median peak RSS (MiB) of each command, from separate runs under GNU time."""
-    if not GNU_TIME.exists():
-        return {}
-    return {
-        name: median([run_with_rusage(argv, env, peak_rss=True).max_rss_kib for _ in range(runs)])
-        / 1024
-        for name, (argv, env) in cmds.items()
-    }
+@dataclass(frozen=True)
+class Context:
+    settings: Any
+    warm: Any  # a HealthProbe whose report is cached
+    snapshot: Any
 
 
-def time_in_process(env: Mapping[str, str], runs: int) -> dict[str, list[float]]:
-    from rich.console import Console
-
-    from assistant_monitoring.dashboard import HealthProbe, render_frame, take_snapshot
-    from assistant_monitoring.dashboard.data import _error_lines, _read_store
-    from assistant_monitoring.metrics.service import metrics_report
+@functools.cache
+def context() -> Context:
+    """The settings of the worker's environment (the benchmark's), a warm probe, a
+    snapshot; checked. Made once per worker, before its first timed value."""
+    from assistant_monitoring.dashboard import HealthProbe, take_snapshot
     from assistant_monitoring.settings import load_settings
 
-    settings = load_settings(environ=env).settings
+    settings = load_settings(environ=dict(os.environ)).settings
     warm = HealthProbe(settings, 3600.0)
-    snapshot = take_snapshot(settings, period=PERIOD, health=warm)  # warm-up, and a check
+    snapshot = take_snapshot(settings, period=PERIOD, health=warm)
     if snapshot.health is None or snapshot.health.status.value != "healthy":
         raise RuntimeError(f"in process: health {snapshot.health}")
     if not snapshot.report.get("has_data") or not snapshot.failed_runs:
         raise RuntimeError("in process: no data, or no failed runs, in the snapshot")
-
-    def fresh_snapshot() -> None:
-        take_snapshot(settings, period=PERIOD, health=HealthProbe(settings, 30.0))
-
-    def cached_snapshot() -> None:
-        take_snapshot(settings, period=PERIOD, health=warm)
-
-    def render() -> None:
-        render_frame(snapshot, width=WIDTH, height=HEIGHT, profile=settings.profile)
-
-    def render_and_print() -> None:
-        console = Console(
-            file=io.StringIO(), width=WIDTH, height=HEIGHT, force_terminal=False, color_system=None
-        )
-        frame = render_frame(snapshot, width=WIDTH, height=HEIGHT, profile=settings.profile)
-        console.print(frame, height=max(console.height, 24))
-
-    def health_checks() -> None:
-        HealthProbe(settings, 30.0).get()
-
-    def report() -> None:
-        metrics_report(settings, period=PERIOD)
-
-    def store_reads() -> None:
-        now = time.time()
-        _read_store(snapshot, settings, now - 3600, now)
-
-    def error_log() -> None:
-        _error_lines(settings)
-
-    calls: dict[str, Callable[[], None]] = {
-        "take_snapshot(), new HealthProbe (checks run, as --once)": fresh_snapshot,
-        "take_snapshot(), health report cached": cached_snapshot,
-        "render_frame() alone (builds the layout)": render,
-        "render_frame() + print to a 120x40 console": render_and_print,
-        "  part: health checks (run_health, 5 checks)": health_checks,
-        f"  part: metrics_report(period={PERIOD!r})": report,
-        "  part: store reads (minutes, cost today, breakers, runs, alerts)": store_reads,
-        "  part: last error lines (error.jsonl)": error_log,
-    }
-    for call in calls.values():
-        call()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(runs):
-        for name, call in calls.items():
-            times[name].append(time_call(call))
-    return times
+    return Context(settings, warm, snapshot)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--runs", type=int, default=10, help="timed runs per command")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+def fresh_snapshot(ctx: Context) -> None:
+    from assistant_monitoring.dashboard import HealthProbe, take_snapshot
+
+    take_snapshot(ctx.settings, period=PERIOD, health=HealthProbe(ctx.settings, 30.0))
+
+
+def cached_snapshot(ctx: Context) -> None:
+    from assistant_monitoring.dashboard import take_snapshot
+
+    take_snapshot(ctx.settings, period=PERIOD, health=ctx.warm)
+
+
+def render(ctx: Context) -> None:
+    from assistant_monitoring.dashboard import render_frame
+
+    render_frame(ctx.snapshot, width=WIDTH, height=HEIGHT, profile=ctx.settings.profile)
+
+
+def render_and_print(ctx: Context) -> None:
+    from rich.console import Console
+
+    from assistant_monitoring.dashboard import render_frame
+
+    console = Console(
+        file=io.StringIO(), width=WIDTH, height=HEIGHT, force_terminal=False, color_system=None
+    )
+    frame = render_frame(ctx.snapshot, width=WIDTH, height=HEIGHT, profile=ctx.settings.profile)
+    console.print(frame, height=max(console.height, 24))
+
+
+def health_checks(ctx: Context) -> None:
+    from assistant_monitoring.dashboard import HealthProbe
+
+    HealthProbe(ctx.settings, 30.0).get()
+
+
+def report(ctx: Context) -> None:
+    from assistant_monitoring.metrics.service import metrics_report
+
+    metrics_report(ctx.settings, period=PERIOD)
+
+
+def store_reads(ctx: Context) -> None:
+    from assistant_monitoring.dashboard.data import _read_store
+
+    now = time.time()
+    _read_store(ctx.snapshot, ctx.settings, now - 3600, now)
+
+
+def error_log(ctx: Context) -> None:
+    from assistant_monitoring.dashboard.data import _error_lines
+
+    _error_lines(ctx.settings)
+
+
+IN_PROCESS: dict[str, Callable[[Context], object]] = {
+    "take_snapshot(), new HealthProbe (checks run, as --once)": fresh_snapshot,
+    "take_snapshot(), health report cached": cached_snapshot,
+    "render_frame() alone (builds the layout)": render,
+    "render_frame() + print to a 120x40 console": render_and_print,
+    "part: health checks (run_health, 5 checks)": health_checks,
+    f"part: metrics_report(period={PERIOD!r})": report,
+    "part: store reads (minutes, cost today, breakers, runs, alerts)": store_reads,
+    "part: last error lines (error.jsonl)": error_log,
+}
+
+
+def timed(call: Callable[[Context], object]) -> Callable[[int], float]:
+    """A ``bench_time_func`` function: the context made first, untimed."""
+
+    def time_func(loops: int) -> float:
+        ctx = context()
+        started = time.perf_counter()
+        for _ in range(loops):
+            call(ctx)
+        return time.perf_counter() - started
+
+    return time_func
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show-frame", action="store_true", help="print one frame too")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--no-in-process", action="store_true", help="time the installed command only"
+    )
+
+
+def run_benchmarks(bench: CommandBench, env: dict[str, str]) -> None:
+    """The same calls, in the same order, in the master and in every worker."""
+    for name, argv in commands().items():
+        bench.command(name, argv, env)
+    if not bench.state.get("no_in_process"):
+        for name, call in IN_PROCESS.items():
+            bench.time_func(name, timed(call), env)
+
+
+def main() -> None:
+    bench = CommandBench(__doc__, processes=5, values=3, add_arguments=add_arguments)
+    args = bench.args
+    if bench.is_worker:
+        run_benchmarks(bench, {})
+        return
 
     from _month_store import migrate_database, prepare_month_store, seed_runs
 
@@ -257,7 +261,6 @@ def main(argv: list[str] | None = None) -> None:
     from assistant_monitoring.settings import load_settings
 
     watch = LoadWatch()
-    ROOT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     data_dir = work / "data"
     stub = StubLLMServer(host="127.0.0.1").start()
@@ -266,59 +269,36 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         runs_written: dict[str, float] = dict(seed_runs(data_dir, hours=24))
         runs_written["seconds"] = round(time.perf_counter() - started, 1)
-        inherited = base_env(data_dir, stub.url)
-        migrate_database(cached_env(inherited))
-        write_error_lines(load_settings(environ=inherited).settings, ERROR_LINES)
+        env = command_env(
+            ASSISTANT_DATA_DIR=str(data_dir),
+            LLM_BASE_URL=stub.url,
+            LLM_API_KEY=BENCH_API_KEY,
+            COLUMNS=str(WIDTH),
+            LINES=str(HEIGHT),
+        )
+        migrate_database(env)
+        write_error_lines(load_settings(environ=env).settings, ERROR_LINES)
+        frame = ""
+        for name, argv in commands().items():
+            # Checked once; this run also fills the bytecode cache.
+            text = bench.check(argv, env).stdout.decode(errors="replace")
+            check_frame(name, text)
+            if name == TARGET_ROW:
+                frame = text
+        bench.share(no_in_process=args.no_in_process)
         models_before = len(stub.requests)
-        cli, frame = time_commands(commands(inherited), args.runs)
-        cli_models = len(stub.requests) - models_before
-        rss = peak_rss(commands(inherited))
-        in_process = time_in_process(cached_env(inherited), args.runs)
+        run_benchmarks(bench, env)
+        models = len(stub.requests) - models_before
     finally:
         stub.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    bare = median([r.wall_s for r in cli["python -c pass"]])
-    cli_rows: list[dict[str, Any]] = []
-    for name, results in cli.items():
-        walls = [r.wall_s for r in results]
-        row: dict[str, Any] = {
-            "command": name,
-            "median_ms": median(walls) * 1000,
-            "min_ms": min(walls) * 1000,
-            "x_python": median(walls) / bare,
-            "minus_python_ms": (median(walls) - bare) * 1000,
-            "peak_rss_mib": rss.get(name),
-            "cpu_ms": median([r.cpu_s for r in results]) * 1000,
-            "walls_ms": [round(w * 1000, 1) for w in walls],
-            "cpu_each_ms": [round(r.cpu_s * 1000, 1) for r in results],
-        }
-        if name == TARGET_ROW:
-            row["target_ms"] = TARGET_S * 1000
-            row["met"] = median(walls) < TARGET_S
-        cli_rows.append(row)
-    process_rows = [
-        {"call": name, "median_ms": median(values) * 1000, "min_ms": min(values) * 1000}
-        for name, values in in_process.items()
-    ]
-    target = next(row for row in cli_rows if row["command"] == TARGET_ROW)
-    info = machine_info()
-    document = {
-        "machine": info,
-        "load": watch.report(),
-        "store": store,
-        "runs_seeded": runs_written,
-        "error_lines": ERROR_LINES,
-        "llm_requests_during_cli_runs": cli_models,
-        "cli": cli_rows,
-        "in_process": process_rows,
-        "target_met": target["met"],
-    }
-    if args.json:
-        dump_json(document)
-        return
-
-    print_machine(info)
+    results = bench.results
+    target_s = median(results[TARGET_ROW])
+    target = Target(f"< {TARGET_S * 1000:.0f} ms", target_s < TARGET_S)
+    commands_run = {name: results[name] for name in commands()}
+    print()
+    print(machine(list(results.values())))
     s = store["store"]
     print(
         f"store: {s['series']} series, {s['size_bytes'] / 2**20:.1f} MiB, "
@@ -328,44 +308,32 @@ def main(argv: list[str] | None = None) -> None:
         f"{store['prepare_seconds']} s); {runs_written['runs']:,} run records in the last 24 h "
         f"({runs_written['failed']} failed); {ERROR_LINES} lines in error.jsonl"
     )
-    dashboard_runs = (args.runs + 1) * sum(name.startswith("monitor") for name in cli)
     print(
-        f"stub LLM at 127.0.0.1 answered {cli_models} requests during the "
-        f"{dashboard_runs} dashboard runs (one GET /v1/models each)\n"
+        f"stub LLM at 127.0.0.1 answered {models} requests during the benchmarks "
+        "(one GET /v1/models per dashboard run and per new HealthProbe)"
     )
-    print(
-        f"installed command, COLUMNS={WIDTH} LINES={HEIGHT}, median of {args.runs} "
-        "(interleaved; CPU from wait4; peak RSS from 3 runs under GNU time)"
+    derived = summary(
+        commands_run,
+        REFERENCE,
+        {TARGET_ROW: target},
+        title=f"installed command, COLUMNS={WIDTH} LINES={HEIGHT}",
     )
-    print_table(
-        [
-            *("command", "median ms", "min ms", "x python", "- python ms"),
-            *("RSS MiB", "CPU ms", "target", "verdict"),
-        ],
-        [
-            [
-                row["command"],
-                f"{row['median_ms']:.1f}",
-                f"{row['min_ms']:.1f}",
-                f"{row['x_python']:.1f}x",
-                f"{row['minus_python_ms']:.1f}",
-                "-" if row["peak_rss_mib"] is None else f"{row['peak_rss_mib']:.1f}",
-                f"{row['cpu_ms']:.0f}",
-                f"< {row['target_ms']:.0f} ms" if "target_ms" in row else "-",
-                verdict(row["met"]) if "met" in row else "-",
-            ]
-            for row in cli_rows
-        ],
-    )
-    print(f"\nin process, median of {args.runs} (period {PERIOD}, {WIDTH}x{HEIGHT})")
-    print_table(
-        ["call", "median ms", "min ms"],
-        [[row["call"], f"{row['median_ms']:.2f}", f"{row['min_ms']:.2f}"] for row in process_rows],
-    )
+    in_process = {name: results[name] for name in IN_PROCESS if name in results}
+    if in_process:
+        first = next(iter(in_process))
+        derived |= summary(
+            in_process,
+            first,
+            title=f"in process (period {PERIOD}, {WIDTH}x{HEIGHT}), against a whole snapshot",
+        )
+    bench.annotate(derived)
     if args.show_frame:
         print(f"\none frame of `monitor dashboard --once`:\n{frame}")
-    print(f"\ntarget monitor dashboard --once < 500 ms: {verdict(target['met'])}")
-    print(watch.describe())
+    print(f"\n{watch.describe()}")
+    print(
+        f"target monitor dashboard --once < {TARGET_S * 1000:.0f} ms: {verdict(target.met)} "
+        f"({target_s * 1000:.0f} ms, {target_s / median(results[REFERENCE]):.1f}x python -c pass)"
+    )
 
 
 if __name__ == "__main__":
