@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import timeit
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -143,3 +144,13 @@ class Load:
 
     def describe(self) -> str:
         return self._watch.describe()
+
+
+def time_calls(loops: int, make: Callable[[], Callable[[], object]]) -> float:
+    """A ``bench_time_func`` time function: ``loops`` calls of ``make()``'s callable.
+
+    ``make`` builds what is called (cache it, e.g. ``functools.cache``, so that it is
+    built once per worker, outside the timing); ``timeit`` turns the collector off
+    while it times, as pyperf's own ``timeit`` does.
+    """
+    return timeit.Timer(make()).timeit(loops)

@@ -1,7 +1,7 @@
 """Cost of one JSON log line written to the file sink, in microseconds per line.
 
-Measured in one run, with the same message (``"message {i}"``) and the same number
-of lines for every variant:
+Each variant is a pyperf benchmark (``Runner.bench_time_func``), run in pyperf's
+worker processes, with the same message (``"message {i}"``):
 
 * ``ours``: ``configure_logging(...)`` (console at CRITICAL, so only the JSON file
   sinks do work), then ``logger.info("message {}", i)``;
@@ -9,63 +9,65 @@ of lines for every variant:
   ``logger.bind(conversation_id="c1", message_id="m1").info(...)``;
 * ``loguru serialize=True``: loguru's own JSON file sink, ``logger.add(file,
   serialize=True)`` after ``logger.remove()``;
-* ``stdlib logging``: a ``FileHandler`` with a small JSON formatter (``json.dumps`` of
-  ts, level, msg, logger);
-* ``loguru floor``: loguru with a single sink that does nothing. Not a competitor:
-  it is what ``logger.info`` costs before any sink works, the floor under ours;
-* ``ours, redaction stubbed``: ours with ``redact_text`` swapped for the identity in
-  this process (a diagnostic: the gap to ``ours`` is what redaction costs in place).
+* ``stdlib logging + JSON``: a ``FileHandler`` with a small JSON formatter
+  (``json.dumps`` of ts, level, msg, logger);
+* ``loguru floor (no-op sink)``: loguru with a single sink that does nothing. Not a
+  competitor: it is what ``logger.info`` costs before any sink works;
+* ``ours, redaction stubbed (diagnostic)``: ours with ``redact_text`` swapped for the
+  identity in the worker (the gap to ``ours`` is what redaction costs in place).
 
-Each variant runs a warm-up, then N timed lines (default 100,000); the repeats of
-the variants are interleaved (so drift and busy neighbours hit them alike) and the
-best of 5 counts. Every file is checked to hold exactly the lines logged. The run
-ends by saying how much CPU other processes used meanwhile: this is a 2-core
-machine, and one busy neighbour inflates every figure.
-
-Then our per-line cost is split into its parts, each timed in isolation:
+Every value sets its sink up in a new temporary directory, logs 1,000 untimed
+lines, times pyperf's ``loops`` lines, closes the sink and checks that the file
+holds exactly the lines logged. Then our per-line cost is split into its parts,
+each a benchmark of its own (``part: ...``; ``--no-parts`` skips them):
 ``JsonLineFormatter.format`` (and, inside it, ``redact_text`` and the JSON
 encoding) and ``RotatingFileWriter.write``; what is left is loguru's dispatch.
 
 Target: ours <= 12 us/line. Reference machine: loguru serialize=True ~34 us/line,
 stdlib ~11 us/line, so the target is about 1.1x stdlib and 0.35x loguru's
-serializer; both forms are printed.
+serializer; both forms are printed, from pyperf's means of this run. The run ends by
+saying how much CPU other processes used meanwhile (a 2-core machine: one busy
+neighbour inflates every figure).
 
-Run: ``.venv/bin/python benchmarks/bench_log_line.py [--lines N] [--repeats R]
-[--json] [--profile]``. About 2 minutes with the defaults on 2 cores.
+Run: ``.venv/bin/python benchmarks/bench_log_line.py [--fast] [-o FILE.json]
+[--no-parts] [--cprofile]`` (and any other pyperf option). ``--cprofile`` adds a
+cProfile of our sink over 50,000 lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import io
 import json
 import logging
 import pstats
 import shutil
-import statistics
 import tempfile
 import time
-import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import LoadWatch, dump_json, machine_info, print_machine, print_table, verdict
+import pyperf
+from _perf_inprocess import Load, annotate, done, is_master, make_runner, mean, time_calls, verdict
+
+WARMUP_LINES = 1000
 
 TARGET_US = 12.0
 REFERENCE_SERIALIZE_US = 34.0
 REFERENCE_STDLIB_US = 11.0
 
-Runner = Callable[[int, int], None]
+LogRun = Callable[[int, int], None]
 
 
 @dataclass
 class Sink:
     """One variant set up in a temporary directory: how to log, and how to stop."""
 
-    run: Runner  # run(start, count) logs lines start .. start+count-1
+    run: LogRun  # run(start, count) logs lines start .. start+count-1
     close: Callable[[], None]
     path: Path | None  # the file written, checked after the run
 
@@ -205,40 +207,40 @@ def _count_lines(path: Path) -> tuple[int, int]:
     return data.count(b"\n"), len(data)
 
 
-def measure_once(make: Callable[[Path], Sink], lines: int, warmup: int) -> tuple[float, float]:
-    """Seconds per line for one repeat, and the bytes per line of the file written."""
+def run_sink(make: Callable[[Path], Sink], lines: int) -> tuple[float, float]:
+    """Seconds for ``lines`` lines after the warm-up, and the bytes per line written."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-log-line-"))
     try:
         sink = make(tmp)
         try:
-            sink.run(0, warmup)
+            sink.run(0, WARMUP_LINES)
             start = time.perf_counter()
-            sink.run(warmup, lines)
+            sink.run(WARMUP_LINES, lines)
             elapsed = time.perf_counter() - start
         finally:
             sink.close()
         bytes_per_line = 0.0
         if sink.path is not None:
             count, size = _count_lines(sink.path)
-            if count != warmup + lines:
-                raise RuntimeError(f"{sink.path}: {count} lines, expected {warmup + lines}")
+            if count != WARMUP_LINES + lines:
+                raise RuntimeError(f"{sink.path}: {count} lines, expected {WARMUP_LINES + lines}")
             bytes_per_line = size / count
-        return elapsed / lines, bytes_per_line
+        return elapsed, bytes_per_line
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _best_per_call(func: Callable[[], object], number: int, repeats: int = 5) -> float:
-    return min(timeit.Timer(func).repeat(repeat=repeats, number=number)) / number
+def time_variant(loops: int, name: str) -> float:
+    """pyperf's time function: ``loops`` lines through a fresh sink of ``name``."""
+    return run_sink(VARIANTS[name], loops)[0]
 
 
-def breakdown(number: int) -> list[tuple[str, float]]:
-    """Our per-line parts, each timed alone (seconds per call)."""
+@functools.cache
+def _records() -> dict[str, Any]:
+    """A plain and a bound loguru record, our formatter, and what it makes of them."""
     from loguru import logger
 
     from assistant_monitoring.logs.jsonformat import JsonLineFormatter
-    from assistant_monitoring.logs.writer import RotatingFileWriter
-    from assistant_monitoring.redact import redact_text
 
     records: list[Any] = []
     logger.remove()
@@ -247,42 +249,69 @@ def breakdown(number: int) -> list[tuple[str, float]]:
     logger.bind(conversation_id="c1", message_id="m1").info("message {}", 123456)
     logger.remove(handler_id)
     plain, bound = records
-
     formatter = JsonLineFormatter(service="assistant", environment="bench", version="0")
     line = formatter.format(plain)
     text = line.decode().rstrip("\n")
-    fields = json.loads(text)
-    message = plain["message"]
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+    return {
+        "plain": plain,
+        "bound": bound,
+        "formatter": formatter,
+        "line": line,
+        "text": text,
+        "fields": json.loads(text),
+    }
 
-    parts = [
-        (
-            "JsonLineFormatter.format (whole)",
-            _best_per_call(lambda: formatter.format(plain), number),
-        ),
-        ("  of which redact_text(line)", _best_per_call(lambda: redact_text(text), number)),
-        ("  of which JSON encoding", _best_per_call(lambda: encode(fields), number)),
-        (
-            "redact_text(message only), for scale",
-            _best_per_call(lambda: redact_text(message), number),
-        ),
-        (
-            "JsonLineFormatter.format, bound",
-            _best_per_call(lambda: formatter.format(bound), number),
-        ),
-    ]
+
+def _format_plain() -> Callable[[], object]:
+    r = _records()
+    return functools.partial(r["formatter"].format, r["plain"])
+
+
+def _format_bound() -> Callable[[], object]:
+    r = _records()
+    return functools.partial(r["formatter"].format, r["bound"])
+
+
+def _redact_line() -> Callable[[], object]:
+    from assistant_monitoring.redact import redact_text
+
+    return functools.partial(redact_text, _records()["text"])
+
+
+def _redact_message() -> Callable[[], object]:
+    from assistant_monitoring.redact import redact_text
+
+    return functools.partial(redact_text, _records()["plain"]["message"])
+
+
+def _encode() -> Callable[[], object]:
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+    return functools.partial(encoder.encode, _records()["fields"])
+
+
+@functools.cache  # one writer per worker, kept open
+def _write() -> Callable[[], object]:
+    import atexit
+
+    from assistant_monitoring.logs.writer import RotatingFileWriter
+
     tmp = Path(tempfile.mkdtemp(prefix="bench-log-line-"))
-    try:
-        writer = RotatingFileWriter(tmp / "w.jsonl", max_bytes=1 << 30, max_files=5)
-        try:
-            parts.append(
-                ("RotatingFileWriter.write", _best_per_call(lambda: writer.write(line), number))
-            )
-        finally:
-            writer.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return parts
+    writer = RotatingFileWriter(tmp / "w.jsonl", max_bytes=1 << 30, max_files=5)
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    atexit.register(writer.close)
+    return functools.partial(writer.write, _records()["line"])
+
+
+FORMAT = "part: JsonLineFormatter.format (whole)"
+WRITE = "part: RotatingFileWriter.write"
+PARTS: dict[str, Callable[[], Callable[[], object]]] = {
+    FORMAT: _format_plain,
+    "part:   of which redact_text(line)": _redact_line,
+    "part:   of which JSON encoding": _encode,
+    "part: redact_text(message only), for scale": _redact_message,
+    "part: JsonLineFormatter.format, bound": _format_bound,
+    WRITE: _write,
+}
 
 
 def profile_ours(lines: int) -> None:
@@ -301,89 +330,73 @@ def profile_ours(lines: int) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\ncProfile of ours, {lines:,} lines (times inflated by the profiler):")
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
+    print(out.getvalue())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-parts", action="store_true", help="skip the part-by-part cases")
+    parser.add_argument("--cprofile", action="store_true", help="also cProfile our sink")
+
+
+def report(benches: dict[str, pyperf.Benchmark], parts: bool) -> dict[str, dict[str, Any]]:
+    """Print the ratios, the parts and the verdict; return them as metadata for ``-o``."""
+    us = {name: mean(bench) * 1e6 for name, bench in benches.items()}
+    ours, stdlib = us["ours"], us["stdlib logging + JSON"]
+    serialize, floor = us["loguru serialize=True"], us["loguru floor (no-op sink)"]
+    sizes = {name: run_sink(make, 1000)[1] for name, make in VARIANTS.items()}
+    print(
+        f"\n{'variant (pyperf mean)':<40} {'us/line':>8} {'vs stdlib':>10} "
+        f"{'vs loguru ser.':>15} {'bytes/line':>11}"
+    )
+    annotations: dict[str, dict[str, Any]] = {}
+    for name in VARIANTS:
+        size = f"{sizes[name]:.0f}" if sizes[name] else "-"
+        print(
+            f"{name:<40} {us[name]:>8.2f} {us[name] / stdlib:>9.2f}x "
+            f"{us[name] / serialize:>14.2f}x {size:>11}"
+        )
+        annotations[name] = {
+            "ratio_vs_stdlib": round(us[name] / stdlib, 3),
+            "ratio_vs_loguru_serialize": round(us[name] / serialize, 3),
+        }
+    if parts:
+        formatted, written = us[FORMAT], us[WRITE]
+        dispatch = ours - formatted - written
+        print("\nour line, part by part (each a benchmark of its own):")
+        for name in PARTS:
+            print(
+                f"  {name.removeprefix('part: '):<45} {us[name]:>6.2f} us {us[name] / ours:>4.0%}"
+            )
+        print(f"  {'loguru dispatch (ours - format - write)':<45} {dispatch:>6.2f} us")
+        print(f"  {'  loguru floor, for comparison':<45} {floor:>6.2f} us {floor / ours:>4.0%}")
+        annotations["ours"]["loguru_dispatch_us"] = round(dispatch, 3)
+    met = ours <= TARGET_US
+    print(
+        f"\ntarget: ours <= {TARGET_US:.0f} us/line: {verdict(met)} ({ours:.2f} us/line); "
+        f"as ratios (reference machine): <= {TARGET_US / REFERENCE_STDLIB_US:.2f}x stdlib "
+        f"(here {ours / stdlib:.2f}x), <= {TARGET_US / REFERENCE_SERIALIZE_US:.2f}x loguru "
+        f"serialize (here {ours / serialize:.2f}x)"
+    )
+    annotations["ours"].update(target_us=TARGET_US, target_met=verdict(met))
+    return annotations
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=100_000, help="timed lines per repeat")
-    parser.add_argument("--warmup", type=int, default=10_000, help="untimed lines first")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats; the best counts")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--profile", action="store_true", help="also cProfile our sink")
-    args = parser.parse_args()
-    watch = LoadWatch()
-
-    per_line: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    sizes: dict[str, float] = {}
-    for _ in range(args.repeats):
-        for name, make in VARIANTS.items():
-            seconds, size = measure_once(make, args.lines, args.warmup)
-            per_line[name].append(seconds)
-            sizes[name] = size
-    best = {name: min(values) * 1e6 for name, values in per_line.items()}
-    parts = [(label, seconds * 1e6) for label, seconds in breakdown(number=50_000)]
-
-    ours = best["ours"]
-    stdlib = best["stdlib logging + JSON"]
-    serialize = best["loguru serialize=True"]
-    floor = best["loguru floor (no-op sink)"]
-    formatted = parts[0][1]
-    written = next(us for label, us in parts if label == "RotatingFileWriter.write")
-    dispatch = ours - formatted - written
-    met = ours <= TARGET_US
-    info = machine_info()
-    document = {
-        "benchmark": "log_line",
-        "machine": info,
-        "load": watch.report(),
-        "lines": args.lines,
-        "warmup": args.warmup,
-        "repeats": args.repeats,
-        "us_per_line_best": best,
-        "us_per_line_all": {k: [v * 1e6 for v in vs] for k, vs in per_line.items()},
-        "bytes_per_line": sizes,
-        "breakdown_us": dict(parts),
-        "loguru_dispatch_us": dispatch,
-        "target_us": TARGET_US,
-        "target_met": met,
-    }
-    if args.json:
-        dump_json(document)
-    else:
-        print_machine(info)
-        print(
-            f"{args.lines:,} lines per repeat after {args.warmup:,} warm-up lines, "
-            f"best of {args.repeats}\n"
-        )
-        rows = [
-            (
-                name,
-                f"{us:.2f}",
-                f"{statistics.median(per_line[name]) * 1e6:.2f}",
-                f"{us / stdlib:.2f}x",
-                f"{us / serialize:.2f}x",
-                f"{sizes[name]:.0f}" if sizes.get(name) else "-",
-            )
-            for name, us in best.items()
-        ]
-        print_table(
-            ["variant", "best us/line", "median", "vs stdlib", "vs loguru ser.", "bytes/line"], rows
-        )
-        print("\nour line, part by part (each timed alone, best of 5 x 50,000 calls):")
-        part_rows = [(label, f"{us:.2f}", f"{us / ours:.0%}") for label, us in parts]
-        part_rows.append(("loguru dispatch (ours - format - write)", f"{dispatch:.2f}", ""))
-        part_rows.append(("  loguru floor, for comparison", f"{floor:.2f}", f"{floor / ours:.0%}"))
-        print_table(["part", "us/call", "of ours"], part_rows)
-        print(
-            f"\ntarget: ours <= {TARGET_US:.0f} us/line: {verdict(met)} ({ours:.2f} us/line); "
-            f"as ratios (reference machine): <= {TARGET_US / REFERENCE_STDLIB_US:.2f}x stdlib "
-            f"(here {ours / stdlib:.2f}x), <= {TARGET_US / REFERENCE_SERIALIZE_US:.2f}x loguru "
-            f"serialize (here {ours / serialize:.2f}x)"
-        )
-        print(watch.describe())
-    if args.profile:
-        profile_ours(min(args.lines, 50_000))
+    runner = make_runner(__doc__ or "", add_arguments, forward=["--no-parts"])
+    load = Load() if is_master(runner) else None
+    benches = {name: runner.bench_time_func(name, time_variant, name) for name in VARIANTS}
+    if not runner.args.no_parts:
+        for name, make in PARTS.items():
+            benches[name] = runner.bench_time_func(name, time_calls, make)
+    if load is None:
+        return
+    annotations = report(done(benches), parts=not runner.args.no_parts)
+    annotate(runner, {name: {**annotations.get(name, {}), **load.metadata()} for name in benches})
+    print(load.describe())
+    if runner.args.cprofile:
+        profile_ours(50_000)
 
 
 if __name__ == "__main__":
