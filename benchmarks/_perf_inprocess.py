@@ -93,21 +93,14 @@ def done(benches: Mapping[str, pyperf.Benchmark | None]) -> dict[str, pyperf.Ben
     return result
 
 
-def mean(bench: pyperf.Benchmark) -> float:
-    """The figure every ratio uses: pyperf's mean, in seconds."""
-    return float(bench.mean())
+def median(bench: pyperf.Benchmark) -> float:
+    """The figure every ratio uses: the median of pyperf's values, in seconds (as
+    ``_perf.median`` for the whole-command benchmarks: robust to a neighbour's burst)."""
+    return float(bench.median())
 
 
 def ratio(bench: pyperf.Benchmark, reference: pyperf.Benchmark) -> float:
-    return mean(bench) / mean(reference)
-
-
-def fmt(bench: pyperf.Benchmark) -> str:
-    """``mean +- stdev`` as pyperf prints it (``12.3 us +- 0.4 us``)."""
-    values = bench.get_values()
-    if len(values) < 2:
-        return str(bench.format_value(bench.mean()))
-    return f"{bench.format_value(bench.mean())} +- {bench.format_value(bench.stdev())}"
+    return median(bench) / median(reference)
 
 
 def verdict(met: bool) -> str:

@@ -25,7 +25,7 @@ encoding) and ``RotatingFileWriter.write``; what is left is loguru's dispatch.
 
 Target: ours <= 12 us/line. Reference machine: loguru serialize=True ~34 us/line,
 stdlib ~11 us/line, so the target is about 1.1x stdlib and 0.35x loguru's
-serializer; both forms are printed, from pyperf's means of this run. The run ends by
+serializer; both forms are printed, from the medians of pyperf's values in this run. The run ends by
 saying how much CPU other processes used meanwhile (a 2-core machine: one busy
 neighbour inflates every figure).
 
@@ -52,7 +52,16 @@ from pathlib import Path
 from typing import Any
 
 import pyperf
-from _perf_inprocess import Load, annotate, done, is_master, make_runner, mean, time_calls, verdict
+from _perf_inprocess import (
+    Load,
+    annotate,
+    done,
+    is_master,
+    make_runner,
+    median,
+    time_calls,
+    verdict,
+)
 
 WARMUP_LINES = 1000
 
@@ -342,12 +351,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def report(benches: dict[str, pyperf.Benchmark], parts: bool) -> dict[str, dict[str, Any]]:
     """Print the ratios, the parts and the verdict; return them as metadata for ``-o``."""
-    us = {name: mean(bench) * 1e6 for name, bench in benches.items()}
+    us = {name: median(bench) * 1e6 for name, bench in benches.items()}
     ours, stdlib = us["ours"], us["stdlib logging + JSON"]
     serialize, floor = us["loguru serialize=True"], us["loguru floor (no-op sink)"]
     sizes = {name: run_sink(make, 1000)[1] for name, make in VARIANTS.items()}
     print(
-        f"\n{'variant (pyperf mean)':<40} {'us/line':>8} {'vs stdlib':>10} "
+        f"\n{'variant (median)':<40} {'us/line':>8} {'vs stdlib':>10} "
         f"{'vs loguru ser.':>15} {'bytes/line':>11}"
     )
     annotations: dict[str, dict[str, Any]] = {}

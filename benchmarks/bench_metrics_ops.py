@@ -27,7 +27,7 @@ Targets (ours): labelled counter increment incl. label lookup <= 400 ns; histogr
 observe with labels <= 900 ns; timed stage <= 2 us. They were set on a reference
 machine where the dict floor is ~51 ns, prometheus_client's labelled inc ~1,300 ns
 (cached child ~350 ns), its Histogram.observe ~830 ns and OpenTelemetry's
-Counter.add ~6,400 ns. Every figure (pyperf's mean) is printed as a ratio to the
+Counter.add ~6,400 ns. Every figure (the median of pyperf's values) is printed as a ratio to the
 in-run dict floor and to the in-run prometheus_client equivalent, and the verdict
 is given both in ns and as those ratios. ``--cprofile`` adds a cProfile of the
 timed stage.
@@ -53,7 +53,7 @@ from importlib import metadata
 from typing import Any
 
 import pyperf
-from _perf_inprocess import Load, annotate, done, is_master, make_runner, mean, verdict
+from _perf_inprocess import Load, annotate, done, is_master, make_runner, median, verdict
 
 REFERENCE_DICT_NS = 51.0
 REFERENCES_NS = {
@@ -278,11 +278,11 @@ def report(
     runner: pyperf.Runner, benches: dict[str, pyperf.Benchmark], missing: dict[str, str]
 ) -> dict[str, dict[str, str | float]]:
     """Print the ratios and verdicts; return them as metadata for ``-o``."""
-    floor = mean(benches["dict floor"])
+    floor = median(benches["dict floor"])
     scale = REFERENCE_DICT_NS / (floor * 1e9)
     print(
         f"\nprometheus_client {version_of('prometheus_client')}, opentelemetry-sdk "
-        f"{version_of('opentelemetry-sdk')}; pyperf means. In-run dict floor "
+        f"{version_of('opentelemetry-sdk')}; medians of pyperf's values. In-run dict floor "
         f"{floor * 1e9:.0f} ns vs ~{REFERENCE_DICT_NS:.0f} ns on the reference machine: by "
         f"that yardstick this machine runs at {scale:.2f}x the reference speed.\n"
     )
@@ -294,9 +294,9 @@ def report(
         if case.name in missing:
             print(f"{case.name:<50} {missing[case.name]:>7} {'':>7} {'':>7} {'':>7} {ref:>7}")
             continue
-        value = mean(benches[case.name])
+        value = median(benches[case.name])
         peer = benches.get(case.peer or "")
-        x_prom = value / mean(peer) if peer is not None else None
+        x_prom = value / median(peer) if peer is not None else None
         prom = f"{x_prom:.2f}x" if x_prom is not None else "-"
         print(
             f"{case.name:<50} {value * 1e9:>7,.0f} {value / floor:>6.1f}x {prom:>7} "
@@ -314,7 +314,7 @@ def report(
     for case in CASES:
         if case.target_ns is None:
             continue
-        value_ns = mean(benches[case.name]) * 1e9
+        value_ns = median(benches[case.name]) * 1e9
         x_dict, target_x_dict = value_ns / 1e9 / floor, case.target_ns / REFERENCE_DICT_NS
         line = (
             f"  {case.name}: {value_ns:,.0f} / {case.target_ns:,.0f} ns "
@@ -340,10 +340,10 @@ def report(
         "and prometheus_client figure (1,300 ns labelled inc, 830 ns observe)."
     )
     if not runner.args.no_parts:
-        stage = mean(benches["ours with inst.stage(x): pass"]) * 1e9
+        stage = median(benches["ours with inst.stage(x): pass"]) * 1e9
         print(f"\nWhere the time goes (each part timed alone; the whole stage: {stage:,.0f} ns):")
         for case in PARTS:
-            print(f"  {case.name:<48} {mean(benches[case.name]) * 1e9:>7,.0f} ns")
+            print(f"  {case.name:<48} {median(benches[case.name]) * 1e9:>7,.0f} ns")
     return annotations
 
 
