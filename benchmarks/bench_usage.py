@@ -5,47 +5,43 @@ holding ``--runs`` (1,000,000) pipeline runs over the last 30 days, rows as wide
 the pipeline writes them (stage and classifier JSON), over four models of two
 providers, 20,000 sessions, 100,000 conversations and ten repositories.
 
-Measured, in the same run, each the median of ``--repeats`` (5) warm runs:
+Measured with pyperf, in the same run (by default 3 worker processes x (1 warm-up +
+2 values) per benchmark, one benchmark after the other):
 
-1. ours: ``query_usage`` for the 30-day daily report in Europe/Paris (local days,
-   per provider and model underneath, cache savings priced; from the usage rollup),
-   the model and repo reports (rollup too) and the session report (runs table);
+1. ours, in-process (``Runner.bench_time_func``, each worker opening the store once,
+   untimed): ``query_usage`` for the 30-day daily report in Europe/Paris (local
+   days, per provider and model underneath, cache savings priced; from the usage
+   rollup), the model and repo reports (rollup too) and the session report (runs
+   table);
 2. the reference: the same sums by a plain ``GROUP BY date(started_at, 'unixepoch')``
    in the sqlite3 module, UTC days (it cannot do a time zone);
 3. ``assistant monitor statusline`` wall time against ``python -c pass`` (the floor
-   of any Python command), and ``assistant monitor usage --json`` wall time.
+   of any Python command), and ``assistant monitor usage --json`` wall time
+   (``Runner.bench_command``; bytecode cached, ``PYTHONDONTWRITEBYTECODE`` unset; see
+   ``_perf.py``).
 
 Targets (issue 13): the 30-day report < 300 ms in-process and <= 1.2x the plain
-GROUP BY; the statusline < 60 ms wall.
+GROUP BY (medians); the statusline < 60 ms wall (median).
 
-Run: ``.venv/bin/python benchmarks/bench_usage.py [--runs N] [--repeats N] [--json]``
+Run: ``.venv/bin/python benchmarks/bench_usage.py [--runs N] [pyperf options: --fast,
+-p N, -n N, -o FILE ...]``. About 2 minutes (the store takes ~30 s to build).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import sqlite3
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    ASSISTANT,
-    PYTHON,
-    dump_json,
-    isolated_env,
-    machine_info,
-    median,
-    print_machine,
-    print_table,
-    run_quiet,
-    time_repeats,
-    verdict,
-)
+from _common import ASSISTANT, PYTHON
+from _perf import CommandBench, Target, command_env, machine, median, summary, verdict
 
 from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.metrics.store import MetricsStore
@@ -74,7 +70,7 @@ CLASSIFIERS = json.dumps(
         "sentiment": {"label": "neutral", "confidence": 0.77, "outcome": "ok"},
     }
 )
-REFERENCE = """
+REFERENCE_SQL = """
 SELECT date(started_at, 'unixepoch'), provider, model, count(*), sum(status = 'failure'),
     sum(status = 'interrupted'), sum(input_tokens), sum(output_tokens), sum(reasoning_tokens),
     sum(cache_read_tokens), sum(cache_write_tokens), sum(cache_write_1h_tokens),
@@ -136,15 +132,69 @@ def build(path: Path, runs: int) -> float:
     return time.perf_counter() - started
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    info = machine_info()
-    if not args.json:
-        print_machine(info)
+# -- in process, in pyperf's workers ----------------------------------------------------
+
+GROUPS = ("daily", "model", "repo", "session")
+REFERENCE = "plain GROUP BY date() (UTC), sqlite3 module"
+DAILY = "usage daily, 30 days, Europe/Paris"
+STATUSLINE = "monitor statusline"
+PASS = "python -c pass"
+
+
+@functools.cache
+def connections(path: str, now: float) -> tuple[Any, sqlite3.Connection, Window]:
+    """Our store's connection, a plain read-only one, and the 30-day window."""
+    store = MetricsStore(Path(path), read_only_ok=True)
+    plain = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    return store.connect(), plain, Window(now - 30 * DAY, now + 1)
+
+
+def timed(path: str, now: float, group: str | None) -> Callable[[int], float]:
+    """``query_usage(group)``, or the reference query when ``group`` is None."""
+    zone = resolve_zone("Europe/Paris")
+
+    def time_func(loops: int) -> float:
+        conn, plain, window = connections(path, now)
+        started = time.perf_counter()
+        for _ in range(loops):
+            if group is None:
+                plain.execute(REFERENCE_SQL, (window.start, window.end)).fetchall()
+            else:
+                query_usage(conn, group, window, zone)
+        return time.perf_counter() - started
+
+    return time_func
+
+
+def name_of(group: str) -> str:
+    return (
+        DAILY
+        if group == "daily"
+        else f"usage {group}" + (" (runs table)" if group == "session" else "")
+    )
+
+
+def run_benchmarks(bench: CommandBench, env: dict[str, str]) -> None:
+    """The same calls, in the same order, in the master and in every worker."""
+    path, now = bench.state["db"], float(bench.state["now"])
+    for group in GROUPS:
+        bench.time_func(name_of(group), timed(path, now, group), env)
+    bench.time_func(REFERENCE, timed(path, now, None), env)
+    bench.command(STATUSLINE, [str(ASSISTANT), "monitor", "statusline"], env)
+    bench.command(PASS, [str(PYTHON), "-c", "pass"], env)
+    bench.command("monitor usage --json", [str(ASSISTANT), "monitor", "usage", "--json"], env)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=int, default=1_000_000, help="runs in the store")
+
+
+def main() -> None:
+    bench = CommandBench(__doc__, processes=3, values=2, add_arguments=add_arguments)
+    if bench.is_worker:
+        run_benchmarks(bench, {})
+        return
+    args = bench.args
 
     with tempfile.TemporaryDirectory(prefix="bench-usage-") as folder:
         data_dir = Path(folder) / "data"
@@ -152,79 +202,45 @@ def main() -> int:
         path = data_dir / "monitoring.db"
         built = build(path, args.runs)
         size_mb = path.stat().st_size / 1e6
-        zone = resolve_zone("Europe/Paris")
-        window = Window(NOW - 30 * DAY, NOW + 1)
-        store = MetricsStore(path, read_only_ok=True)
-        conn = store.connect()
-
-        results: dict[str, list[float]] = {}
-        for group in ("daily", "model", "repo", "session"):
-            results[group] = time_repeats(
-                lambda group=group: query_usage(conn, group, window, zone),  # type: ignore[misc]
-                repeats=args.repeats,
-            )
-        plain = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        results["reference"] = time_repeats(
-            lambda: plain.execute(REFERENCE, (window.start, window.end)).fetchall(),
-            repeats=args.repeats,
-        )
-        report = query_usage(conn, "daily", window, zone)
-        reference_rows = plain.execute(REFERENCE, (window.start, window.end)).fetchall()
+        # The daily report and the reference count the same runs.
+        conn, plain, window = connections(str(path), NOW)
+        report = query_usage(conn, "daily", window, resolve_zone("Europe/Paris"))
+        reference_rows = plain.execute(REFERENCE_SQL, (window.start, window.end)).fetchall()
         assert report.totals.runs == sum(row[3] for row in reference_rows) == args.runs
-        plain.close()
-        store.close()
+        env = command_env(ASSISTANT_DATA_DIR=str(data_dir))
+        for argv in ([str(ASSISTANT), "monitor", "statusline"], [str(PYTHON), "-c", "pass"]):
+            bench.check(argv, env)  # exits 0, and fills the bytecode cache
+        usage = json.loads(bench.check([str(ASSISTANT), "monitor", "usage", "--json"], env).stdout)
+        bench.share(db=str(path), now=NOW)
+        run_benchmarks(bench, env)
 
-        env = isolated_env(data_dir)
-        results["statusline_wall"] = time_repeats(
-            lambda: run_quiet([str(ASSISTANT), "monitor", "statusline"], env),
-            repeats=args.repeats * 2,
-        )
-        results["python_pass_wall"] = time_repeats(
-            lambda: run_quiet([str(PYTHON), "-c", "pass"], env), repeats=args.repeats * 2
-        )
-        results["usage_cli_wall"] = time_repeats(
-            lambda: run_quiet([str(ASSISTANT), "monitor", "usage", "--json"], env),
-            repeats=args.repeats,
-        )
-
-    medians = {name: median(values) for name, values in results.items()}
-    ratio = medians["daily"] / medians["reference"]
-    document = {
-        "machine": info,
-        "runs": args.runs,
-        "build_seconds": round(built, 1),
-        "store_mb": round(size_mb, 1),
-        "median_ms": {name: round(value * 1000, 1) for name, value in medians.items()},
-        "daily_vs_plain_group_by": round(ratio, 2),
-        "targets": {
-            "daily_under_300ms": medians["daily"] < 0.3,
-            "daily_within_1_2x": ratio <= 1.2,
-            "statusline_under_60ms": medians["statusline_wall"] < 0.06,
-        },
+    results = bench.results
+    daily, reference = median(results[DAILY]), median(results[REFERENCE])
+    ratio = daily / reference
+    statusline = median(results[STATUSLINE])
+    targets = {
+        DAILY: Target(
+            f"< 300 ms and <= 1.2x the plain GROUP BY ({ratio:.2f}x)", daily < 0.3 and ratio <= 1.2
+        ),
+        STATUSLINE: Target("< 60 ms", statusline < 0.06),
     }
-    if args.json:
-        dump_json(document)
-        return 0
-    print(f"store: {args.runs:,} runs, {size_mb:.0f} MB (built in {built:.0f} s)\n")
-    print_table(
-        ["measure", "median", "note"],
-        [
-            ["usage daily, 30 days, Europe/Paris", f"{medians['daily'] * 1000:.0f} ms", "ours"],
-            ["usage model", f"{medians['model'] * 1000:.0f} ms", "ours"],
-            ["usage repo", f"{medians['repo'] * 1000:.0f} ms", "ours"],
-            ["usage session (runs table)", f"{medians['session'] * 1000:.0f} ms", "ours"],
-            ["plain GROUP BY date() (UTC)", f"{medians['reference'] * 1000:.0f} ms", "reference"],
-            ["statusline, wall", f"{medians['statusline_wall'] * 1000:.0f} ms", "ours"],
-            ["python -c pass, wall", f"{medians['python_pass_wall'] * 1000:.0f} ms", "floor"],
-            ["monitor usage --json, wall", f"{medians['usage_cli_wall'] * 1000:.0f} ms", "ours"],
-        ],
+    print()
+    print(machine(list(results.values())))
+    print(
+        f"store: {args.runs:,} runs, {size_mb:.0f} MB (built in {built:.0f} s); "
+        f"`monitor usage --json` checked once ({type(usage).__name__})"
     )
+    in_process = {name_of(group): results[name_of(group)] for group in GROUPS}
+    in_process[REFERENCE] = results[REFERENCE]
+    derived = summary(in_process, REFERENCE, targets, title="in process, 30 days")
+    commands = {name: results[name] for name in (PASS, STATUSLINE, "monitor usage --json")}
+    derived |= summary(commands, PASS, targets, title="installed command, wall")
+    bench.annotate(derived)
     print()
     print(f"daily report vs plain GROUP BY: {ratio:.2f}x (target <= 1.2x)")
-    print(f"  < 300 ms: {verdict(medians['daily'] < 0.3)}; <= 1.2x: {verdict(ratio <= 1.2)}")
-    print(f"statusline < 60 ms: {verdict(medians['statusline_wall'] < 0.06)}")
-    return 0
+    print(f"  < 300 ms: {verdict(daily < 0.3)}; <= 1.2x: {verdict(ratio <= 1.2)}")
+    print(f"statusline < 60 ms: {verdict(statusline < 0.06)} ({statusline * 1000:.1f} ms)")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
