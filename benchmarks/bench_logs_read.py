@@ -1,39 +1,46 @@
 """Reading the end of a 1 GiB JSON-lines log: ``assistant monitor logs`` against tail and tac|grep.
 
 The log is generated once and cached in ``benchmarks/.data/`` (gitignored): about
-4.8 million lines in exactly the shape ``JsonLineFormatter`` writes (keys ts, level,
+4.2 million lines in exactly the shape ``JsonLineFormatter`` writes (keys ts, level,
 msg, logger, service, environment, version, pid, conversation_id, message_id; error
 lines add exception and exc_type), one ERROR line per 1,000 lines, the rest INFO.
 The generator checks its key order against a line formatted by the real formatter.
 
-Measured in one run (file in the page cache; medians of several repeats):
+Every figure is a pyperf benchmark, run in pyperf's worker processes (file in the
+page cache):
 
-* in-process: ``read_logs(path, LogQuery(lines=100))`` and
+* in-process (``Runner.bench_func``): ``read_logs(path, LogQuery(lines=100))`` and
   ``read_logs(path, LogQuery(lines=100, min_level="ERROR"))``, and the whole CLI
   in-process, ``assistant.cli.main(["monitor", "logs", "--file", path, "-n", "100"])``
   (and with ``--level error``) with stdout sent to /dev/null;
-* references, as subprocesses (wall time): ``tail -n 100 FILE`` and
-  ``tac FILE | grep -m100 '"level":"ERROR"'``;
-* the installed command as a subprocess (wall time):
-  ``assistant monitor logs --file FILE -n 100`` and ``--level error -n 100``, with
-  ``assistant --version`` for the start-up cost both pay.
+* references: ``tail -n 100 FILE`` (``Runner.bench_command``) and
+  ``tac FILE | grep -m100 '"level":"ERROR"'`` (``bench_func`` around the two
+  processes: ``bench_command`` sends grep's output to /dev/null, where GNU grep 3.8
+  does not stop at ``-m100``);
+* the installed command (``bench_command``): ``assistant monitor logs --file FILE
+  -n 100`` and ``--level error -n 100``, with ``assistant --version`` for the
+  start-up cost both pay (bytecode cached, see ``_perf.py``).
 
-Every run uses ASSISTANT_ENV_FILE=none and a temporary ASSISTANT_DATA_DIR. The
-results are checked: 100 entries, the same lines tail and tac|grep print.
+Every run uses ASSISTANT_ENV_FILE=none and a temporary ASSISTANT_DATA_DIR. Before
+the benchmarks the results are checked: 100 entries, the same lines tail and
+tac|grep print, and every command exits 0.
 
 Targets: last 100 lines < 5 ms in-process; 100 errors < 1.5x the tac|grep time
-(judged in-process, and shown for the whole command too).
+(judged in-process, and shown for the whole command too); from the medians.
 
-Run: ``.venv/bin/python benchmarks/bench_logs_read.py [--json] [--size-mib N]``.
-The first run spends about a minute writing the file; later runs about 30 s.
+Run: ``.venv/bin/python benchmarks/bench_logs_read.py [--size-mib N] [--fast]
+[-o FILE.json]`` (and any other pyperf option). The first run spends about a
+minute writing the file.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,21 +49,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    ASSISTANT,
-    DATA_DIR,
-    LoadWatch,
-    dump_json,
-    isolated_env,
-    machine_info,
-    median,
-    ms,
-    print_machine,
-    print_table,
-    run_quiet,
-    time_repeats,
-    verdict,
-)
+from _common import ASSISTANT, DATA_DIR
+from _perf import CommandBench, Target, command_env, machine, median, summary, verdict
+from _perf_inprocess import Load
 
 GENERATOR_VERSION = 1
 ERROR_EVERY = 1000
@@ -198,18 +193,6 @@ def tac_grep(path: Path) -> bytes:
     return output or b""
 
 
-def run_cli_in_process(argv: Sequence[str]) -> int:
-    """``assistant.cli.main(argv)`` with stdout to /dev/null; the exit code."""
-    from assistant.cli import main
-
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        try:
-            main(list(argv))
-        except SystemExit as exit_:
-            return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    return 0
-
-
 def check_results(path: Path) -> None:
     """The reader must return what tail and tac|grep print, in the same order."""
     from assistant_monitoring.logs.reader import LogQuery, read_logs
@@ -228,153 +211,143 @@ def check_results(path: Path) -> None:
         raise RuntimeError(f"read_logs skipped lines: {last.skipped}, {errors.skipped}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-mib", type=int, default=1024, help="log size (default 1 GiB)")
-    parser.add_argument("--repeats", type=int, default=15, help="timed runs of each command")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args()
-    watch = LoadWatch()
+def run_cli_in_process(argv: Sequence[str]) -> int:
+    """``assistant.cli.main(argv)`` with stdout to /dev/null; the exit code."""
+    from assistant.cli import main
 
-    path, meta = ensure_log(args.size_mib << 20)
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        try:
+            main(list(argv))
+        except SystemExit as exit_:
+            return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return 0
+
+
+LAST, ERRORS = "read_logs, last 100 (in-process)", "read_logs, 100 errors (in-process)"
+TAIL, TAC_GREP = "tail -n 100", "tac | grep -m100 ERROR"
+CMD_ERRORS = "assistant monitor logs --level error -n 100"
+
+
+def file_args(path: str) -> list[str]:
+    return ["monitor", "logs", "--file", path, "-n", "100"]
+
+
+def error_args(path: str) -> list[str]:
+    return [*file_args(path), "--level", "error"]
+
+
+def in_process(path: str) -> dict[str, Callable[[], object]]:
+    """The in-process benchmarks and the tac|grep reference (functions of ``path``)."""
     from assistant_monitoring.logs.reader import LogQuery, read_logs
 
-    with tempfile.TemporaryDirectory(prefix="bench-logs-read-") as data_dir:
-        env = isolated_env(Path(data_dir))
-        os.environ.update({k: env[k] for k in ("ASSISTANT_ENV_FILE", "ASSISTANT_DATA_DIR")})
-        check_results(path)
-        file_args = ["monitor", "logs", "--file", str(path), "-n", "100"]
-        error_args = [*file_args, "--level", "error"]
-        for argv in (file_args, error_args):
-            code = run_cli_in_process(argv)
-            if code != 0:
-                raise RuntimeError(f"assistant {' '.join(argv)} exited {code}")
-
-        repeats = args.repeats
-        cases: list[tuple[str, str, Callable[[], object], int]] = [
-            # (key, label, function, repeats)
-            (
-                "read_last",
-                "read_logs, last 100 (in-process)",
-                lambda: read_logs(path, LogQuery(lines=100)),
-                repeats * 4,
-            ),
-            (
-                "read_errors",
-                "read_logs, 100 errors (in-process)",
-                lambda: read_logs(path, LogQuery(lines=100, min_level="ERROR")),
-                repeats,
-            ),
-            (
-                "cli_last_inproc",
-                "CLI main() -n 100 (in-process)",
-                lambda: run_cli_in_process(file_args),
-                repeats * 2,
-            ),
-            (
-                "cli_errors_inproc",
-                "CLI main() --level error (in-process)",
-                lambda: run_cli_in_process(error_args),
-                repeats,
-            ),
-            (
-                "tail",
-                "tail -n 100 (subprocess)",
-                lambda: run_quiet(["tail", "-n", "100", str(path)], env),
-                repeats,
-            ),
-            ("tac_grep", "tac | grep -m100 ERROR (subprocess)", lambda: tac_grep(path), repeats),
-            (
-                "cmd_version",
-                "assistant --version (subprocess)",
-                lambda: run_quiet([str(ASSISTANT), "--version"], env),
-                repeats,
-            ),
-            (
-                "cmd_last",
-                "assistant monitor logs -n 100 (subprocess)",
-                lambda: run_quiet([str(ASSISTANT), *file_args], env),
-                repeats,
-            ),
-            (
-                "cmd_errors",
-                "assistant monitor logs --level error (subprocess)",
-                lambda: run_quiet([str(ASSISTANT), *error_args], env),
-                repeats,
-            ),
-        ]
-        times: dict[str, list[float]] = {}
-        for key, _label, func, count in cases:
-            times[key] = time_repeats(func, repeats=count, warmup=2)
-
-    med = {key: median(values) for key, values in times.items()}
-    last_met = med["read_last"] < LAST_LINES_TARGET_S
-    errors_ratio = med["read_errors"] / med["tac_grep"]
-    cmd_errors_ratio = med["cmd_errors"] / med["tac_grep"]
-    info = machine_info()
-    document = {
-        "benchmark": "logs_read",
-        "machine": info,
-        "load": watch.report(),
-        "file": {"path": str(path), **meta},
-        "repeats": args.repeats,
-        "median_ms": {key: value * 1000 for key, value in med.items()},
-        "all_ms": {key: [v * 1000 for v in values] for key, values in times.items()},
-        "targets": {
-            "last_100_in_process_ms": {
-                "target": LAST_LINES_TARGET_S * 1000,
-                "measured": med["read_last"] * 1000,
-                "met": last_met,
-            },
-            "errors_vs_tac_grep_in_process": {
-                "target": ERRORS_TARGET_RATIO,
-                "measured": errors_ratio,
-                "met": errors_ratio < ERRORS_TARGET_RATIO,
-            },
-            "errors_vs_tac_grep_whole_command": {
-                "target": ERRORS_TARGET_RATIO,
-                "measured": cmd_errors_ratio,
-                "met": cmd_errors_ratio < ERRORS_TARGET_RATIO,
-            },
-        },
+    file = Path(path)
+    return {
+        LAST: functools.partial(read_logs, file, LogQuery(lines=100)),
+        ERRORS: functools.partial(read_logs, file, LogQuery(lines=100, min_level="ERROR")),
+        "CLI main() -n 100 (in-process)": functools.partial(run_cli_in_process, file_args(path)),
+        "CLI main() --level error (in-process)": functools.partial(
+            run_cli_in_process, error_args(path)
+        ),
+        TAC_GREP: functools.partial(tac_grep, file),
     }
-    if args.json:
-        dump_json(document)
+
+
+def commands(path: str) -> dict[str, list[str]]:
+    return {
+        TAIL: ["tail", "-n", "100", path],
+        "assistant --version": [str(ASSISTANT), "--version"],
+        "assistant monitor logs -n 100": [str(ASSISTANT), *file_args(path)],
+        CMD_ERRORS: [str(ASSISTANT), *error_args(path)],
+    }
+
+
+def run_benchmarks(bench: CommandBench, env: dict[str, str]) -> None:
+    """The same calls, in the same order, in the master and in every worker."""
+    path = str(bench.state["path"])
+    for name, func in in_process(path).items():
+        bench.func(name, func, env)
+    for name, argv in commands(path).items():
+        bench.command(name, argv, env)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size-mib", type=int, default=1024, help="log size (default 1 GiB)")
+
+
+def main() -> None:
+    bench = CommandBench(
+        __doc__ or "", processes=10, values=3, loops=0, add_arguments=add_arguments
+    )
+    if bench.is_worker:
+        run_benchmarks(bench, {})
         return
-    print_machine(info)
+
+    load = Load()
+    path, meta = ensure_log(bench.args.size_mib << 20)
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-logs-read-"))
+    try:
+        env = command_env(ASSISTANT_DATA_DIR=str(data_dir))
+        saved = dict(os.environ)
+        os.environ.update(env)
+        try:
+            check_results(path)
+            for argv in (file_args(str(path)), error_args(str(path))):
+                if (code := run_cli_in_process(argv)) != 0:
+                    raise RuntimeError(f"assistant {' '.join(argv)} exited {code}")
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        for argv in commands(str(path)).values():
+            bench.check(argv, env)
+        bench.share(path=str(path))
+        run_benchmarks(bench, env)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    results = bench.results
+    last, errors = median(results[LAST]), median(results[ERRORS])
+    errors_ratio = errors / median(results[TAC_GREP])
+    cmd_ratio = median(results[CMD_ERRORS]) / median(results[TAC_GREP])
+    print()
+    print(machine(list(results.values())))
     print(
         f"file: {path.name}, {meta['size'] / (1 << 30):.2f} GiB, {meta['lines']:,} lines, "
-        f"{meta['errors']:,} errors (in the page cache); medians\n"
+        f"{meta['errors']:,} errors (in the page cache)"
     )
-    reference = {
-        "read_last": "tail",
-        "cli_last_inproc": "tail",
-        "tail": "tail",
-        "cmd_last": "tail",
-        "read_errors": "tac_grep",
-        "cli_errors_inproc": "tac_grep",
-        "tac_grep": "tac_grep",
-        "cmd_errors": "tac_grep",
-    }
-    rows = []
-    for key, label, _func, _count in cases:
-        ref = reference.get(key)
-        ratio = (
-            f"{med[key] / med[ref]:.2f}x {'tail' if ref == 'tail' else 'tac|grep'}" if ref else ""
-        )
-        rows.append((label, ms(med[key]), ms(min(times[key])), len(times[key]), ratio))
-    print_table(["measurement", "median ms", "min ms", "runs", "ratio"], rows)
+    last_names = [LAST, "CLI main() -n 100 (in-process)", TAIL, "assistant --version"]
+    last_names.append("assistant monitor logs -n 100")
+    error_names = [ERRORS, "CLI main() --level error (in-process)", TAC_GREP, CMD_ERRORS]
+    derived = summary(
+        {name: results[name] for name in last_names},
+        TAIL,
+        {LAST: Target(f"< {LAST_LINES_TARGET_S * 1000:.0f} ms", last < LAST_LINES_TARGET_S)},
+        title="last 100 lines",
+    )
+    derived |= summary(
+        {name: results[name] for name in error_names},
+        TAC_GREP,
+        {
+            ERRORS: Target(
+                f"< {ERRORS_TARGET_RATIO}x tac|grep", errors_ratio < ERRORS_TARGET_RATIO
+            ),
+            CMD_ERRORS: Target(
+                f"< {ERRORS_TARGET_RATIO}x tac|grep (whole command)",
+                cmd_ratio < ERRORS_TARGET_RATIO,
+            ),
+        },
+        title="last 100 errors",
+    )
+    bench.annotate({name: {**entry, **load.metadata()} for name, entry in derived.items()})
     print(
         f"\ntarget: last 100 lines in-process < {LAST_LINES_TARGET_S * 1000:.0f} ms: "
-        f"{verdict(last_met)} ({ms(med['read_last'])} ms)"
+        f"{verdict(last < LAST_LINES_TARGET_S)} ({last * 1000:.2f} ms)"
     )
     print(
         f"target: 100 errors < {ERRORS_TARGET_RATIO}x tac|grep: in-process "
         f"{verdict(errors_ratio < ERRORS_TARGET_RATIO)} ({errors_ratio:.2f}x); "
-        f"whole command {verdict(cmd_errors_ratio < ERRORS_TARGET_RATIO)} "
-        f"({cmd_errors_ratio:.2f}x)"
+        f"whole command {verdict(cmd_ratio < ERRORS_TARGET_RATIO)} ({cmd_ratio:.2f}x)"
     )
-    print(watch.describe())
+    print(load.describe())
 
 
 if __name__ == "__main__":
