@@ -4,10 +4,14 @@ Setup: the stub LLM server (``assistant.stubllm.StubLLMServer``, no added latenc
 and, for the reachable case, a local OTLP/HTTP receiver that decodes every request
 with the official protobuf messages (``tests/helpers/otlp.py``), both in this process
 on 127.0.0.1. Every command runs with ``ASSISTANT_ENV_FILE=none``, a temporary
-``ASSISTANT_DATA_DIR`` and no setting of the calling shell.
+``ASSISTANT_DATA_DIR``, the stub and nothing else of the caller's environment but
+``PATH``, ``HOME`` and the locale; bytecode is cached (``PYTHONDONTWRITEBYTECODE``
+unset, ``PYTHONPYCACHEPREFIX=benchmarks/.data/pycache``; see ``_perf.py``).
 
-The installed ``assistant ask hello`` as a subprocess, wall time, the cases taking
-turns (median of N runs after 2 warm-up rounds):
+The installed ``assistant ask hello`` as a subprocess, with pyperf's
+``Runner.bench_command`` (wall time, stdout to /dev/null; by default 3 worker
+processes x (1 warm-up + 3 values) per case, one case after the other; each case
+first runs once, checked):
 
 * no ``OTEL_*`` variable: the reference;
 * all three signals (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_LOGS_EXPORTER=otlp``) to
@@ -16,64 +20,72 @@ turns (median of N runs after 2 warm-up rounds):
 * the same to a port that accepts connections and never answers (blackholed: what
   a firewall dropping packets, or a hung collector, does).
 
-Target: unreachable (refused, blackholed) adds < 100 ms to ``ask`` against the
-reachable case. With the exit budget (``MONITOR_OTEL_EXIT_TIMEOUT_MS``, 50 ms) the
-blackholed case costs at most that budget; without it, the exporter's own 10 s
-timeout. The cost of OTLP export itself (the SDK's import and set-up) is the
-reachable row against the reference, shown, not a target.
+Then the exit alone, in-process (``Runner.bench_time_func`` in workers whose
+environment names the case's endpoint): a run's spans, log lines and metrics are
+made untimed, then ``OtelExport.shutdown()`` with the default 50 ms budget is timed.
+Whether everything was sent in time is checked once per case in this process.
+With ``--unbounded``, one exit per unreachable case with no budget (the exporter's
+own timeout, ~10 s each; a single run, outside pyperf).
 
-Run: ``.venv/bin/python benchmarks/bench_otel.py [--runs N] [--json]``. About 1 min.
+Target: unreachable (refused, blackholed) adds < 100 ms to ``ask`` against the
+reachable case (medians), and the slowest exit of an unreachable case is < 100 ms
+past the reachable exit's median. The cost of OTLP export itself (the SDK's import
+and set-up) is the reachable row against the reference, shown, not a target.
+
+Run: ``.venv/bin/python benchmarks/bench_otel.py [--unbounded] [pyperf options: --fast,
+-p N, -n N, -o FILE ...]``. About 2 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
+import functools
+import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import (
-    ASSISTANT,
-    REPO_ROOT,
-    LoadWatch,
-    dump_json,
-    machine_info,
+from _common import ASSISTANT, REPO_ROOT, LoadWatch
+from _perf import (
+    BENCH_API_KEY,
+    CommandBench,
+    Target,
+    command_env,
+    environment,
+    machine,
     median,
-    print_machine,
-    print_table,
-    stub_env,
+    summary,
     verdict,
 )
 
-sys.path.insert(0, str(REPO_ROOT))
-
-from assistant.stubllm import StubLLMServer
-from tests.helpers.otlp import Blackhole, OtlpReceiver, refused_url
-
 TARGET_ADDED_S = 0.100
 EXIT_BUDGET_MS = 50  # the default MONITOR_OTEL_EXIT_TIMEOUT_MS
+REFERENCE = "ask, no OTEL_* variables (reference)"
+REACHABLE = "ask, OTLP, collector reachable"
+REFUSED = "ask, OTLP, connection refused"
+BLACKHOLED = "ask, OTLP, blackholed"
+CASES = (REACHABLE, REFUSED, BLACKHOLED)
+ASK = [str(ASSISTANT), "ask", "hello"]
 
 
-def base_env(data_dir: Path, stub_url: str) -> dict[str, str]:
-    return stub_env(data_dir, stub_url, LLM_MAX_RETRIES="0")
+def exit_name(case: str) -> str:
+    return "exit (shutdown), " + case.removeprefix("ask, OTLP, ")
 
 
-def ask(env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(ASSISTANT), "ask", "hello"], env=env, capture_output=True, timeout=120, check=False
-    )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"ask failed ({done.returncode}): {done.stderr.decode()[-800:]}")
-    return wall
+@functools.cache
+def quiet() -> None:
+    """The exits leave threads retrying an unreachable collector (as a process leaves
+    them at exit); their complaints are not the benchmark's output."""
+    from loguru import logger
+
+    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
+    logger.remove()
 
 
-def one_export(endpoint: str, exit_timeout_ms: int) -> tuple[float, bool]:
-    """In-process: a run's worth of spans, metrics and logs, then the exit's shutdown."""
+def one_export(exit_timeout_ms: int) -> tuple[float, bool]:
+    """In-process, with the endpoint of the environment: a run's worth of spans,
+    metrics and logs, then the exit's shutdown (timed)."""
     from loguru import logger
 
     from assistant_monitoring.metrics import LlmAttempt
@@ -81,7 +93,7 @@ def one_export(endpoint: str, exit_timeout_ms: int) -> tuple[float, bool]:
     from assistant_monitoring.otel.resource import build_resource
     from assistant_monitoring.tracing import span
 
-    os.environ.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_LOGS_EXPORTER="otlp")
+    quiet()
     export = make_export(
         requested_signals(), build_resource("bench"), exit_timeout_ms=exit_timeout_ms
     )
@@ -102,140 +114,109 @@ def one_export(endpoint: str, exit_timeout_ms: int) -> tuple[float, bool]:
     return time.perf_counter() - started, finished
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--exit-runs", type=int, default=20)
+def exit_time(loops: int) -> float:
+    return sum(one_export(EXIT_BUDGET_MS)[0] for _ in range(loops))
+
+
+def run_benchmarks(bench: CommandBench, envs: dict[str, dict[str, str]]) -> None:
+    """The same calls, in the same order, in the master and in every worker."""
+    for name in (REFERENCE, *CASES):
+        bench.command(name, ASK, envs.get(name, {}))
+    for case in CASES:
+        bench.time_func(exit_name(case), exit_time, envs.get(case, {}))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--unbounded",
         action="store_true",
         help="also time one exit with no budget (the exporter's own timeout: ~10 s each)",
     )
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    import logging
 
-    from loguru import logger
 
-    # The in-process exits leave threads retrying an unreachable collector (as a
-    # process leaves them at exit); their complaints are not the benchmark's output.
-    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
-    logger.remove()
+def main() -> None:
+    bench = CommandBench(__doc__, processes=3, values=3, add_arguments=add_arguments)
+    if bench.is_worker:
+        run_benchmarks(bench, {})
+        return
+    args = bench.args
+
+    sys.path.insert(0, str(REPO_ROOT))
+    from assistant.stubllm import StubLLMServer
+    from tests.helpers.otlp import Blackhole, OtlpReceiver, refused_url
+
     watch = LoadWatch()
     receiver, blackhole = OtlpReceiver(), Blackhole()
     with StubLLMServer() as stub, tempfile.TemporaryDirectory() as tmp:
-        base = base_env(Path(tmp), stub.url)
-        exporting = {**base, "OTEL_LOGS_EXPORTER": "otlp"}
-        cases = {
-            "no OTEL_* variables (reference)": base,
-            "OTLP, collector reachable": {
-                **exporting,
-                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-            },
-            "OTLP, connection refused": {
-                **exporting,
-                "OTEL_EXPORTER_OTLP_ENDPOINT": refused_url(),
-            },
-            "OTLP, blackholed": {**exporting, "OTEL_EXPORTER_OTLP_ENDPOINT": blackhole.url},
-        }
-        times: dict[str, list[float]] = {name: [] for name in cases}
-        for round_number in range(args.runs + 2):
-            for name, env in cases.items():
-                wall = ask(env)
-                if round_number >= 2:
-                    times[name].append(wall)
-        received = len(receiver.received.traces), len(receiver.received.logs)
-        # The exit alone, in-process (the subprocess medians above move by more
-        # than the 100 ms target from run to run on this machine).
-        endpoints = {
-            "OTLP, collector reachable": receiver.url,
-            "OTLP, connection refused": refused_url(),
-            "OTLP, blackholed": blackhole.url,
-        }
-        exits: dict[str, list[float]] = {name: [] for name in endpoints}
-        complete: dict[str, int] = dict.fromkeys(endpoints, 0)
-        for _ in range(args.exit_runs):
-            for name, endpoint in endpoints.items():
-                seconds, finished = one_export(endpoint, EXIT_BUDGET_MS)
-                exits[name].append(seconds)
-                complete[name] += finished
-        unbounded = (
-            {
-                name: one_export(endpoints[name], 60_000)[0]
-                for name in ("OTLP, connection refused", "OTLP, blackholed")
-            }
-            if args.unbounded
-            else {}
+        base = command_env(
+            ASSISTANT_DATA_DIR=str(Path(tmp)),
+            LLM_BASE_URL=stub.url,
+            LLM_API_KEY=BENCH_API_KEY,
+            LLM_MAX_RETRIES="0",
         )
+        endpoints = {REACHABLE: receiver.url, REFUSED: refused_url(), BLACKHOLED: blackhole.url}
+        envs = {REFERENCE: base}
+        for case, endpoint in endpoints.items():
+            envs[case] = {
+                **base,
+                "OTEL_LOGS_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            }
+        for env in envs.values():
+            bench.check(ASK, env)  # exits 0, and fills the bytecode cache
+        sent_in_time = {}
+        for case in CASES:
+            with environment(envs[case]):
+                sent_in_time[case] = one_export(EXIT_BUDGET_MS)[1]
+        run_benchmarks(bench, envs)
+        received = len(receiver.received.traces), len(receiver.received.logs)
+        unbounded = {}
+        if args.unbounded:
+            for case in (REFUSED, BLACKHOLED):
+                with environment(envs[case]):
+                    unbounded[case] = one_export(60_000)[0]
     receiver.close()
     blackhole.close()
 
-    medians = {name: median(values) for name, values in times.items()}
-    reference = medians["no OTEL_* variables (reference)"]
-    reachable = medians["OTLP, collector reachable"]
-    worst = max(medians["OTLP, connection refused"], medians["OTLP, blackholed"])
+    results = bench.results
+    reachable = median(results[REACHABLE])
+    worst = max(median(results[REFUSED]), median(results[BLACKHOLED]))
     added = worst - reachable
-    exit_medians = {name: median(values) for name, values in exits.items()}
-    exit_max = {name: max(values) for name, values in exits.items()}
-    exit_added = max(exit_max.values()) - exit_medians["OTLP, collector reachable"]
+    exit_reachable = median(results[exit_name(REACHABLE)])
+    exit_worst = max(results[exit_name(case)].percentile(100) for case in (REFUSED, BLACKHOLED))
+    exit_added = exit_worst - exit_reachable
     met = added < TARGET_ADDED_S and exit_added < TARGET_ADDED_S
-    info = machine_info()
-    if args.json:
-        dump_json(
-            {
-                "machine": info,
-                "runs": args.runs,
-                "median_s": medians,
-                "unreachable_added_s": added,
-                "exit_median_s": exit_medians,
-                "exit_max_s": exit_max,
-                "exit_complete": complete,
-                "exit_unbounded_s": unbounded,
-                "exit_worst_added_s": exit_added,
-                "target_s": TARGET_ADDED_S,
-                "met": met,
-                "received_trace_and_log_requests": received,
-                "load": watch.report(),
-            }
-        )
-        return
-    print_machine(info)
-    rows = [
-        [
-            name,
-            f"{value * 1000:.0f} ms",
-            f"{(value - reference) * 1000:+.0f} ms",
-            f"{(value - reachable) * 1000:+.0f} ms",
-            f"{min(times[name]) * 1000:.0f} ms",
-        ]
-        for name, value in medians.items()
-    ]
-    print_table(["assistant ask", "median", "vs no OTel", "vs reachable", "min"], rows)
-    print(
-        f"\nreceiver got {received[0]} trace and {received[1]} log requests "
-        f"({args.runs + 2} reachable runs)"
+    print()
+    print(machine(list(results.values())))
+    print(f"receiver got {received[0]} trace and {received[1]} log requests")
+    asks = {name: results[name] for name in (REFERENCE, *CASES)}
+    target = Target(
+        f"unreachable adds < {TARGET_ADDED_S * 1000:.0f} ms ({added * 1000:+.0f} ms)", met
     )
-    print(f"\nthe exit alone, in-process ({args.exit_runs} runs each, {EXIT_BUDGET_MS} ms budget):")
-    exit_rows = [
-        [
-            name,
-            f"{exit_medians[name] * 1000:.1f} ms",
-            f"{exit_max[name] * 1000:.1f} ms",
-            f"{complete[name]}/{args.exit_runs}",
-        ]
-        for name in exits
-    ]
-    exit_rows += [
-        [f"{name}, no budget", f"{seconds * 1000:.0f} ms", "", "1 run"]
-        for name, seconds in unbounded.items()
-    ]
-    print_table(["exit (shutdown)", "median", "max", "all sent in time"], exit_rows)
+    derived = summary(asks, REFERENCE, {BLACKHOLED: target}, title="assistant ask hello")
+    for name in (REFUSED, BLACKHOLED):
+        print(f"  {name}: {(median(results[name]) - reachable) * 1000:+.0f} ms vs reachable")
+    exits = {exit_name(case): results[exit_name(case)] for case in CASES}
+    derived |= summary(
+        exits,
+        exit_name(REACHABLE),
+        title=f"the exit alone, in-process ({EXIT_BUDGET_MS} ms budget)",
+    )
+    for case in CASES:
+        worst_exit = results[exit_name(case)].percentile(100)
+        print(
+            f"  {exit_name(case)}: slowest {worst_exit * 1000:.1f} ms; everything sent in "
+            f"time when checked: {'yes' if sent_in_time[case] else 'no'}"
+        )
+    for case, seconds in unbounded.items():
+        print(f"  {exit_name(case)}, no budget (1 run): {seconds * 1000:.0f} ms")
+    bench.annotate(derived)
+    print(f"\n{watch.describe()}")
     print(
-        f"\nunreachable collector adds {added * 1000:.0f} ms to ask (medians), and at most "
-        f"{exit_added * 1000:.0f} ms at exit (worst exit vs the reachable median) "
+        f"unreachable collector adds {added * 1000:.0f} ms to ask (medians), and at most "
+        f"{exit_added * 1000:.0f} ms at exit (slowest exit vs the reachable median) "
         f"(target < {TARGET_ADDED_S * 1000:.0f} ms): {verdict(met)}"
     )
-    print(watch.describe())
 
 
 if __name__ == "__main__":
