@@ -3,21 +3,28 @@
 Setup: a ``monitoring.db`` made by ``MetricsStore`` (WAL, incremental auto_vacuum)
 filled with pipeline runs carrying 2 KB of error text each until it reaches
 ``--size-mib`` (1024), then checkpointed; a small migrated ``assistant.db`` beside it.
-The page cache is warm for every contender (each reads the whole file once before
-the timed runs), so the figures compare the work, not the disk.
+The page cache is warm for every contender (the file is read once before the
+benchmarks, and pyperf's warm-up value in each worker reads it again), so the
+figures compare the work, not the disk.
 
-Measured, in the same run, the median of ``--repeats`` (3):
+Measured with pyperf's ``Runner.bench_time_func`` in worker processes (by default 3
+workers x (1 warm-up + 2 values) per contender, one contender after the other); the
+destination folder is emptied before each backup, untimed:
 
-1. ours, in-process: ``make_backup`` (online backup in one step, then the copy's
-   sha256 and row counts for the manifest, as the command does);
-2. ours, the installed CLI: ``assistant db backup DEST --json`` (adds start-up);
+1. ours, in-process: ``make_backup`` (online backup in one step, ``quick_check``,
+   ``fsync``, the copy's sha256 and row counts, the manifest read back, as the
+   command does);
+2. ours, the installed CLI: ``assistant db backup DEST --json`` (adds start-up;
+   bytecode cached, ``PYTHONDONTWRITEBYTECODE`` unset; see ``_perf.py``);
 3. the reference: ``sqlite3 SRC ".backup DST"`` (the sqlite3 CLI, skipped if absent);
-4. ``cp`` of the quiesced file (no consistency at all while writers run: the floor).
+4. ``cp`` of the quiesced file (``shutil.copyfile``; no consistency at all while
+   writers run: the floor).
 
-Target (issue 12): ours <= 1.5x ``sqlite3 .backup``.
+Target (issue 12): ours <= 1.5x ``sqlite3 .backup`` (medians).
 
-Run: ``.venv/bin/python benchmarks/bench_backup.py [--size-mib N] [--repeats R] [--json]``
-(about a minute and a half; 2-3 GiB of temporary space).
+Run: ``.venv/bin/python benchmarks/bench_backup.py [--size-mib N] [pyperf options:
+--fast, -p N, -n N, -o FILE ...]`` (about two minutes; 2-3 GiB of temporary space in
+the home directory).
 """
 
 from __future__ import annotations
@@ -25,23 +32,14 @@ from __future__ import annotations
 import argparse
 import shutil
 import sqlite3
-import statistics
 import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from _common import (
-    ASSISTANT,
-    dump_json,
-    isolated_env,
-    machine_info,
-    print_machine,
-    print_table,
-    verdict,
-)
+from _common import ASSISTANT
+from _perf import CommandBench, Target, command_env, machine, median, summary, verdict
 
 from assistant_monitoring.backup import make_backup
 from assistant_monitoring.dbcheck import Managed
@@ -49,6 +47,10 @@ from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.sqlitefile import Subject
 
 TARGET_RATIO = 1.5
+OURS = "ours, in-process (make_backup)"
+CLI = "ours, the CLI (assistant db backup)"
+REFERENCE = "sqlite3 .backup (reference)"
+COPY = "cp of the quiesced file"
 
 
 def build(data: Path, size_mib: int) -> float:
@@ -86,25 +88,71 @@ def warm(path: Path) -> None:
             pass
 
 
-def timed(action: Any, repeats: int, clean: Any) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        clean()
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    clean()
-    return times
+def timed(action: Callable[[Path, Path], object], root: Path) -> Callable[[int], float]:
+    """A ``bench_time_func`` function: ``action(data, out)`` into an emptied ``out``."""
+    data, out = root / "data", root / "out"
+
+    def time_func(loops: int) -> float:
+        total = 0.0
+        for _ in range(loops):
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            started = time.perf_counter()
+            action(data, out)
+            total += time.perf_counter() - started
+        shutil.rmtree(out, ignore_errors=True)
+        return total
+
+    return time_func
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    info = machine_info()
-    results: dict[str, list[float]] = {}
+def ours(data: Path, out: Path) -> None:
+    databases = [
+        Managed("conversations", Subject(data / "assistant.db", "c", "X"), "", "assistant.db"),
+        Managed("metrics", Subject(data / "monitoring.db", "m", "Y"), "", "monitoring.db"),
+    ]
+    make_backup(databases, out, busy_timeout_ms=5000)
+
+
+def cli(data: Path, out: Path) -> None:
+    # The worker's environment is the benchmark's: ASSISTANT_DATA_DIR=data.
+    subprocess.run(
+        [str(ASSISTANT), "db", "backup", str(out), "--json"], check=True, capture_output=True
+    )
+
+
+def sqlite_backup(data: Path, out: Path) -> None:
+    sqlite_cli = shutil.which("sqlite3")
+    assert sqlite_cli is not None
+    subprocess.run(
+        [sqlite_cli, str(data / "monitoring.db"), f".backup {out / 'copy.db'}"], check=True
+    )
+
+
+def copy(data: Path, out: Path) -> None:
+    shutil.copyfile(data / "monitoring.db", out / "copy.db")
+
+
+def run_benchmarks(bench: CommandBench, env: dict[str, str]) -> None:
+    """The same calls, in the same order, in the master and in every worker."""
+    root = Path(bench.state["root"])
+    bench.time_func(OURS, timed(ours, root), env)
+    bench.time_func(CLI, timed(cli, root), env)
+    if bench.state["sqlite3"]:
+        bench.time_func(REFERENCE, timed(sqlite_backup, root), env)
+    bench.time_func(COPY, timed(copy, root), env)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size-mib", type=int, default=1024, help="size of monitoring.db")
+
+
+def main() -> None:
+    bench = CommandBench(__doc__, processes=3, values=2, add_arguments=add_arguments)
+    if bench.is_worker:
+        run_benchmarks(bench, {})
+        return
+    args = bench.args
     with tempfile.TemporaryDirectory(dir=Path.home()) as tmp:
         root = Path(tmp)
         data = root / "data"
@@ -113,86 +161,28 @@ def main(argv: list[str] | None = None) -> None:
         source = data / "monitoring.db"
         size = source.stat().st_size
         warm(source)
+        env = command_env(ASSISTANT_DATA_DIR=str(data))
         out = root / "out"
+        bench.check([str(ASSISTANT), "db", "backup", str(out), "--json"], env)  # also bytecode
+        shutil.rmtree(out)
+        bench.share(root=str(root), sqlite3=shutil.which("sqlite3") is not None)
+        run_benchmarks(bench, env)
 
-        def clean() -> None:
-            shutil.rmtree(out, ignore_errors=True)
-            out.mkdir()
-
-        databases = [
-            Managed("conversations", Subject(data / "assistant.db", "c", "X"), "", "assistant.db"),
-            Managed("metrics", Subject(source, "m", "Y"), "", "monitoring.db"),
-        ]
-        stamp = iter(range(10_000))
-        results["ours, in-process (make_backup)"] = timed(
-            lambda: make_backup(databases, out, busy_timeout_ms=5000, now=1e9 + next(stamp)),
-            args.repeats,
-            clean,
-        )
-        env = isolated_env(data)
-
-        def cli() -> None:
-            subprocess.run(
-                [str(ASSISTANT), "db", "backup", str(out), "--json"],
-                env=env,
-                check=True,
-                capture_output=True,
-            )
-            time.sleep(1.01)  # a backup's name has seconds: the next one needs a new one
-
-        cli_times = timed(cli, args.repeats, clean)
-        results["ours, the CLI (assistant db backup)"] = [t - 1.01 for t in cli_times]
-        sqlite_cli = shutil.which("sqlite3")
-        if sqlite_cli:
-            results["sqlite3 .backup (reference)"] = timed(
-                lambda: subprocess.run(
-                    [sqlite_cli, str(source), f".backup {out / 'copy.db'}"], check=True
-                ),
-                args.repeats,
-                clean,
-            )
-        results["cp of the quiesced file"] = timed(
-            lambda: shutil.copyfile(source, out / "copy.db"), args.repeats, clean
-        )
-    medians = {name: statistics.median(times) for name, times in results.items()}
-    reference = medians.get("sqlite3 .backup (reference)")
-    ours = medians["ours, in-process (make_backup)"]
-    ratio = ours / reference if reference else None
-    document = {
-        "machine": info,
-        "size_bytes": size,
-        "build_seconds": built,
-        "medians_seconds": medians,
-        "runs_seconds": results,
-        "ratio_ours_vs_sqlite3_backup": ratio,
-        "cli_ratio_vs_sqlite3_backup": (
-            medians["ours, the CLI (assistant db backup)"] / reference if reference else None
-        ),
-        "target": TARGET_RATIO,
-        "met": ratio is not None and ratio <= TARGET_RATIO,
-    }
-    if args.json:
-        dump_json(document)
-        return
-    print_machine(info)
+    results = bench.results
+    print()
+    print(machine(list(results.values())))
     print(f"monitoring.db: {size / 2**20:,.0f} MiB (built in {built:.0f} s), page cache warm")
-    rows = [
-        [
-            name,
-            f"{medians[name]:.2f}",
-            " ".join(f"{t:.2f}" for t in times),
-            f"{medians[name] / reference:.2f}x" if reference else "-",
-            f"{size / 2**20 / medians[name]:,.0f}",
-        ]
-        for name, times in results.items()
-    ]
-    print_table(["how", "median s", "runs s", "x sqlite3 .backup", "MiB/s"], rows)
-    if ratio is None:
+    if REFERENCE not in results:
+        summary(results, OURS)
         print("sqlite3 CLI not found: no reference, no verdict")
-    else:
-        met = verdict(ratio <= TARGET_RATIO)
-        print(f"target ours <= {TARGET_RATIO}x sqlite3 .backup: {ratio:.2f}x {met}")
+        return
+    ratio = median(results[OURS]) / median(results[REFERENCE])
+    target = Target(f"<= {TARGET_RATIO}x sqlite3 .backup", ratio <= TARGET_RATIO)
+    bench.annotate(summary(results, REFERENCE, {OURS: target}))
+    for name, result in results.items():
+        print(f"  {name}: {size / 2**20 / median(result):,.0f} MiB/s")
+    print(f"target ours <= {TARGET_RATIO}x sqlite3 .backup: {ratio:.2f}x {verdict(target.met)}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
