@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts: machine facts, timing, tables, environments.
+"""Helpers shared by the benchmark scripts: machine facts, tables, paths, load, profiles.
 
 Not a benchmark itself. The scripts import it as ``_common`` (they run as
 ``python benchmarks/<name>.py``, so this folder is first on ``sys.path``).
@@ -12,10 +12,8 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,55 +81,11 @@ def isolated_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-BENCH_API_KEY = "sk-bench-000000000000"
-
-
-def stub_env(data_dir: Path, stub_url: str, **extra: str) -> dict[str, str]:
-    """The caller's environment without any assistant setting (nor an OTLP export or
-    TRACEPARENT of the shell), plus a throw-away data dir and the stub LLM at
-    ``stub_url``; ``extra`` on top."""
-    from assistant_monitoring.settings.model import env_names
-
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("OTEL_") and name != "TRACEPARENT"
-    }
-    for name in [*env_names(), "ASSISTANT_CONFIG_DIR", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"]:
-        env.pop(name, None)
-    env.update(
-        ASSISTANT_ENV_FILE="none",
-        ASSISTANT_DATA_DIR=str(data_dir),
-        LLM_BASE_URL=stub_url,
-        LLM_API_KEY=BENCH_API_KEY,
-        **extra,
-    )
-    return env
-
-
 def time_call(func: Callable[[], object]) -> float:
     """Wall time of one call, in seconds."""
     start = time.perf_counter()
     func()
     return time.perf_counter() - start
-
-
-def time_repeats(func: Callable[[], object], *, repeats: int, warmup: int = 1) -> list[float]:
-    """Wall times (seconds) of ``repeats`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        func()
-    return [time_call(func) for _ in range(repeats)]
-
-
-def run_quiet(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
-    """Run a command with stdout and stderr discarded; return its exit code."""
-    return subprocess.run(
-        list(argv),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(env) if env is not None else None,
-        check=False,
-    ).returncode
 
 
 def median(values: Sequence[float]) -> float:
@@ -207,80 +161,6 @@ class LoadWatch:
             f"other processes used {load['other_cpu_s']:.1f} CPU-s during the "
             f"{load['wall_s']:.0f} s run (an average of {load['other_load']:.2f} cores)"
         )
-
-
-@dataclass(frozen=True)
-class ChildRun:
-    """One finished command: wall time, CPU time and peak RSS (see ``run_with_rusage``)."""
-
-    wall_s: float
-    max_rss_kib: int
-    cpu_s: float
-    exit_code: int
-    stdout: bytes
-    rss_exact: bool = False  # measured by GNU time, not wait4's upper bound
-
-
-GNU_TIME = Path("/usr/bin/time")
-
-
-def run_with_rusage(
-    argv: Sequence[str], env: Mapping[str, str] | None = None, *, peak_rss: bool = False
-) -> ChildRun:
-    """Run a command to completion (stdout captured, stderr discarded).
-
-    The CPU time is the child's own, from ``os.wait4``. The wall time covers fork,
-    exec, the run, reading its output and reaping it.
-
-    Peak RSS: by default ``wait4``'s ``ru_maxrss``, which is only an upper bound. On
-    Linux a child's high-water mark includes the memory of the process it was forked
-    (or vforked) from, up to its ``exec``, so from a 200 MiB benchmark process even
-    ``python -c pass`` "peaks" at 200 MiB (``getrusage(RUSAGE_CHILDREN)`` has the same
-    flaw, and keeps the maximum over every child). ``peak_rss=True`` runs the command
-    under GNU ``time -f %M`` instead and reports the command's own peak
-    (``rss_exact``). ``time`` is a small C program, and adds its own fork and exec
-    (0 to 4 ms) to the wall time: time and measure memory in separate runs.
-    """
-    report = ""
-    command = list(argv)
-    if peak_rss:
-        if not GNU_TIME.exists():
-            raise RuntimeError(f"{GNU_TIME} (GNU time) is needed to measure peak RSS")
-        handle, report = tempfile.mkstemp(prefix="bench-rss-")
-        os.close(handle)
-        command = [str(GNU_TIME), "-f", "%M", "-o", report, *command]
-    try:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=dict(env) if env is not None else None,
-        )
-        try:
-            assert proc.stdout is not None
-            out = proc.stdout.read()
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        proc.stdout.close()
-        # GNU time writes "Command exited with non-zero status N" first when it did.
-        rss = int(Path(report).read_text().split()[-1]) if peak_rss else usage.ru_maxrss
-    finally:
-        if report:
-            os.unlink(report)
-    return ChildRun(
-        wall_s=wall,
-        max_rss_kib=rss,  # KiB
-        cpu_s=usage.ru_utime + usage.ru_stime,
-        exit_code=proc.returncode,
-        stdout=out,
-        rss_exact=peak_rss,
-    )
 
 
 PACKAGE_DIRS = (REPO_ROOT / "assistant", REPO_ROOT / "assistant_monitoring")
