@@ -19,32 +19,34 @@ forward by whole days to today's midnight (SQL ``UPDATE``s; day and hour boundar
 stay aligned), then tops it up to the current minute with real minute flushes and
 runs the store's retention, so "the last hour" and "the last 30 days" are full.
 
-Measured, in the same run:
+Measured, in the same run, as pyperf benchmarks in pyperf's worker processes:
 
 * the installed command, ``.venv/bin/assistant monitor metrics --period 1h`` and
-  ``--period 30d`` (tables, and ``--json``), as subprocesses with
-  ``ASSISTANT_ENV_FILE=none ASSISTANT_DATA_DIR=<the run's data dir>``, against
-  ``.venv/bin/python -c pass``: median of 10 runs after a warm-up, commands taking
-  turns so drift hits them alike; each command's output is checked once. Two more
-  rows put the figures in context: the same command on a data dir with no store
-  yet (the command's fixed cost: start-up, settings, imports), and, when the
-  environment sets ``PYTHONDONTWRITEBYTECODE``, the command as that environment
-  runs it (the project's sources compiled at every run; the main rows keep the
-  bytecode in a cache under ``benchmarks/.data/``, as an installed copy would);
-* in process: ``metrics_report(settings, period=...)`` for 1h and 30d, median of
-  10, and its two halves (``query_window`` and ``build_report``);
+  ``--period 30d`` (tables, and ``--json``), by ``Runner.bench_command`` with
+  ``ASSISTANT_ENV_FILE=none ASSISTANT_DATA_DIR=<the run's data dir>`` and bytecode
+  cached (``_perf.py``), against ``.venv/bin/python -c pass``; each command's output
+  is checked once before. Two more rows put the figures in context: the same command
+  on a data dir with no store yet (the command's fixed cost: start-up, settings,
+  imports), and, when the environment sets ``PYTHONDONTWRITEBYTECODE``, the command
+  with it set and no bytecode cached (the project's sources compiled at every run);
+* in process (``bench_func``/``bench_time_func``, settings loaded once per worker):
+  ``metrics_report(settings, period=...)`` for 1h and 30d, and its two halves
+  (``query_window`` and ``build_report``);
 * the store's size, and its rows per resolution.
 
-Targets: ``--period 1h`` < 300 ms, ``--period 30d`` < 600 ms (wall, installed command).
+Targets: ``--period 1h`` < 300 ms, ``--period 30d`` < 600 ms (median wall time of
+the installed command).
 
-Run: ``.venv/bin/python benchmarks/bench_metrics_query.py [--runs N] [--json]
-[--rebuild]``. About 1.5 minutes the first time (builds the template), then
-20-45 s (the top-up is longer late in the UTC day).
+Run: ``.venv/bin/python benchmarks/bench_metrics_query.py [--rebuild] [--fast]
+[-o FILE.json]`` (and any other pyperf option). About 1.5 minutes the first time
+(builds the template), then 1.5 to 3 minutes (the top-up is longer late in the UTC
+day).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -53,25 +55,14 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    ASSISTANT,
-    DATA_DIR,
-    PYTHON,
-    LoadWatch,
-    dump_json,
-    isolated_env,
-    machine_info,
-    median,
-    print_machine,
-    print_table,
-    time_call,
-    verdict,
-)
+from _common import ASSISTANT, DATA_DIR, PYTHON
 from _metrics_workload import SERIES_COUNT, record_activity
+from _perf import CommandBench, Target, command_env, machine, median, summary, verdict
+from _perf_inprocess import Load
 
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
@@ -251,44 +242,6 @@ def store_facts(path: Path) -> dict[str, Any]:
     }
 
 
-def bench_env(data_dir: Path) -> dict[str, str]:
-    """The commands' environment: no .env file, our data dir, bytecode cached.
-
-    ``PYTHONDONTWRITEBYTECODE`` (set in some sandboxes) would make every run compile
-    the project's sources again, which an installed copy never does; the bytecode goes
-    to a cache under ``benchmarks/.data/`` instead of the source tree.
-    """
-    env = isolated_env(data_dir)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(ROOT / "pycache")
-    return env
-
-
-Command = tuple[list[str], dict[str, str]]
-
-
-def commands(env: dict[str, str], empty: Path) -> dict[str, Command]:
-    metrics = [str(ASSISTANT), "monitor", "metrics"]
-    cmds: dict[str, Command] = {
-        "python -c pass": ([str(PYTHON), "-c", "pass"], env),
-        "monitor metrics --period 1h": ([*metrics, "--period", "1h"], env),
-        "monitor metrics --period 30d": ([*metrics, "--period", "30d"], env),
-        "monitor metrics --period 1h --json": ([*metrics, "--period", "1h", "--json"], env),
-        "monitor metrics --period 30d --json": ([*metrics, "--period", "30d", "--json"], env),
-        "monitor metrics --period 1h, no store yet": (
-            [*metrics, "--period", "1h"],
-            bench_env(empty),
-        ),
-    }
-    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        inherited = isolated_env(RUN_DIR)
-        cmds["monitor metrics --period 1h, PYTHONDONTWRITEBYTECODE=1 inherited"] = (
-            [*metrics, "--period", "1h"],
-            inherited,
-        )
-    return cmds
-
-
 def check_output(name: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
     """Run once and make sure the command saw the data (not an empty store)."""
     done = subprocess.run(list(argv), capture_output=True, text=True, env=dict(env), check=False)
@@ -304,122 +257,153 @@ def check_output(name: str, argv: Sequence[str], env: Mapping[str, str]) -> None
         raise RuntimeError(f"{name}: {done.stdout.strip()}")
 
 
-def run_quiet_checked(argv: Sequence[str], env: Mapping[str, str]) -> None:
-    code = subprocess.run(
-        list(argv),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(env),
-        check=False,
-    ).returncode
-    if code != 0:
-        raise RuntimeError(f"{' '.join(argv)}: exit {code}")
+REFERENCE = "python -c pass"
+DONT_WRITE = "monitor metrics --period 1h, PYTHONDONTWRITEBYTECODE=1, nothing cached"
 
 
-def time_commands(cmds: Mapping[str, Command], runs: int) -> dict[str, list[float]]:
+def commands(dont_write: bool) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each timed command and its whole environment."""
+    env = command_env(ASSISTANT_DATA_DIR=str(RUN_DIR))
+    metrics = [str(ASSISTANT), "monitor", "metrics"]
+    cmds = {
+        REFERENCE: ([str(PYTHON), "-c", "pass"], env),
+        "monitor metrics --period 1h": ([*metrics, "--period", "1h"], env),
+        "monitor metrics --period 30d": ([*metrics, "--period", "30d"], env),
+        "monitor metrics --period 1h --json": ([*metrics, "--period", "1h", "--json"], env),
+        "monitor metrics --period 30d --json": ([*metrics, "--period", "30d", "--json"], env),
+        "monitor metrics --period 1h, no store yet": (
+            [*metrics, "--period", "1h"],
+            command_env(ASSISTANT_DATA_DIR=str(ROOT / "empty")),
+        ),
+    }
+    if dont_write:
+        # An empty cache folder and no writing: every run compiles our sources, as a
+        # shell with PYTHONDONTWRITEBYTECODE=1 and no __pycache__ in the tree does.
+        cmds[DONT_WRITE] = (
+            [*metrics, "--period", "1h"],
+            command_env(
+                ASSISTANT_DATA_DIR=str(RUN_DIR),
+                PYTHONDONTWRITEBYTECODE="1",
+                PYTHONPYCACHEPREFIX=str(ROOT / "no-pycache"),
+            ),
+        )
+    return cmds
+
+
+@functools.cache
+def _settings() -> Any:
+    from assistant_monitoring.settings import load_settings
+
+    return load_settings(environ=dict(os.environ)).settings
+
+
+def _report(period: str) -> Callable[[], object]:
+    from assistant_monitoring.metrics.service import metrics_report
+
+    def call() -> object:
+        return metrics_report(_settings(), period=period)
+
+    return call
+
+
+@functools.cache
+def _window(period: str) -> tuple[sqlite3.Connection, float, float, Any]:
+    """A connection to the run's store, the period's bounds, and its window (once)."""
+    from assistant_monitoring.metrics.query import query_window
+    from assistant_monitoring.metrics.service import resolve_window
+
+    now = time.time()
+    start, end, _ = resolve_window(period=period, since=None, until=None, now=now)
+    conn = MetricsStore(_settings().monitoring_db_path).connect()
+    return conn, start, end, query_window(conn, start, end, now=now)
+
+
+def _time_query(period: str) -> Callable[[int], float]:
+    def time_func(loops: int) -> float:
+        from assistant_monitoring.metrics.query import query_window
+
+        conn, start, end, _ = _window(period)
+        began = time.perf_counter()
+        for _ in range(loops):
+            query_window(conn, start, end, now=end)
+        return time.perf_counter() - began
+
+    return time_func
+
+
+def _time_build(period: str) -> Callable[[int], float]:
+    def time_func(loops: int) -> float:
+        from assistant_monitoring.metrics.pricing import PriceTable
+        from assistant_monitoring.metrics.report import build_report
+
+        window, table, elapsed = _window(period)[3], PriceTable(), 0.0
+        for _ in range(loops):
+            for aggregate in window.series:  # quantiles are cached per aggregate: start cold
+                aggregate._merged = None
+            began = time.perf_counter()
+            build_report(window, period=period, prices=table)
+            elapsed += time.perf_counter() - began
+        return elapsed
+
+    return time_func
+
+
+IN_PROCESS = [
+    f"{name} ({period})"
+    for period in ("1h", "30d")
+    for name in ("metrics_report", "query_window", "build_report")
+]
+
+
+def run_benchmarks(
+    bench: CommandBench, cmds: Mapping[str, tuple[list[str], dict[str, str]]]
+) -> None:
+    """The same calls, in the same order, in the master and in every worker."""
+    for name, (argv, env) in cmds.items():
+        bench.command(name, argv, env)
+    env = cmds["monitor metrics --period 1h"][1]
+    for period in ("1h", "30d"):
+        bench.func(f"metrics_report ({period})", _report(period), env)
+        bench.time_func(f"query_window ({period})", _time_query(period), env)
+        bench.time_func(f"build_report ({period})", _time_build(period), env)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached template")
+
+
+def main() -> None:
+    bench = CommandBench(__doc__ or "", processes=10, values=3, add_arguments=add_arguments)
+    if bench.is_worker:
+        run_benchmarks(bench, commands(bool(bench.state["dont_write"])))
+        return
+
+    load = Load()
+    meta, built = template_meta(bench.args.rebuild)
+    run = prepare_run(meta)
+    facts = store_facts(RUN_DIR / "monitoring.db")
+    (ROOT / "empty").mkdir(exist_ok=True)
+    shutil.rmtree(ROOT / "no-pycache", ignore_errors=True)
+    (ROOT / "no-pycache").mkdir()
+    cmds = commands(dont_write=bool(os.environ.get("PYTHONDONTWRITEBYTECODE")))
     for name, (argv, env) in cmds.items():
         if name.startswith("monitor") and "no store" not in name:
             check_output(name, argv, env)
-        run_quiet_checked(argv, env)  # warm-up (page cache, bytecode cache)
-    times: dict[str, list[float]] = {name: [] for name in cmds}
-    for _ in range(runs):
-        for name, (argv, env) in cmds.items():
-            times[name].append(time_call(lambda a=argv, e=env: run_quiet_checked(a, e)))
-    return times
-
-
-def time_in_process(env: Mapping[str, str], runs: int) -> dict[str, list[float]]:
-    from assistant_monitoring.metrics.pricing import PriceTable
-    from assistant_monitoring.metrics.query import query_window
-    from assistant_monitoring.metrics.report import build_report
-    from assistant_monitoring.metrics.service import metrics_report, resolve_window
-    from assistant_monitoring.settings import load_settings
-
-    settings = load_settings(environ=env).settings
-    times: dict[str, list[float]] = {}
-    for period in ("1h", "30d"):
-        report = metrics_report(settings, period=period)  # warm-up, and a check
-        if not report["has_data"]:
-            raise RuntimeError(f"metrics_report({period}): no data")
-        times[f"metrics_report(period={period!r})"] = [
-            time_call(lambda p=period: metrics_report(settings, period=p)) for _ in range(runs)
-        ]
-        now = time.time()
-        start, end, _ = resolve_window(period=period, since=None, until=None, now=now)
-        store = MetricsStore(settings.monitoring_db_path)
-        conn = store.connect()
-        window = query_window(conn, start, end, now=now)
-
-        def query(c: sqlite3.Connection = conn, s: float = start, e: float = end) -> None:
-            query_window(c, s, e, now=e)
-
-        times[f"  query_window ({period})"] = [time_call(query) for _ in range(runs)]
-        store.close()
-
-        def build(w: Any = window, p: str = period, table: PriceTable = PriceTable()) -> None:
-            for aggregate in w.series:  # quantiles are cached per aggregate: start cold
-                aggregate._merged = None
-            build_report(w, period=p, prices=table)
-
-        times[f"  build_report ({period})"] = [time_call(build) for _ in range(runs)]
-    return times
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--runs", type=int, default=10, help="timed runs per command")
-    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached template")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    args = parser.parse_args(argv)
-
-    watch = LoadWatch()
-    meta, built = template_meta(args.rebuild)
-    run = prepare_run(meta)
-    facts = store_facts(RUN_DIR / "monitoring.db")
-    env = bench_env(RUN_DIR)
-    empty = ROOT / "empty"
-    empty.mkdir(exist_ok=True)
-    cli = time_commands(commands(env, empty), args.runs)
-    in_process = time_in_process(env, args.runs)
+        else:
+            bench.check(argv, env)
+    bench.share(dont_write=DONT_WRITE in cmds)
+    run_benchmarks(bench, cmds)
     facts["size_bytes"] = (RUN_DIR / "monitoring.db").stat().st_size
 
-    bare = median(cli["python -c pass"])
-    cli_rows = []
-    for name, values in cli.items():
-        row: dict[str, Any] = {
-            "command": name,
-            "median_ms": median(values) * 1000,
-            "min_ms": min(values) * 1000,
-            "x_python": median(values) / bare,
-            "minus_python_ms": (median(values) - bare) * 1000,
-        }
-        for period, target in TARGETS_S.items():
-            if f"--period {period}" in name and "," not in name:
-                row["target_ms"] = target * 1000
-                row["met"] = median(values) < target
-        cli_rows.append(row)
-    process_rows = [
-        {"call": name, "median_ms": median(values) * 1000, "min_ms": min(values) * 1000}
-        for name, values in in_process.items()
-    ]
-    info = machine_info()
-    load = watch.describe()
-    if args.json:
-        dump_json(
-            {
-                "machine": info,
-                "load": watch.report(),
-                "template": meta,
-                "template_built_now": built,
-                "run": run,
-                "store": facts,
-                "cli": cli_rows,
-                "in_process": process_rows,
-            }
-        )
-        return
-
-    print_machine(info)
+    results = bench.results
+    targets = {
+        name: Target(f"< {target * 1000:.0f} ms", median(results[name]) < target)
+        for period, target in TARGETS_S.items()
+        for name in cmds
+        if f"--period {period}" in name and "," not in name
+    }
+    print()
+    print(machine(list(results.values())))
     print(
         f"store: {SERIES_COUNT} series, {DAYS} days: {meta['hourly_flushes']} hourly flushes "
         f"(days {DAYS} to 2 ago), then {meta['minute_flushes']} minute flushes (the last "
@@ -435,30 +419,24 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"monitoring.db: {facts['size_bytes'] / 2**20:.1f} MiB, {facts['series']} series, "
         f"{facts['minute_rows']:,} minute rows, {facts['hour_rows']:,} hour rows, "
-        f"{facts['day_rows']:,} day rows\n"
+        f"{facts['day_rows']:,} day rows"
     )
-    print(f"installed command, median of {args.runs} (ASSISTANT_DATA_DIR={RUN_DIR})")
-    print_table(
-        ["command", "median ms", "min ms", "x python", "- python ms", "target", "verdict"],
-        [
-            [
-                row["command"],
-                f"{row['median_ms']:.1f}",
-                f"{row['min_ms']:.1f}",
-                f"{row['x_python']:.1f}x",
-                f"{row['minus_python_ms']:.1f}",
-                f"< {row['target_ms']:.0f} ms" if "target_ms" in row else "-",
-                verdict(row["met"]) if "met" in row else "-",
-            ]
-            for row in cli_rows
-        ],
+    derived = summary(
+        {name: results[name] for name in cmds},
+        REFERENCE,
+        targets,
+        title=f"installed command (ASSISTANT_DATA_DIR={RUN_DIR})",
     )
-    print(f"\nin process, median of {args.runs}")
-    print_table(
-        ["call", "median ms", "min ms"],
-        [[row["call"], f"{row['median_ms']:.1f}", f"{row['min_ms']:.1f}"] for row in process_rows],
+    derived |= summary(
+        {name: results[name] for name in IN_PROCESS},
+        IN_PROCESS[0],
+        title="in process",
     )
-    print(f"\n{load}")
+    bench.annotate({name: {**entry, **load.metadata()} for name, entry in derived.items()})
+    print()
+    for name, target in targets.items():
+        print(f"target {name} {target.text}: {verdict(target.met)}")
+    print(load.describe())
 
 
 if __name__ == "__main__":
