@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,23 +69,6 @@ def print_machine(info: Mapping[str, Any]) -> None:
         f"machine: {info['nproc']} CPUs, {info['cpu']}, {info['memory_gib']} GiB RAM, "
         f"Python {info['python']}, {info['date']}, commit {info.get('commit', 'unknown')}"
     )
-
-
-def isolated_env(data_dir: Path) -> dict[str, str]:
-    """The environment for CLI runs: no .env file read, data in a throw-away directory."""
-    env = dict(os.environ)
-    env["ASSISTANT_ENV_FILE"] = "none"
-    env["ASSISTANT_DATA_DIR"] = str(data_dir)
-    env.pop("ASSISTANT_ENV", None)
-    env.pop("ASSISTANT_CONFIG_DIR", None)
-    return env
-
-
-def time_call(func: Callable[[], object]) -> float:
-    """Wall time of one call, in seconds."""
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
 
 
 def median(values: Sequence[float]) -> float:
