@@ -2,8 +2,10 @@
 
 (a) Time of one ``MetricsRuntime.flush()`` of a process holding 100 series (56
 counters, 7 gauges and 37 histograms of 20 observations each: the assistant's own
-families, see ``_metrics_workload.py``), median of 30 flushes, each of a freshly
-recorded registry:
+families, see ``_metrics_workload.py``), each of a freshly recorded registry. Each
+scenario is a pyperf benchmark (``Runner.bench_time_func``; only the flush is
+timed, the recording and the opening and closing around it are not), run in
+pyperf's worker processes:
 
 * fresh store: a new ``monitoring.db`` every time (open, create the schema, write);
 * warm store, new process: a new ``MetricsStore`` on a store that already holds
@@ -13,51 +15,51 @@ recorded registry:
 * a 30-day store, new process: the same into a copy of the month of data that
   ``bench_metrics_query.py`` builds (skipped until that script has run once).
 
-The scenarios take turns, flush after flush, so drift in the machine's speed hits
-them alike. Flush times advance an injected clock by 20 s per flush, so the minute,
-hour and day rows are merged into as well as inserted (and the store's 10-minute
-retention pass runs when it is due, as in real use). Opening the store and closing
-it (the WAL checkpoint of a process's exit) are timed on their own.
+The master builds the two warm stores (30 flushes each) and copies the month once;
+the workers, one after the other, flush into them. Flush times come from an
+injected clock that moves 20 s per flush (and, between workers, 1,000 s per real
+second, so that no two workers write the same minutes), so the minute, hour and day
+rows are merged into as well as inserted (and the store's 10-minute retention pass
+runs when it is due, as in real use). Opening a warm store, closing it after a
+flush (the WAL checkpoint of a process's exit) and ``take_deltas`` are timed on
+their own.
 
-Target: one flush < 10 ms.
+Target: one flush < 10 ms (the median of pyperf's values).
 
 (b) Quantile error against the exact value for lognormal, bimodal and uniform data
 (100,000 values each, seeded) at p50, p90, p95 and p99, through the real path:
 ``Histogram.observe`` -> ``MetricsRuntime.flush`` (10 flushes spread over 3 hours)
 -> ``MetricsStore`` -> ``query_window`` -> ``SeriesAggregate.quantile``. The exact
 value is the order statistic at the rank the sketch uses (``q * (n - 1)``); the error
-against the linearly interpolated quantile is printed too.
+against the linearly interpolated quantile is printed too. Not a timing: computed
+once, in the master, after the benchmarks.
 
 Target: every error <= 1%.
 
-Run: ``.venv/bin/python benchmarks/bench_metrics_flush.py [--flushes N] [--values N]
-[--json]``. About 30 seconds with the defaults on 2 cores.
+Run: ``.venv/bin/python benchmarks/bench_metrics_flush.py [--quantile-values N] [--seed S]
+[--fast] [-o FILE.json]`` (and any other pyperf option).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import json
 import math
+import os
 import random
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    DATA_DIR,
-    LoadWatch,
-    dump_json,
-    machine_info,
-    print_machine,
-    print_table,
-    verdict,
-)
+import pyperf
+from _common import DATA_DIR
 from _metrics_workload import SERIES_COUNT, record_snapshot
+from _perf_inprocess import Load, annotate, done, is_master, make_runner, median, verdict
 
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.query import query_window
@@ -69,9 +71,18 @@ TARGET_FLUSH_MS = 10.0
 TARGET_ERROR = 0.01
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 FLUSH_SPACING_SECONDS = 20.0
+WARM_FLUSHES = 30
+FAKE_SECONDS_PER_SECOND = 1000.0  # between workers
 # The month of data bench_metrics_query.py builds (used when it exists).
 MONTH_TEMPLATE = DATA_DIR / "metrics-query" / "template" / "monitoring.db"
 MONTH_META = DATA_DIR / "metrics-query" / "template" / "meta.json"
+
+FRESH = "fresh store (new file, new process)"
+NEW = "warm store, new process"
+LONG_RUNNING = "warm store, long-running process"
+OPENING = "open a warm store (connect + schema check)"
+CLOSING = "close after a flush (WAL checkpoint)"
+TAKING = "take_deltas of the 100 series (in the flush)"
 
 
 class Clock:
@@ -100,91 +111,151 @@ def timed_flush(runtime: MetricsRuntime) -> float:
     return elapsed
 
 
-def flush_times(tmp: Path, flushes: int, rng: random.Random) -> dict[str, list[float]]:
-    """Seconds per flush (and per open/close) for each scenario, scenarios taking turns."""
-    clock = Clock(time.time() - flushes * 4 * FLUSH_SPACING_SECONDS)
-    fresh, new, long_running = (
-        "fresh store (new file, new process)",
-        "warm store, new process",
-        "warm store, long-running process",
-    )
-    opening, closing, taking = (
-        "open a warm store (connect + schema check)",
-        "close after a flush (WAL checkpoint)",
-        "take_deltas of the 100 series (in the flush)",
-    )
-    results: dict[str, list[float]] = {
-        name: [] for name in (fresh, new, long_running, opening, closing, taking)
-    }
+# -- (a) the master's stores, the workers' scenarios -------------------------------
 
-    # Check the workload once: exactly 100 series reach the store.
-    probe = recorded_runtime(MetricsStore(tmp / "probe.db", clock=clock), rng)
+
+def prepare(work: Path, seed: int) -> dict[str, Any]:
+    """Master: the warm stores and the month's copy in ``work``; what workers need."""
+    rng = random.Random(seed)
+    clock = Clock(time.time() - WARM_FLUSHES * 4 * FLUSH_SPACING_SECONDS)
+    probe = recorded_runtime(MetricsStore(work / "probe.db", clock=clock), rng)
     if len(probe.instrumentation.registry.take_deltas()) != SERIES_COUNT:
         raise RuntimeError("the workload does not record 100 series")
-
     # Two warm stores with a history (the series exist, rows to merge into): one for
-    # the short processes, one kept open by the long-running one (a second open
+    # the short processes, one kept open by the long-running ones (a second open
     # connection would keep the first store's WAL from being checkpointed at close).
-    warm, long_path = tmp / "warm.db", tmp / "long-running.db"
-    for path in (warm, long_path):
-        for _ in range(flushes):
+    for path in (work / "warm.db", work / "long-running.db"):
+        for _ in range(WARM_FLUSHES):
             clock.now += FLUSH_SPACING_SECONDS
             store = MetricsStore(path, clock=clock)
             timed_flush(recorded_runtime(store, rng))
             store.close()
-    long_store = MetricsStore(long_path, clock=clock)
-    timed_flush(recorded_runtime(long_store, rng))  # connection open, ids cached
-    month = month_store(tmp)
-    month_name = ""
-    if month is not None:
-        month_path, anchor = month
-        month_clock = Clock(anchor + 30)
-        month_name = f"30-day store ({month_path.stat().st_size / 2**20:.0f} MiB), new process"
-        results[month_name] = []
-        store = MetricsStore(month_path, clock=month_clock)
+    state: dict[str, Any] = {"started": time.time(), "month": None}
+    if MONTH_TEMPLATE.exists() and MONTH_META.exists():
+        path = work / "month.db"
+        shutil.copyfile(MONTH_TEMPLATE, path)
+        anchor = float(json.loads(MONTH_META.read_text())["anchor"])
+        store = MetricsStore(path, clock=Clock(anchor + 30))
         timed_flush(recorded_runtime(store, rng))  # warms the page cache
         store.close()
+        size = path.stat().st_size / 2**20
+        state["month"] = {"anchor": anchor, "name": f"30-day store ({size:.0f} MiB), new process"}
+    (work / "state.json").write_text(json.dumps(state))
+    # Write the copies back now: left to the kernel, the 75 MiB month copy is written
+    # back during the first benchmark, and the fsyncs of its flushes wait for it (the
+    # fresh store's median tripled).
+    os.sync()
+    return state
 
-    for i in range(flushes):
+
+class Worker:
+    """One worker's view: the master's stores, its clock, its random numbers."""
+
+    def __init__(self, work: Path, seed: int) -> None:
+        self.work = work
+        self.state = json.loads((work / "state.json").read_text())
+        self.rng = random.Random(seed + int(time.time() * 1000) % 100_000)
+        offset = (time.time() - self.state["started"]) * FAKE_SECONDS_PER_SECOND
+        self.clock = Clock(time.time() + offset)
+        month = self.state["month"]
+        self.month_clock = Clock(month["anchor"] + 30 + offset) if month else None
+        self.own = Path(tempfile.mkdtemp(prefix="bench-metrics-flush-"))
+        atexit.register(shutil.rmtree, self.own, ignore_errors=True)
+        self.fresh = 0
+
+    def tick(self, clock: Clock | None = None) -> Clock:
+        clock = clock or self.clock
         clock.now += FLUSH_SPACING_SECONDS
-        store = MetricsStore(tmp / f"fresh-{i}.db", clock=clock)
-        results[fresh].append(timed_flush(recorded_runtime(store, rng)))
-        store.close()
+        return clock
 
-        store = MetricsStore(warm, clock=clock)
-        started = time.perf_counter()
-        store.connect()
-        results[opening].append(time.perf_counter() - started)
-        store.close()
-        store = MetricsStore(warm, clock=clock)
-        results[new].append(timed_flush(recorded_runtime(store, rng)))
-        started = time.perf_counter()
-        store.close()
-        results[closing].append(time.perf_counter() - started)
-
-        results[long_running].append(timed_flush(recorded_runtime(long_store, rng)))
-        registry = recorded_runtime(long_store, rng).instrumentation.registry
-        started = time.perf_counter()
-        registry.take_deltas()
-        results[taking].append(time.perf_counter() - started)
-
-        if month is not None:
-            month_clock.now += FLUSH_SPACING_SECONDS
-            store = MetricsStore(month_path, clock=month_clock)
-            results[month_name].append(timed_flush(recorded_runtime(store, rng)))
-            store.close()
-    long_store.close()
-    return results
+    @functools.cached_property
+    def long_store(self) -> MetricsStore:
+        store = MetricsStore(self.work / "long-running.db", clock=self.clock)
+        timed_flush(recorded_runtime(store, self.rng))  # connection open, ids cached
+        atexit.register(store.close)
+        return store
 
 
-def month_store(tmp: Path) -> tuple[Path, float] | None:
-    """A copy of bench_metrics_query.py's 30-day store and its last instant, if built."""
-    if not (MONTH_TEMPLATE.exists() and MONTH_META.exists()):
-        return None
-    meta = json.loads(MONTH_META.read_text())
-    path = tmp / "month.db"
-    shutil.copyfile(MONTH_TEMPLATE, path)
-    return path, float(meta["anchor"])
+_worker: Worker | None = None
+
+
+def worker(runner: pyperf.Runner) -> Worker:
+    global _worker
+    if _worker is None:
+        _worker = Worker(Path(runner.args.workdir), runner.args.seed)
+    return _worker
+
+
+def fresh(w: Worker) -> float:
+    w.fresh += 1
+    path = w.own / f"fresh-{w.fresh}.db"
+    store = MetricsStore(path, clock=w.tick())
+    elapsed = timed_flush(recorded_runtime(store, w.rng))
+    store.close()
+    for leftover in w.own.glob(f"{path.name}*"):
+        leftover.unlink()
+    return elapsed
+
+
+def new_process(w: Worker, path: Path, clock: Clock) -> float:
+    store = MetricsStore(path, clock=w.tick(clock))
+    elapsed = timed_flush(recorded_runtime(store, w.rng))
+    store.close()
+    return elapsed
+
+
+def long_running(w: Worker) -> float:
+    w.tick()
+    return timed_flush(recorded_runtime(w.long_store, w.rng))
+
+
+def opening(w: Worker) -> float:
+    store = MetricsStore(w.work / "warm.db", clock=w.clock)
+    started = time.perf_counter()
+    store.connect()
+    elapsed = time.perf_counter() - started
+    store.close()
+    return elapsed
+
+
+def closing(w: Worker) -> float:
+    store = MetricsStore(w.work / "warm.db", clock=w.tick())
+    timed_flush(recorded_runtime(store, w.rng))
+    started = time.perf_counter()
+    store.close()
+    return time.perf_counter() - started
+
+
+def taking(w: Worker) -> float:
+    inst = Instrumentation(MetricsRegistry())
+    record_snapshot(inst.metrics, w.rng)
+    started = time.perf_counter()
+    inst.registry.take_deltas()
+    return time.perf_counter() - started
+
+
+def scenarios(state: dict[str, Any] | None) -> dict[str, Callable[[Worker], float]]:
+    """Each benchmark's one timed step (the same list in the master and the workers)."""
+    steps: dict[str, Callable[[Worker], float]] = {
+        FRESH: fresh,
+        NEW: lambda w: new_process(w, w.work / "warm.db", w.clock),
+        LONG_RUNNING: long_running,
+    }
+    if state and state["month"]:
+
+        def month(w: Worker) -> float:
+            assert w.month_clock is not None
+            return new_process(w, w.work / "month.db", w.month_clock)
+
+        steps[state["month"]["name"]] = month
+    steps.update({OPENING: opening, CLOSING: closing, TAKING: taking})
+    return steps
+
+
+def time_steps(loops: int, runner: pyperf.Runner, step: Callable[[Worker], float]) -> float:
+    """pyperf's time function: the sum of ``loops`` timed steps (setup not counted)."""
+    w = worker(runner)
+    return sum(step(w) for _ in range(loops))
 
 
 # -- (b) quantile accuracy ---------------------------------------------------------
@@ -210,6 +281,12 @@ DISTRIBUTIONS: dict[str, Callable[[random.Random], float]] = {
     "bimodal (70% ~50 ms, 30% ~2 s)": bimodal,
     "uniform(0, 10)": uniform,
 }
+
+
+def model_label(distribution: str) -> str:
+    """The distribution's values go under this model (labels come from closed sets: a
+    provider the family knows, a model name of letters, digits and ``._:/@+-``)."""
+    return "bench-" + distribution.split("(", maxsplit=1)[0].strip()
 
 
 def interpolated(ordered: list[float], q: float) -> float:
@@ -238,7 +315,7 @@ def quantile_errors(tmp: Path, values_per_dist: int, seed: int) -> list[dict[str
     for flush in range(flushes):
         clock.now = start + 30 + flush * (3 * 3600 - 120) / (flushes - 1)
         for name, values in data.items():
-            child = family.labels("bench", name)
+            child = family.labels("anthropic", model_label(name))
             for value in values[flush * chunk : (flush + 1) * chunk]:
                 child.observe(value)
         if not runtime.flush():
@@ -252,7 +329,7 @@ def quantile_errors(tmp: Path, values_per_dist: int, seed: int) -> list[dict[str
         reader.close()
     rows = []
     for name, values in data.items():
-        aggregate = window.combined(family.name, model=name)
+        aggregate = window.combined(family.name, model=model_label(name))
         if aggregate is None or aggregate.count != len(values):
             raise RuntimeError(f"{name}: the window holds {aggregate and aggregate.count} values")
         ordered = sorted(values)
@@ -274,96 +351,84 @@ def quantile_errors(tmp: Path, values_per_dist: int, seed: int) -> list[dict[str
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--flushes", type=int, default=30, help="timed flushes per scenario")
-    parser.add_argument("--values", type=int, default=100_000, help="values per distribution")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quantile-values",
+        dest="dist_values",
+        type=int,
+        default=100_000,
+        help="values per distribution for the quantile errors",
+    )
     parser.add_argument("--seed", type=int, default=20261123)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    args = parser.parse_args(argv)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
 
-    watch = LoadWatch()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-metrics-flush-"))
+
+def main() -> None:
+    runner = make_runner(__doc__ or "", add_arguments, forward=["--seed", "--workdir"])
+    args = runner.args
+    load: Load | None = None
+    work: Path | None = None
+    if is_master(runner):
+        load = Load()
+        work = Path(tempfile.mkdtemp(prefix="bench-metrics-flush-"))
+        args.workdir = str(work)
     try:
-        times = flush_times(tmp, args.flushes, random.Random(args.seed))
-        errors = quantile_errors(tmp, args.values, args.seed)
+        state = (
+            prepare(work, args.seed)
+            if work
+            else json.loads((Path(args.workdir) / "state.json").read_text())
+        )
+        benches = {
+            name: runner.bench_time_func(name, time_steps, runner, step)
+            for name, step in scenarios(state).items()
+        }
+        if load is None or work is None:
+            return
+        results = done(benches)
+        errors = quantile_errors(work, args.dist_values, args.seed)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
 
-    flush_rows = []
-    for name, values in times.items():
-        is_flush = "process" in name
-        median_ms = statistics.median(values) * 1000
-        flush_rows.append(
-            {
-                "case": name,
-                "median_ms": median_ms,
-                "min_ms": min(values) * 1000,
-                "max_ms": max(values) * 1000,
-                "runs": len(values),
-                "met": median_ms < TARGET_FLUSH_MS if is_flush else None,
-            }
+    print(
+        f"\n(a) one flush of {SERIES_COUNT} series (56 counters, 7 gauges, 37 histograms x 20 "
+        f"observations), clock +{FLUSH_SPACING_SECONDS:.0f} s per flush; medians"
+    )
+    annotations: dict[str, dict[str, Any]] = {}
+    for name, bench in results.items():
+        value_ms = median(bench) * 1000
+        line = f"  {name:<50} {value_ms:>7.2f} ms"
+        annotations[name] = dict(load.metadata())
+        if "process" in name:
+            met = value_ms < TARGET_FLUSH_MS
+            line += f"  {value_ms / TARGET_FLUSH_MS:.2f}x the target: {verdict(met)}"
+            annotations[name].update(target_ms=TARGET_FLUSH_MS, target_met=verdict(met))
+        print(line)
+    print(
+        f"\n(b) quantile error, {args.dist_values:,} values per distribution, observe -> 10 "
+        "flushes over 3 h -> store -> query_window -> quantile"
+    )
+    print(
+        f"  {'distribution':<32} {'q':<4} {'exact':>10} {'ours':>10} {'error':>7} "
+        f"{'vs interp.':>10}"
+    )
+    for row in errors:
+        print(
+            f"  {row['distribution']:<32} {row['quantile']:<4} {row['exact']:>10.6g} "
+            f"{row['estimate']:>10.6g} {row['error']:>7.3%} {row['error_vs_interpolated']:>10.3%}"
         )
     worst = max(row["error"] for row in errors)
     worst_interpolated = max(row["error_vs_interpolated"] for row in errors)
-    info = machine_info()
-    if args.json:
-        dump_json(
-            {
-                "machine": info,
-                "load": watch.report(),
-                "flush": flush_rows,
-                "flush_target_ms": TARGET_FLUSH_MS,
-                "quantiles": errors,
-                "worst_error": worst,
-                "worst_error_vs_interpolated": worst_interpolated,
-                "error_target": TARGET_ERROR,
-            }
-        )
-        return
-
-    print_machine(info)
-    print(
-        f"\n(a) one flush of {SERIES_COUNT} series (56 counters, 7 gauges, 37 histograms x 20 "
-        f"observations), {args.flushes} flushes each, clock +{FLUSH_SPACING_SECONDS:.0f} s "
-        "per flush"
-    )
-    print_table(
-        ["case", "median ms", "min ms", "max ms", f"target < {TARGET_FLUSH_MS:.0f} ms"],
-        [
-            [
-                row["case"],
-                f"{row['median_ms']:.2f}",
-                f"{row['min_ms']:.2f}",
-                f"{row['max_ms']:.2f}",
-                "-" if row["met"] is None else verdict(row["met"]),
-            ]
-            for row in flush_rows
-        ],
-    )
-    print(
-        f"\n(b) quantile error, {args.values:,} values per distribution, observe -> 10 flushes "
-        "over 3 h -> store -> query_window -> quantile"
-    )
-    print_table(
-        ["distribution", "q", "exact", "ours", "error", "vs interpolated"],
-        [
-            [
-                row["distribution"],
-                row["quantile"],
-                f"{row['exact']:.6g}",
-                f"{row['estimate']:.6g}",
-                f"{row['error']:.3%}",
-                f"{row['error_vs_interpolated']:.3%}",
-            ]
-            for row in errors
-        ],
-    )
     print(
         f"worst error {worst:.3%} (vs interpolated {worst_interpolated:.3%}); "
         f"target <= {TARGET_ERROR:.0%}: {verdict(worst <= TARGET_ERROR)}"
     )
-    print(f"\n{watch.describe()}")
+    for entry in annotations.values():
+        entry.update(
+            worst_quantile_error=round(worst, 6), quantile_target_met=verdict(worst <= TARGET_ERROR)
+        )
+    annotate(runner, annotations)
+    print(f"\n{load.describe()}")
 
 
 if __name__ == "__main__":
