@@ -167,6 +167,55 @@ def metrics_window(data_dir: Path, seconds: float = 3600) -> WindowData:
         store.close()
 
 
+def _clean_environment() -> dict[str, str]:
+    """This process's environment without the developer's settings (as isolated_profile)."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(_SETTING_PREFIXES) and name not in _EXTRA_VARS
+    }
+
+
+@pytest.fixture(scope="session")
+def answered_once_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory as one answered `ask` leaves it (both databases migrated, a
+    conversation, a run, metrics, log lines), made once per session by the installed
+    CLI against the stub LLM; tests get a copy (``answered_once``)."""
+    from assistant.stubllm import StubLLMServer
+
+    root = tmp_path_factory.mktemp("answered-once")
+    data = root / "data"
+    work = root / "cwd"
+    work.mkdir()
+    with StubLLMServer() as stub:
+        env = {
+            **_clean_environment(),
+            "ASSISTANT_ENV": "test",
+            "ASSISTANT_CONFIG_DIR": str(REPO_ROOT),
+            "ASSISTANT_DATA_DIR": str(data),
+            "LLM_BASE_URL": stub.url,
+            "LLM_API_KEY": "sk-test-0000000000000000",
+        }
+        result = subprocess.run(
+            [installed_assistant(), "ask", "warm up"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=work,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    return data
+
+
+@pytest.fixture
+def answered_once(data_dir: Path, answered_once_template: Path) -> Path:
+    """This test's data directory, a copy of ``answered_once_template``."""
+    shutil.copytree(answered_once_template, data_dir)
+    return data_dir
+
+
 def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """The CLI's entry point in-process: (exit code, stdout, stderr)."""
     from assistant.cli import main
