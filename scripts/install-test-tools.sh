@@ -5,6 +5,7 @@
 #   prometheus (for promtool): checks our exposition text and, later, rules and scrapes.
 #   tmux: runs the live dashboard in a real terminal and captures the screen.
 #   chromium: loads the web dashboard headless (console errors, a screenshot).
+#   stress-ng: keeps every core busy beside the suite (scripts/test.sh --busy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,7 @@ command -v lnav >/dev/null 2>&1 || APT_PACKAGES+=(lnav)
 command -v promtool >/dev/null 2>&1 || APT_PACKAGES+=(prometheus)
 command -v tmux >/dev/null 2>&1 || APT_PACKAGES+=(tmux)
 command -v chromium >/dev/null 2>&1 || APT_PACKAGES+=(chromium)
+command -v stress-ng >/dev/null 2>&1 || APT_PACKAGES+=(stress-ng)
 
 if [ ${#APT_PACKAGES[@]} -eq 0 ]; then
     echo "==> test tools present"
