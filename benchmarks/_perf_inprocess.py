@@ -24,6 +24,7 @@ from typing import Any
 
 import pyperf
 from _common import DATA_DIR, LoadWatch
+from _perf import git_commit, machine
 
 # Bytecode of the workers and of the commands they time, out of the source tree:
 # pyperf gives workers a clean environment (no PYTHONDONTWRITEBYTECODE), as a
@@ -125,18 +126,29 @@ class Load:
     """How much CPU other processes used during the run (``_common.LoadWatch``).
 
     pyperf records the load average, which counts its own workers; this counts
-    only the others. Printed at the end, and stored with ``-o`` (``other_load``).
+    only the others. Printed at the end, and stored with ``-o`` (``other_load``,
+    with the commit measured, ``bench_commit``).
     """
 
     def __init__(self) -> None:
         self._watch = LoadWatch()
+        self.commit = git_commit()
 
     def metadata(self) -> dict[str, MetadataValue]:
         report = self._watch.report()
-        return {"other_load": report["other_load"], "other_cpu_s": report["other_cpu_s"]}
+        return {
+            "other_load": report["other_load"],
+            "other_cpu_s": report["other_cpu_s"],
+            "bench_commit": self.commit,
+        }
 
     def describe(self) -> str:
         return self._watch.describe()
+
+    def machine(self, benches: Sequence[pyperf.Benchmark]) -> str:
+        """One line from pyperf's metadata: CPUs, CPU, Python, dates, load average; commit."""
+        line = machine([*benches]).split("\n", maxsplit=1)[0]
+        return line.replace("commit ?", f"commit {self.commit}")
 
 
 def time_calls(loops: int, make: Callable[[], Callable[[], object]]) -> float:

@@ -401,6 +401,7 @@ def main() -> None:
             benches[name] = runner.bench_time_func(name, time_calls, make)
     if load is None:
         return
+    print(f"\n{load.machine([b for b in benches.values() if b is not None])}")
     annotations = report(done(benches), parts=not runner.args.no_parts)
     annotate(runner, {name: {**annotations.get(name, {}), **load.metadata()} for name in benches})
     print(load.describe())

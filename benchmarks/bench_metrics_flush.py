@@ -390,6 +390,7 @@ def main() -> None:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
 
+    print(f"\n{load.machine(list(results.values()))}")
     print(
         f"\n(a) one flush of {SERIES_COUNT} series (56 counters, 7 gauges, 37 histograms x 20 "
         f"observations), clock +{FLUSH_SPACING_SECONDS:.0f} s per flush; medians"

@@ -361,6 +361,7 @@ def main() -> None:
     benches = {case.name: runner.bench_time_func(case.name, time_case, case) for case in cases}
     if load is None:
         return
+    print(f"\n{load.machine([b for b in benches.values() if b is not None])}")
     annotations = report(runner, done(benches), missing)
     annotate(runner, {name: {**annotations.get(name, {}), **load.metadata()} for name in benches})
     print(f"\n{load.describe()}")
