@@ -33,8 +33,8 @@ is given both in ns and as those ratios. ``--cprofile`` adds a cProfile of the
 timed stage.
 
 Run: ``.venv/bin/python benchmarks/bench_metrics_ops.py [--fast] [-o FILE.json]
-[--no-parts] [--cprofile]`` (and any other pyperf option). About 4 minutes with
-pyperf's defaults on 2 cores, 2 with ``--fast``.
+[--no-parts] [--cprofile]`` (and any other pyperf option). About 2.5 minutes with
+``--fast`` on 2 cores shared with a test suite; about twice that with pyperf's defaults.
 """
 
 from __future__ import annotations
