@@ -274,7 +274,10 @@ def test_storage_degrades_only_when_a_backup_age_is_asked_for(
     assert "assistant.db" in storage["output"]
     assert "no backup in" in storage["output"]
     assert storage["observedUnit"] == "bytes"
-    strict = run("monitor", "health", "--check", "storage", MONITOR_BACKUP_MAX_AGE_DAYS="8")
+    # Wide enough that the table does not wrap the hint (the path is a long tmp path).
+    strict = run(
+        "monitor", "health", "--check", "storage", MONITOR_BACKUP_MAX_AGE_DAYS="8", COLUMNS="400"
+    )
     assert strict.returncode == 1, strict.stdout
     assert "run `assistant db backup" in strict.stdout
     assert run("db", "backup").returncode == 0
