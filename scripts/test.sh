@@ -38,8 +38,9 @@ echo "==> mypy"
 # project (~0.1 s each); a user's machine caches bytecode, so the suite does too.
 PYTHONDONTWRITEBYTECODE= "$PY" -m compileall -q assistant assistant_monitoring tests >/dev/null
 echo "==> pytest"
-# Both cores (pytest-xdist); a test file stays on one worker, so a module's shared
-# server or fixture is built once. The slow marker: pyproject.toml.
+# Both cores (pytest-xdist), a test at a time to whichever worker is free; tests that
+# share an expensive fixture are an xdist_group (a fault matrix row). The slow marker:
+# pyproject.toml.
 MARKERS=()
 if [ "$SLOW" != "1" ]; then
     MARKERS=(-m "not slow")
@@ -54,4 +55,4 @@ if [ "$BUSY" = "1" ]; then
     trap 'kill "$STRESS_PID" 2>/dev/null || true' EXIT
 fi
 # pytest exits 5 when it collected no test: that fails this script, as it should.
-"$VENV/bin/pytest" -n auto --dist loadfile "${MARKERS[@]}" "${PYTEST_ARGS[@]}"
+"$VENV/bin/pytest" -n auto --dist loadgroup "${MARKERS[@]}" "${PYTEST_ARGS[@]}"

@@ -8,6 +8,8 @@ user's files or keys.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -69,6 +71,11 @@ def isolated_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("ASSISTANT_CONFIG_DIR", str(REPO_ROOT))
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(data_dir))
     yield data_dir
+    reset_process_state()
+
+
+def reset_process_state() -> None:
+    """What a command leaves in this process, undone, as a new process would start."""
     from assistant_monitoring.cli.state import reset_state
     from assistant_monitoring.redact import clear_registered_secrets
     from assistant_monitoring.sqlitefile import (
@@ -225,3 +232,42 @@ def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, 
     captured = capsys.readouterr()
     code = exit_info.value.code
     return (code if isinstance(code, int) else 0), captured.out, captured.err
+
+
+def run_cli(
+    *args: str, stdin: str | None = None, timeout: float | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``run_assistant``'s twin in this process, for what needs no process of its own.
+
+    The console script's entry point (``assistant.cli.main``) with ``env`` set for this
+    one command, ``stdin`` as its input and its output captured; what the command left
+    in the process is then reset, as a new process would start. ``timeout`` is
+    accepted for symmetry (pytest-timeout bounds a test). For what needs a real
+    process (start-up, signals, a kill, the exit, several at once) use
+    ``run_assistant``.
+    """
+    from assistant.cli import main
+
+    del timeout
+    saved = {name: os.environ.get(name) for name in env}
+    out, err = io.StringIO(), io.StringIO()
+    real_stdin = sys.stdin
+    os.environ.update(env)
+    sys.stdin = io.StringIO(stdin or "")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+                code: object = 0
+            except SystemExit as exit_info:
+                code = exit_info.code
+    finally:
+        sys.stdin = real_stdin
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_process_state()
+    returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    return subprocess.CompletedProcess(list(args), returncode, out.getvalue(), err.getvalue())

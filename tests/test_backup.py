@@ -16,7 +16,7 @@ import pytest
 from assistant_monitoring.backup import backups_in, make_backup, prune, verify
 from assistant_monitoring.dbcheck import managed_databases
 from assistant_monitoring.settings import load_settings
-from tests.conftest import run_assistant, subprocess_env
+from tests.conftest import run_cli, subprocess_env
 from tests.helpers.dbfiles import table_hashes
 from tests.test_db_check import healthy
 
@@ -31,7 +31,7 @@ def add_conversation(data_dir: Path) -> None:
 
 
 def backup_json(*args: str, **env: str) -> tuple[int, Any, str]:
-    result = run_assistant("db", "backup", "--json", *args, **env)
+    result = run_cli("db", "backup", "--json", *args, **env)
     return (
         result.returncode,
         json.loads(result.stdout) if result.returncode == 0 else None,
@@ -57,7 +57,7 @@ def test_round_trip_restores_every_table_and_keeps_the_current_files(data_dir: P
         conn.execute("DELETE FROM pipeline_runs WHERE rowid % 2 = 0")
     changed = table_hashes(data_dir / "monitoring.db")
     # ...then the backup is restored.
-    result = run_assistant("db", "restore", str(folder), "--json")
+    result = run_cli("db", "restore", str(folder), "--json")
     assert result.returncode == 0, result.stderr
     restored = json.loads(result.stdout)
     for name in ("assistant.db", "monitoring.db"):
@@ -66,7 +66,7 @@ def test_round_trip_restores_every_table_and_keeps_the_current_files(data_dir: P
     assert {p.name.split(".before-restore-")[0] for p in aside} >= {"assistant.db", "monitoring.db"}
     kept = next(p for p in aside if p.name.startswith("monitoring.db.before-restore-"))
     assert table_hashes(kept) == changed, "the current file is kept as it was"
-    assert run_assistant("db", "check").returncode == 0
+    assert run_cli("db", "check").returncode == 0
 
 
 def test_a_tampered_backup_is_refused_with_nothing_touched(data_dir: Path) -> None:
@@ -78,7 +78,7 @@ def test_a_tampered_backup_is_refused_with_nothing_touched(data_dir: Path) -> No
     data[len(data) // 2] ^= 0x01  # one bit of one byte
     copy.write_bytes(bytes(data))
     live = {p.name: p.read_bytes() for p in data_dir.glob("*.db")}
-    result = run_assistant("db", "restore", made["path"])
+    result = run_cli("db", "restore", made["path"])
     assert result.returncode == 1
     assert "does not match the manifest" in result.stderr
     assert "nothing was restored" in result.stderr
@@ -105,12 +105,12 @@ def test_restore_refuses_while_a_database_is_open_unless_forced(data_dir: Path) 
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "open"
-        result = run_assistant("db", "restore", made["path"])
+        result = run_cli("db", "restore", made["path"])
         assert result.returncode == 1
         assert f"is open in process {holder.pid}" in result.stderr
         assert "--force" in result.stderr
         assert not list(data_dir.glob("*.before-restore-*"))
-        forced = run_assistant("db", "restore", made["path"], "--force")
+        forced = run_cli("db", "restore", made["path"], "--force")
         assert forced.returncode == 0, forced.stderr
     finally:
         holder.kill()
@@ -139,7 +139,7 @@ def test_keep_prunes_the_oldest(data_dir: Path) -> None:
 
 
 def test_nothing_to_back_up_is_one_line_and_exit_1(data_dir: Path) -> None:
-    result = run_assistant("db", "backup")
+    result = run_cli("db", "backup")
     assert result.returncode == 1
     assert "nothing to back up" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -153,7 +153,7 @@ def test_vacuum_reports_sizes_and_makes_pages_returnable(data_dir: Path) -> None
         conn.execute("VACUUM")  # as a store made by an older version is
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
         conn.execute("DELETE FROM pipeline_runs")
-    result = run_assistant("db", "vacuum", "--json")
+    result = run_cli("db", "vacuum", "--json")
     assert result.returncode == 0, result.stderr
     found = {d["role"]: d for d in json.loads(result.stdout)["databases"]}
     assert found["metrics"]["after"] < found["metrics"]["before"]
@@ -232,7 +232,7 @@ def test_vacuum_refuses_a_damaged_file_and_leaves_it_alone(data_dir: Path) -> No
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     cut = path.read_bytes()
-    result = run_assistant("db", "vacuum")
+    result = run_cli("db", "vacuum")
     assert result.returncode == 1
     assert "truncated" in result.stderr
     assert path.read_bytes() == cut

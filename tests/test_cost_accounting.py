@@ -22,7 +22,7 @@ import pytest
 from assistant.stubllm import StubLLMServer
 from assistant_monitoring.errors import UsageError
 from assistant_monitoring.metrics.pricing import PriceTable, load_price_file
-from tests.conftest import run_assistant
+from tests.conftest import run_main
 
 
 @dataclass(frozen=True)
@@ -216,25 +216,34 @@ def stub() -> Iterator[StubLLMServer]:
     [v for v in VECTORS if v.name.startswith(("anthropic 5", "anthropic thinking", "openai"))],
     ids=lambda v: v.name,
 )
+# The anthropic SDK warns of deprecated models; a real process ignores that warning
+# (it is not raised in __main__), the suite's filterwarnings=error would not.
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 def test_vector_end_to_end(
-    vector: Vector, stream: bool, stub: StubLLMServer, data_dir: Path
+    vector: Vector,
+    stream: bool,
+    stub: StubLLMServer,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """The CLI in process (the real SDK over HTTP to the stub, the real store): what
+    a process adds is proven by tests/test_assistant_e2e.py."""
     stub.plan.usage = {vector.provider: vector.usage}
-    env = {
-        "LLM_PROVIDER": vector.provider,
-        "LLM_MODEL": vector.model,
-        "LLM_BASE_URL": stub.url + ("/v1" if vector.provider == "openai" else ""),
-        "LLM_API_KEY": "sk-test-key-0000000000000000",
-    }
+    monkeypatch.setenv("LLM_PROVIDER", vector.provider)
+    monkeypatch.setenv("LLM_MODEL", vector.model)
+    monkeypatch.setenv("LLM_BASE_URL", stub.url + ("/v1" if vector.provider == "openai" else ""))
+    monkeypatch.setenv("LLM_API_KEY", "sk-test-key-0000000000000000")
     # --json never streams; the streamed case reads the recorded run only.
     args = ["ask", *([] if stream else ["--json"]), "How much?"]
-    result = run_assistant(*args, **env)
-    assert result.returncode == 0, result.stderr
+    code, out, err = run_main(capsys, *args)
+    assert code == 0, err
     expected = {kind: vector.tokens.get(kind, 0) for kind in ALL_TYPES}
     if not stream:
-        assert json.loads(result.stdout)["tokens"] == expected
-    shown = run_assistant("monitor", "runs", "--json", **env)
-    (run,) = json.loads(shown.stdout)["runs"]
+        assert json.loads(out)["tokens"] == expected
+    code, shown, err = run_main(capsys, "monitor", "runs", "--json")
+    assert code == 0, err
+    (run,) = json.loads(shown)["runs"]
     recorded = {
         "input": run["input_tokens"],
         "output": run["output_tokens"],

@@ -14,13 +14,13 @@ import pytest
 
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
-from tests.conftest import flush_into_store, installed_assistant, run_assistant, subprocess_env
+from tests.conftest import flush_into_store, installed_assistant, run_cli, subprocess_env
 from tests.helpers.dbfiles import commit_and_die, from_the_future
 from tests.helpers.readonly import read_only_directory
 
 
 def healthy(data_dir: Path) -> None:
-    assert run_assistant("db", "migrate").returncode == 0
+    assert run_cli("db", "migrate").returncode == 0
     inst = Instrumentation(MetricsRegistry())
     for _ in range(200):
         inst.metrics.pipeline_runs.labels("success").inc()
@@ -66,11 +66,11 @@ def test_healthy_databases_exit_0_with_their_facts(data_dir: Path) -> None:
     assert runs["rows"] == 500
     assert (runs["oldest"], runs["newest"]) == (1_790_000_000, 1_790_000_499)
     assert by_role(document)["conversations"]["status"] == "ok"
-    text = run_assistant("db", "check")
+    text = run_cli("db", "check")
     assert text.returncode == 0
     assert "pipeline_runs" in text.stdout
     assert "500 rows" in text.stdout
-    assert run_assistant("db", "check", "--quick").returncode == 0
+    assert run_cli("db", "check", "--quick").returncode == 0
 
 
 def test_missing_databases_say_what_creates_them(data_dir: Path) -> None:
@@ -84,7 +84,7 @@ def test_missing_databases_say_what_creates_them(data_dir: Path) -> None:
 
 def test_junk_is_corrupt_and_left_alone(data_dir: Path) -> None:
     healthy(data_dir)
-    assert run_assistant("db", "backup").returncode == 0
+    assert run_cli("db", "backup").returncode == 0
     junk = b"\x00not a database" * 1000
     (data_dir / "monitoring.db").write_bytes(junk)
     code, document, _ = check()
@@ -165,7 +165,7 @@ def test_a_held_write_lock_is_locked_not_damaged(data_dir: Path) -> None:
 
 @pytest.mark.parametrize("args", [["--bogus"], ["extra"]])
 def test_bad_usage_exits_2(data_dir: Path, args: list[str]) -> None:
-    assert run_assistant("db", "check", *args).returncode == 2
+    assert run_cli("db", "check", *args).returncode == 2
 
 
 @pytest.mark.parametrize("name", ["assistant.db", "monitoring.db"])
@@ -179,7 +179,7 @@ def test_a_database_from_a_newer_version_is_a_problem(data_dir: Path, name: str)
     assert found["status"] == "newer", found
     assert "m999_future" in found["message"]
     assert "upgrade" in found["message"]
-    text = run_assistant("db", "check")
+    text = run_cli("db", "check")
     assert text.returncode == 1
     assert "upgrade" in text.stdout
 
@@ -211,7 +211,7 @@ def test_check_changes_no_file_not_even_a_leftover_wal(data_dir: Path) -> None:
         chats = {t["name"]: t for t in by_role(document)["conversations"]["tables"]}
         assert chats["conversations"]["rows"] == 1
         assert _snapshot(data_dir) == before
-    assert run_assistant("db", "check").returncode == 0
+    assert run_cli("db", "check").returncode == 0
     assert _snapshot(data_dir) == before
 
 

@@ -8,15 +8,18 @@ by a newer version, a data directory that is missing or is a file, a log directo
 nobody may write, a log file that is a directory. Each command, in each of those,
 must:
 
-* exit within 10 s (a leaked non-daemon thread once kept `db status` alive forever;
-  a lock holder once kept `ask` for four minutes);
+* exit within a minute: a hang is forever (a leaked non-daemon thread once kept
+  `db status` alive forever; a lock holder once kept `ask` for four minutes), and a
+  cell that waits a second for a lock may take several on a machine whose cores are
+  all busy (a 10 s bound failed a chat cell that way);
 * say what is wrong in a few lines on stderr, with no traceback and nothing
   "unexpected";
 * exit with the code the README documents for that situation;
 * leave the damaged file's bytes exactly as they were.
 
-The cells run as the installed CLI in subprocesses, several at once, in a
-module-wide pass; each test then checks one cell, so a failure names its cell.
+The cells run as the installed CLI in subprocesses, a fault's row at a time with
+several at once (a row is one pytest-xdist group); each test then checks one cell,
+so a failure names its cell.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +48,9 @@ from tests.conftest import HEALTHY_THRESHOLDS, REPO_ROOT, installed_assistant
 from tests.helpers.locks import held
 from tests.helpers.readonly import read_only_argv
 
-SECONDS = 10
-# The first cell's test runs the whole table (a module fixture): ~450 processes.
-pytestmark = pytest.mark.timeout(1500)
+SECONDS = 60
+# The first cell of a row runs the whole row: 22 processes, two at a time.
+pytestmark = pytest.mark.timeout(900)
 MAX_STDERR_LINES = 5
 _SETTING_PREFIXES = ("LLM_", "DATABASE_", "LOG_", "MONITOR", "ENABLE_", "ASSISTANT_", "HEALTH_")
 
@@ -442,33 +445,48 @@ def _template(root: Path, stub: StubLLMServer) -> tuple[Path, str]:
     return data, str(run_id)
 
 
-@pytest.fixture(scope="module")
-def outcomes(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> dict[tuple[str, str], Outcome]:
-    """Run every selected cell (one per core at a time) and hand back what each did."""
-    selected = [
-        item.callspec.params["cell"]
-        for item in request.session.items
-        if item.module is request.module and hasattr(item, "callspec")
-    ]
-    base = tmp_path_factory.mktemp("faults")
-    with StubLLMServer() as stub:
-        template, run_id = _template(base / "template", stub)
+class Matrix:
+    """The table's cells, run a fault's row at a time the first time a test asks.
+
+    A row (every command in one fault, as many at once as there are cores) is the
+    unit pytest-xdist hands a worker (each row is an xdist_group), so both cores
+    share the table; each cell's test then checks what its command did."""
+
+    def __init__(self, base: Path, stub: StubLLMServer) -> None:
+        self.base = base
+        self.stub = stub
+        self.template, self.run_id = _template(base / "template", stub)
+        self.outcomes: dict[tuple[str, str], Outcome] = {}
+        self.report: list[dict[str, object]] = []
+
+    def outcome(self, command: str, fault: str) -> Outcome:
+        if (command, fault) not in self.outcomes:
+            self._run_row(fault)
+        return self.outcomes[command, fault]
+
+    def _run_row(self, fault: str) -> None:
         cells = []
-        for command, fault in selected:
-            root = base / f"{command}--{fault}"
-            shutil.copytree(template.parent, root)
-            cell = Cell(command, fault, root, env=_base_env(stub.url))
+        for command in COMMANDS:
+            root = self.base / f"{command}--{fault}"
+            shutil.copytree(self.template.parent, root)
+            cell = Cell(command, fault, root, env=_base_env(self.stub.url))
             cell.env["ASSISTANT_DATA_DIR"] = str(cell.data)
             FAULTS[fault](cell)
             cells.append(cell)
         # As many at once as there are cores: more only makes each cell slower.
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            results = list(pool.map(lambda cell: _run(cell, run_id), cells))
-    report = os.environ.get("ASSISTANT_FAULT_MATRIX_REPORT")
-    if report:  # the whole table, for reading the messages side by side
-        rows = [
+            results = list(pool.map(lambda cell: _run(cell, self.run_id), cells))
+        for cell, result in zip(cells, results, strict=True):
+            self.outcomes[cell.command, cell.fault] = result
+        self._write_report(cells, results)
+
+    def _write_report(self, cells: list[Cell], results: list[Outcome]) -> None:
+        """The table so far, for reading the messages side by side (one file per
+        pytest-xdist worker: ASSISTANT_FAULT_MATRIX_REPORT with the worker's name)."""
+        report = os.environ.get("ASSISTANT_FAULT_MATRIX_REPORT")
+        if not report:
+            return
+        self.report += [
             {
                 "command": c.command,
                 "fault": c.fault,
@@ -479,19 +497,32 @@ def outcomes(
             }
             for c, r in zip(cells, results, strict=True)
         ]
-        Path(report).write_text(json.dumps(rows, indent=1))
-    return {(c.command, c.fault): r for c, r in zip(cells, results, strict=True)}
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        path = Path(report)
+        if worker:
+            path = path.with_name(f"{path.stem}-{worker}{path.suffix}")
+        path.write_text(json.dumps(self.report, indent=1))
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
+    """The stub LLM and the template data directory, shared by every row."""
+    with StubLLMServer() as stub:
+        yield Matrix(tmp_path_factory.mktemp("faults"), stub)
 
 
 CELLS = [(command, fault) for fault in FAULTS for command in COMMANDS]
 
 
-@pytest.mark.parametrize("cell", CELLS, ids=[f"{c}--{f}" for c, f in CELLS])
-def test_cell(cell: tuple[str, str], outcomes: dict[tuple[str, str], Outcome]) -> None:
+@pytest.mark.parametrize(
+    "cell",
+    [pytest.param((c, f), id=f"{c}--{f}", marks=pytest.mark.xdist_group(f)) for c, f in CELLS],
+)
+def test_cell(cell: tuple[str, str], matrix: Matrix) -> None:
     command, fault = cell
     if fault == "log-dir-unwritable" and os.geteuid() == 0 and shutil.which("unshare") is None:
         pytest.skip("a read-only directory as root needs unshare (util-linux)")
-    outcome = outcomes[cell]
+    outcome = matrix.outcome(command, fault)
     story = f"{' '.join(outcome.argv[-6:])}\n--- stderr ---\n{outcome.stderr}"
     assert outcome.code is not None, f"did not exit within {SECONDS} s: {story}"
     assert "Traceback" not in outcome.stderr, story

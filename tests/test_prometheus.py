@@ -178,7 +178,7 @@ class _StaticExposition(threading.Thread):
         self.port = self.server.server_address[1]
 
     def run(self) -> None:
-        self.server.serve_forever()
+        self.server.serve_forever(poll_interval=0.05)
 
 
 def test_help_text_round_trips_through_prometheus_parsers(tmp_path: Path, data_dir: Path) -> None:

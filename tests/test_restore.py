@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import installed_assistant, run_assistant, subprocess_env
+from tests.conftest import installed_assistant, run_cli, subprocess_env
 from tests.helpers.dbfiles import (
     add_conversation,
     both_hashes,
@@ -39,7 +39,7 @@ from tests.test_db_check import healthy
 def make_backup(data_dir: Path, destination: Path | None = None) -> Path:
     """A fresh backup of ``data_dir``'s databases (by the CLI), then one more conversation."""
     args = [str(destination)] if destination is not None else []
-    result = run_assistant("db", "backup", "--json", *args)
+    result = run_cli("db", "backup", "--json", *args)
     assert result.returncode == 0, result.stderr
     add_conversation(data_dir / "assistant.db")  # the live state moves on
     return Path(json.loads(result.stdout)["path"])
@@ -48,7 +48,7 @@ def make_backup(data_dir: Path, destination: Path | None = None) -> Path:
 def refused(folder: Path, data_dir: Path, *words: str, **env: str) -> str:
     """Restore ``folder``: refused in one line holding ``words``, nothing changed."""
     before = files_in(data_dir)
-    result = run_assistant("db", "restore", str(folder), timeout=30, **env)
+    result = run_cli("db", "restore", str(folder), timeout=30, **env)
     assert result.returncode == 1, result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -244,7 +244,7 @@ def test_the_kept_copy_opened_alone_has_every_committed_row(data_dir: Path) -> N
     )
     assert (data_dir / "assistant.db-wal").stat().st_size > 0
     expected = table_hashes(live)  # read through the WAL: every committed row
-    result = run_assistant("db", "restore", str(folder), "--json")
+    result = run_cli("db", "restore", str(folder), "--json")
     assert result.returncode == 0, result.stderr
     moved = next(
         d["moved_aside"]
@@ -271,7 +271,7 @@ def test_a_symlinked_database_path_is_restored_where_it_points(
     (data_dir / "assistant.db").symlink_to(real)
     folder = make_backup(data_dir)
     expected = table_hashes(folder / "assistant.db")
-    result = run_assistant("db", "restore", str(folder))
+    result = run_cli("db", "restore", str(folder))
     assert result.returncode == 0, result.stderr
     link = data_dir / "assistant.db"
     assert link.is_symlink()
@@ -279,18 +279,18 @@ def test_a_symlinked_database_path_is_restored_where_it_points(
     assert table_hashes(real) == expected
     assert [p.name for p in disk.glob("assistant.db.before-restore-*")], "kept beside the file"
     assert str(real) in result.stdout
-    assert run_assistant("db", "check").returncode == 0
+    assert run_cli("db", "check").returncode == 0
 
 
 def test_a_restore_round_trip_keeps_every_row(data_dir: Path) -> None:
     healthy(data_dir)
     folder = make_backup(data_dir)
     expected = {name: table_hashes(folder / name) for name in ("assistant.db", "monitoring.db")}
-    result = run_assistant("db", "restore", str(folder))
+    result = run_cli("db", "restore", str(folder))
     assert result.returncode == 0, result.stderr
     assert both_hashes(data_dir) == expected
     assert not (data_dir / ".restore-journal.json").exists()
-    check = run_assistant("db", "check")
+    check = run_cli("db", "check")
     assert check.returncode == 0, check.stdout
 
 
@@ -301,7 +301,7 @@ def test_damaged_live_databases_are_replaced_and_kept_as_they_were(data_dir: Pat
     junk = b"\x00not a database" * 1000
     (data_dir / "monitoring.db").write_bytes(junk)
     (data_dir / "assistant.db").write_bytes(b"")  # cut to nothing by a full disk
-    result = run_assistant("db", "restore", str(folder), "--json")
+    result = run_cli("db", "restore", str(folder), "--json")
     assert result.returncode == 0, result.stderr
     assert both_hashes(data_dir) == expected
     kept = {
@@ -323,4 +323,4 @@ def test_a_second_restore_at_once_is_refused(data_dir: Path) -> None:
         refused(folder, data_dir, "a restore is under way")
     finally:
         os.close(lock)
-    assert run_assistant("db", "restore", str(folder)).returncode == 0
+    assert run_cli("db", "restore", str(folder)).returncode == 0

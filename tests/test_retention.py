@@ -15,7 +15,7 @@ import pytest
 from assistant.stubllm import StubLLMServer
 from assistant_monitoring.metrics.retention import DAY, Retention
 from assistant_monitoring.metrics.store import MetricsStore
-from tests.conftest import make_healthy, run_assistant
+from tests.conftest import make_healthy, run_cli
 
 NOW = 1_790_000_000.0
 
@@ -190,13 +190,13 @@ def test_conversations_are_kept_forever_unless_asked(
 ) -> None:
     with StubLLMServer() as stub:
         make_healthy(data_dir, stub.url, monkeypatch, key="sk-test-0000000000000000")
-        assert run_assistant("db", "migrate").returncode == 0
+        assert run_cli("db", "migrate").returncode == 0
         path = data_dir / "assistant.db"
         _conversations(path, {"c_old": 400, "c_month": 40, "c_new": 1})
-        assert run_assistant("ask", "hello").returncode == 0
+        assert run_cli("ask", "hello").returncode == 0
         names, _ = _left(path)
         assert {"c_old", "c_month", "c_new"} <= names, "no DATABASE_RETENTION_DAYS: kept"
-        result = run_assistant("ask", "hello again", DATABASE_RETENTION_DAYS="30")
+        result = run_cli("ask", "hello again", DATABASE_RETENTION_DAYS="30")
         assert result.returncode == 0, result.stderr
         names, messages = _left(path)
     assert "c_old" not in names
@@ -228,7 +228,7 @@ def test_two_million_runs_shrink_while_asks_keep_answering(
         worker.start()
         answers = []
         while worker.is_alive():
-            answers.append(run_assistant("ask", "hello", DATABASE_BUSY_TIMEOUT="1000"))
+            answers.append(run_cli("ask", "hello", DATABASE_BUSY_TIMEOUT="1000"))
         worker.join()
         store.close()
     assert len(answers) >= 2, "asks ran while retention did"

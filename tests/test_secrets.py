@@ -17,7 +17,7 @@ import pytest
 
 from assistant.stubllm import StubLLMServer
 from assistant_monitoring.redact import MASK, clear_registered_secrets, redact_text, register_secret
-from tests.conftest import HEALTHY_THRESHOLDS, run_assistant, run_main
+from tests.conftest import HEALTHY_THRESHOLDS, run_cli, run_main
 
 KEY = "cfgKey-7Qm2Lx9Vt4Rb8Nw1"  # a key of no known shape: only registration finds it
 PATTERN_KEY = "sk-ant-api03-PaStEdKeY0123456789abcdef"
@@ -140,7 +140,7 @@ def test_ask_with_url_credentials_says_they_replaced_the_key(
     stub: StubLLMServer, data_dir: Path
 ) -> None:
     url = stub.url.replace("http://", f"http://user:{PASSWORD}@")
-    result = run_assistant("ask", "hello", LLM_BASE_URL=url)
+    result = run_cli("ask", "hello", LLM_BASE_URL=url)
     assert result.returncode == 2, result.stderr
     assert PASSWORD not in result.stdout + result.stderr
     assert "LLM_BASE_URL holds a user name and password" in result.stderr
@@ -154,7 +154,7 @@ def test_ask_with_url_credentials_says_they_replaced_the_key(
 def test_a_key_pasted_as_model_is_refused_before_the_call(
     pasted: str, stub: StubLLMServer, data_dir: Path
 ) -> None:
-    result = run_assistant("ask", "--model", pasted, "hello")
+    result = run_cli("ask", "--model", pasted, "hello")
     assert result.returncode == 2, result.stderr
     assert pasted not in result.stdout + result.stderr
     assert "--model" in result.stderr
@@ -178,7 +178,7 @@ def test_a_key_in_llm_model_is_a_settings_error_with_the_key_masked(
 def test_a_key_pasted_as_conversation_id_is_never_stored_or_echoed(
     stub: StubLLMServer, data_dir: Path
 ) -> None:
-    result = run_assistant("ask", "--conversation", PATTERN_KEY, "hello")
+    result = run_cli("ask", "--conversation", PATTERN_KEY, "hello")
     assert result.returncode == 2, result.stderr
     assert PATTERN_KEY not in result.stdout + result.stderr
     assert files_containing(data_dir, PATTERN_KEY) == []
@@ -186,11 +186,11 @@ def test_a_key_pasted_as_conversation_id_is_never_stored_or_echoed(
 
 def test_a_session_id_that_is_a_secret_is_not_used(stub: StubLLMServer, data_dir: Path) -> None:
     for session in (PATTERN_KEY, KEY):
-        result = run_assistant("ask", "hello", ASSISTANT_SESSION_ID=session)
+        result = run_cli("ask", "hello", ASSISTANT_SESSION_ID=session)
         assert result.returncode == 0, result.stderr
         assert session not in result.stdout + result.stderr
         assert files_containing(data_dir, session) == []
-    sessions = run_assistant("monitor", "usage", "session", "--json")
+    sessions = run_cli("monitor", "usage", "session", "--json")
     assert sessions.returncode == 0, sessions.stderr
     assert KEY not in sessions.stdout
     assert PATTERN_KEY not in sessions.stdout
@@ -203,7 +203,7 @@ def test_log_content_keeps_keys_out_of_runs_and_the_configured_key_out_of_everyt
     stub: StubLLMServer, data_dir: Path
 ) -> None:
     question = f"is {KEY} my key? and what of {PATTERN_KEY}?"
-    result = run_assistant("ask", "--no-stream", question, LOG_CONTENT="true")
+    result = run_cli("ask", "--no-stream", question, LOG_CONTENT="true")
     assert result.returncode == 0, result.stderr
     # The configured key is masked before the model sees it: it cannot echo it back.
     assert KEY not in result.stdout + result.stderr
@@ -219,7 +219,7 @@ def test_log_content_keeps_keys_out_of_runs_and_the_configured_key_out_of_everyt
     with sqlite3.connect(data_dir / "assistant.db") as db:
         stored = [row[0] for row in db.execute("SELECT content FROM messages")]
     assert any(PATTERN_KEY in text for text in stored)
-    shown = run_assistant("monitor", "runs", "--json")
+    shown = run_cli("monitor", "runs", "--json")
     assert shown.returncode == 0, shown.stderr
     assert KEY not in shown.stdout
     assert PATTERN_KEY not in shown.stdout
@@ -228,7 +228,7 @@ def test_log_content_keeps_keys_out_of_runs_and_the_configured_key_out_of_everyt
 def test_runs_written_before_the_fix_are_shown_redacted(
     stub: StubLLMServer, data_dir: Path
 ) -> None:
-    result = run_assistant("ask", "hello", LOG_CONTENT="true")
+    result = run_cli("ask", "hello", LOG_CONTENT="true")
     assert result.returncode == 0, result.stderr
     # What an older version stored: the key verbatim, in the prompt and as the model.
     with sqlite3.connect(data_dir / "monitoring.db") as db:
@@ -242,7 +242,7 @@ def test_runs_written_before_the_fix_are_shown_redacted(
         ("monitor", "runs", "--json"),
         ("monitor", "runs", "show", run_id),
     ):
-        shown = run_assistant(*args, COLUMNS="250")
+        shown = run_cli(*args, COLUMNS="250")
         assert shown.returncode == 0, shown.stderr
         assert KEY not in shown.stdout + shown.stderr, args
         assert PATTERN_KEY not in shown.stdout + shown.stderr, args

@@ -24,7 +24,7 @@ from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.runs import RunRecord, RunStore
 from assistant_monitoring.usage.periods import named_window, parse_bound
 from assistant_monitoring.usage.zones import offset_segments
-from tests.conftest import run_assistant, run_main
+from tests.conftest import run_cli, run_main
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -388,16 +388,16 @@ def test_reprice_recomputes_history_and_says_what_changed(
         )
     )
     env = {"MONITOR_PRICES_FILE": str(prices)}
-    dry = run_assistant("monitor", "usage", "--reprice", "--dry-run", "--json", **env)
+    dry = run_cli("monitor", "usage", "--reprice", "--dry-run", "--json", **env)
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["runs"] == 3
-    shown = run_assistant("monitor", "runs", "--json")
+    shown = run_cli("monitor", "runs", "--json")
     assert {run["price_version"] for run in json.loads(shown.stdout)["runs"]} == {
         PriceTable().version,
         None,
     }, "a dry run writes nothing"
 
-    done = run_assistant("monitor", "usage", "--reprice", **env)
+    done = run_cli("monitor", "usage", "--reprice", **env)
     assert done.returncode == 0, done.stderr
     assert "Repriced 3 runs" in done.stdout
     # sonnet before: 2 x (1000 x 3 + 100 x 15) + 2000 x 6 = 21,000 -> $0.0210;
@@ -406,7 +406,7 @@ def test_reprice_recomputes_history_and_says_what_changed(
     # local: 1000 x 1 + 100 x 2 = 1,200 -> $0.0012, where it was unpriced.
     assert "openai/my-local-model: 1 runs, unpriced -> $0.0012" in done.stdout
     report = json.loads(
-        run_assistant(
+        run_cli(
             "monitor",
             "usage",
             "--json",
@@ -421,11 +421,11 @@ def test_reprice_recomputes_history_and_says_what_changed(
     )
     assert report["totals"]["cost_usd"] == pytest.approx(0.0420 + 0.0012)
     assert report["totals"]["unpriced_runs"] == 0
-    again = run_assistant("monitor", "usage", "--reprice", **env)
+    again = run_cli("monitor", "usage", "--reprice", **env)
     assert "nothing to do" in again.stdout
 
     # Back to the built-in table: the local model is unpriced again, never $0.
-    back = run_assistant("monitor", "usage", "--reprice", "--json")
+    back = run_cli("monitor", "usage", "--reprice", "--json")
     changes = {m["model"]: m for m in json.loads(back.stdout)["models"]}
     assert changes["my-local-model"]["cost_after_usd"] is None
     assert changes["claude-sonnet-4-5"]["cost_after_usd"] == pytest.approx(0.0210)
@@ -489,13 +489,13 @@ def test_ask_records_the_repository_it_ran_in(data_dir: Path, tmp_path: Path) ->
             check=False,
         )
         assert result.returncode == 0, result.stderr
-    (run,) = json.loads(run_assistant("monitor", "runs", "--json").stdout)["runs"]
+    (run,) = json.loads(run_cli("monitor", "runs", "--json").stdout)["runs"]
     assert (run["repo"], run["branch"], run["session_id"]) == (
         "checkout",
         "trunk",
         "s-from-wrapper",
     )
-    report = json.loads(run_assistant("monitor", "usage", "repo", "--json").stdout)
+    report = json.loads(run_cli("monitor", "usage", "repo", "--json").stdout)
     assert [row["key"] for row in report["rows"]] == ["checkout"]
 
 
@@ -521,12 +521,12 @@ def test_budget_alerts_use_the_report_figures(data_dir: Path) -> None:
         {"started_at": now - 1, "cost_usd": 0.05},
     )
     env = {"MONITOR_DAILY_BUDGET_USD": "1", "MONITOR_TIMEZONE": "UTC"}
-    alerts = run_assistant("monitor", "alerts", "--json", **env)
+    alerts = run_cli("monitor", "alerts", "--json", **env)
     assert alerts.returncode == 1, alerts.stderr
     (firing,) = json.loads(alerts.stdout)["firing"]
     assert firing["rule"] == "daily_cost_95"
     assert firing["value"] == pytest.approx(0.95)
-    report = json.loads(run_assistant("monitor", "usage", "--json", **env).stdout)
+    report = json.loads(run_cli("monitor", "usage", "--json", **env).stdout)
     assert report["budgets"][0]["spent_usd"] == pytest.approx(firing["value"])
 
 
@@ -615,7 +615,7 @@ def test_usage_outlives_the_runs(data_dir: Path, capsys: pytest.CaptureFixture[s
         assert store.apply_retention(now=now, budget=5).done
     finally:
         store.close()
-    runs = json.loads(run_assistant("monitor", "runs", "--json").stdout)["runs"]
+    runs = json.loads(run_cli("monitor", "runs", "--json").stdout)["runs"]
     assert len(runs) == 1, "the old run is gone"
     monthly = usage_json(capsys, "monthly", "--tz", "UTC")
     assert monthly["totals"]["runs"] == 2, "its usage is not"

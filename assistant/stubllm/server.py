@@ -368,8 +368,13 @@ class StubLLMServer:
 
     def start(self) -> StubLLMServer:
         """Serve from a background thread."""
+        # stop() waits for the loop to look at its shutdown flag: every 50 ms, not
+        # socketserver's 0.5 s (each test with a stub paid that on teardown).
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="stub-llm", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="stub-llm",
+            daemon=True,
         )
         self._thread.start()
         return self
