@@ -363,21 +363,28 @@ def test_an_unreachable_collector_does_not_hold_the_process(
 ) -> None:
     """The exporter's own timeout is 10 s; the exit waits 50 ms at most for it.
 
-    Not a speed test (benchmarks/bench_otel.py measures the cost): the bound here
-    is far above 50 ms and far below the 10 s a waiting exit would take.
+    Not a speed test (benchmarks/bench_otel.py measures the cost): the exporter's own
+    timeout is a minute here, so an exit that waited on it would take a minute; the
+    bound is far above 50 ms and what an ask takes on a busy machine, and far below.
     """
     blackhole = Blackhole() if where == "blackholed" else None
     endpoint = blackhole.url if blackhole else refused_url()
     try:
         started = time.monotonic()
-        done = ask(stub, endpoint, OTEL_LOGS_EXPORTER="otlp", MONITOR_OTEL_EXIT_TIMEOUT_MS="50")
+        done = ask(
+            stub,
+            endpoint,
+            OTEL_LOGS_EXPORTER="otlp",
+            MONITOR_OTEL_EXIT_TIMEOUT_MS="50",
+            OTEL_EXPORTER_OTLP_TIMEOUT="60",
+        )
         elapsed = time.monotonic() - started
     finally:
         if blackhole:
             blackhole.close()
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    assert elapsed < 8, f"ask took {elapsed:.1f} s: it waited on the collector"
+    assert elapsed < 30, f"ask took {elapsed:.1f} s: it waited on the collector"
     dropped = metrics_window(data_dir).total(
         "assistant_metrics_errors_total", operation="otel_exit"
     )

@@ -165,4 +165,4 @@ def test_the_exit_waits_for_a_hung_export_only_as_long_as_its_budget() -> None:
     elapsed = time.monotonic() - started
     released.set()
     assert finished is False
-    assert elapsed < 5, "it waited on the hung export"  # not a speed test: 30 s otherwise
+    assert elapsed < 15, "it waited on the hung export"  # not a speed test: 30 s otherwise
