@@ -24,7 +24,7 @@ from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.settings import load_settings
 from assistant_monitoring.usage.budget import BudgetStatus
 from assistant_monitoring.usage.periods import Window
-from tests.conftest import flush_into_store, installed_assistant, subprocess_env
+from tests.conftest import flush_into_store, installed_assistant, run_cli, subprocess_env
 from tests.test_serve import free_port, get, start_server
 
 
@@ -166,14 +166,8 @@ def test_webhook_retries_transient_failures() -> None:
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [installed_assistant(), *args],
-        capture_output=True,
-        text=True,
-        env=subprocess_env(**env),
-        timeout=60,
-        check=False,
-    )
+    """The command in this process (``monitor serve`` below runs as one)."""
+    return run_cli(*args, **env)
 
 
 def test_cli_fires_once_then_resolves(data_dir: Path, receiver: Receiver) -> None:

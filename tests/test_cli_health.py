@@ -16,7 +16,7 @@ from assistant.stubllm import StubLLMServer
 from assistant_monitoring.breaker import BreakerConfig, BreakerStateStore, CircuitBreaker
 from assistant_monitoring.metrics.query import query_window
 from assistant_monitoring.metrics.store import MetricsStore
-from tests.conftest import installed_assistant, make_healthy, subprocess_env
+from tests.conftest import installed_assistant, make_healthy, run_cli, subprocess_env
 
 
 @pytest.fixture
@@ -34,14 +34,8 @@ def healthy_env(
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [installed_assistant(), *args],
-        capture_output=True,
-        text=True,
-        env=subprocess_env(**env),
-        timeout=60,
-        check=False,
-    )
+    """The command in this process (tests/test_fault_matrix.py runs it as a process)."""
+    return run_cli(*args, **env)
 
 
 def test_healthy_exit_0_with_a_colored_report(healthy_env: dict[str, str]) -> None:

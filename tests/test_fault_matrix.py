@@ -297,7 +297,12 @@ def _base_env(stub_url: str) -> dict[str, str]:
     env.update(
         ASSISTANT_ENV="test",
         ASSISTANT_CONFIG_DIR=str(REPO_ROOT),
-        LLM_BASE_URL=stub_url,
+        # The OpenAI provider: a fault in a file meets the same pipeline under either
+        # provider (tests/test_assistant_e2e.py runs both), and the openai SDK imports
+        # in 0.8 s of CPU where anthropic's takes 1.9 s: 40 asking cells, 45 s saved.
+        LLM_PROVIDER="openai",
+        LLM_MODEL="gpt-4.1",
+        LLM_BASE_URL=f"{stub_url}/v1",
         LLM_API_KEY="sk-test-0000000000000000",
         LLM_MAX_RETRIES="0",
         MONITOR_FLUSH_INTERVAL="1",

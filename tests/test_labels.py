@@ -31,7 +31,7 @@ from assistant_monitoring.metrics.labels import (
     command_context,
 )
 from assistant_monitoring.metrics.registry import MetricsRegistry
-from tests.conftest import run_assistant
+from tests.conftest import run_cli
 
 ROOT = __import__("typer").main.get_command(app)
 
@@ -147,7 +147,7 @@ def test_no_argument_of_any_command_reaches_the_store_or_the_exposition(
     keyed = {"LLM_BASE_URL": stub.url, "LLM_API_KEY": "sk-test-0000000000000000"}
 
     def run(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-        result = run_assistant(*args, stdin=stdin, timeout=60, **env)
+        result = run_cli(*args, stdin=stdin, **env)
         assert "Traceback" not in result.stderr, (args, result.stderr)
         return result
 
