@@ -58,7 +58,11 @@ def port_of(url: str) -> int:
 
 
 def exchange(port: int, data: bytes, *, quiet: float = 1.0) -> bytes:
-    """Send ``data`` on a new connection; read until closed or ``quiet`` s of silence."""
+    """Send ``data`` on a new connection; read until closed or ``quiet`` s of silence.
+
+    A request that ends with ``Connection: close`` is read until the server closes,
+    at once; silence is waited for only where what might still come is the point (a
+    smuggled second answer, a stream)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(data)
         sock.settimeout(quiet)
@@ -99,7 +103,10 @@ def test_a_body_is_never_run_as_a_second_request(data_dir: Path) -> None:
         assert statuses(raw) == [200], raw
         assert b'"runs"' not in raw
         # Pipelined requests (no body) are still each answered, in order.
-        two = b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n" * 2
+        two = (
+            b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n"
+            + b"GET /live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
         assert statuses(exchange(port_of(url), two)) == [200, 200]
 
 
@@ -199,7 +206,10 @@ def test_head_everywhere_get_is_and_405_with_allow_elsewhere(data_dir: Path) -> 
         assert statuses(raw) == [200], raw
         assert raw.endswith(b"\r\n\r\n"), raw
         for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
-            raw = exchange(port, f"{method} /api/runs HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            raw = exchange(
+                port,
+                f"{method} /api/runs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+            )
             assert statuses(raw) == [405], (method, raw)
             allow = re.search(rb"allow: ([^\r]+)", raw)
             assert allow, raw
@@ -321,7 +331,7 @@ def test_a_full_house_of_silent_sockets_gives_way_to_new_clients(data_dir: Path)
         held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(5)]
         try:
             time.sleep(1.3)  # a silent socket gives way once it has held its place 1 s
-            raw = exchange(port, b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
+            raw = exchange(port, b"GET /live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert statuses(raw) == [200], raw
             held[0].settimeout(5)
             answer = held[0].recv(4096)  # a 503 saying why, then the close
@@ -344,7 +354,9 @@ def test_the_connection_cap_counts_connections_not_requests(data_dir: Path) -> N
         port = port_of(url)
         held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
         time.sleep(0.2)
-        assert statuses(exchange(port, b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")) == [200]
+        assert statuses(
+            exchange(port, b"GET /live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        ) == [200]
         held[0].sendall(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
         assert held[0].recv(4096).startswith(b"HTTP/1.1 200")
         for sock in held:
@@ -387,8 +399,9 @@ def test_access_log_is_one_info_line_per_request_when_asked_without_secrets(data
 
 
 def test_a_request_cannot_forge_a_log_line(data_dir: Path) -> None:
-    forged = b"GET /live%0a12:00:00.000%20ERROR%20forged HTTP/1.1\r\nHost: x\r\n\r\n"
-    query = b"GET /live?token=x%0aERROR%20forged&a=%0d%0a HTTP/1.1\r\nHost: x\r\n\r\n"
+    close = b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    forged = b"GET /live%0a12:00:00.000%20ERROR%20forged" + close
+    query = b"GET /live?token=x%0aERROR%20forged&a=%0d%0a" + close
     with serving(MONITOR_ACCESS_LOG="true", LOG_CONSOLE_LEVEL="INFO") as (url, stderr):
         exchange(port_of(url), forged)
         exchange(port_of(url), query)
@@ -405,10 +418,16 @@ def test_the_access_log_keeps_a_bounded_part_of_a_huge_query(data_dir: Path) -> 
     token = "access-log-secret-456"
     names = "&".join(f"n{number}=1" for number in range(900))  # ~6 KiB, under the 8 KiB line
     with serving(MONITOR_ACCESS_LOG="true", MONITOR_TOKEN=token) as (url, _):
-        raw = exchange(port_of(url), f"GET /api/runs?{names} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        raw = exchange(
+            port_of(url),
+            f"GET /api/runs?{names} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+        )
         assert statuses(raw) == [401]
         assert raw.count(b"www-authenticate: Bearer") == 1, raw
-        late = f"GET /api/alerts/stream?{names}&token={token} HTTP/1.1\r\nHost: x\r\n\r\n"
+        late = (
+            f"GET /api/alerts/stream?{names}&token={token} HTTP/1.1\r\n"
+            "Host: x\r\nConnection: close\r\n\r\n"
+        )
         assert statuses(exchange(port_of(url), late.encode())) == [401]  # over 32 fields
     records = [r for r in log_records(data_dir) if r.get("http_path", "/live") != "/live"]
     assert len(records) == 2
