@@ -26,6 +26,21 @@ PYTHON = Path(sys.executable)
 ASSISTANT = VENV_BIN / "assistant"
 
 
+def git_commit() -> str:
+    """``git describe --always --dirty`` of the repository ("unknown" without git)."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
 def machine_info() -> dict[str, Any]:
     """CPU count, CPU model, memory, Python version and the date, for the report."""
     model = platform.processor() or "unknown"
@@ -44,16 +59,7 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
+    commit = git_commit()
     return {
         "commit": commit or "unknown",
         "nproc": os.cpu_count(),

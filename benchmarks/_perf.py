@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyperf
-from _common import DATA_DIR, REPO_ROOT
+from _common import DATA_DIR, REPO_ROOT, git_commit
 
 PYCACHE = DATA_DIR / "pycache"
 BYTECODE_NOTE = (
@@ -84,18 +84,18 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def git_commit() -> str:
-    try:
-        done = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return "unknown"
-    return done.stdout.strip() or "unknown"
+def annotate_output(
+    path: str | None, metadata: Mapping[str, Mapping[str, str | int | float]]
+) -> None:
+    """Store derived figures (ratios, targets, verdicts) as metadata of the benchmarks
+    in pyperf's ``-o`` file ``path`` (nothing without one); ``metadata`` maps a
+    benchmark's name to the entries to add to its runs."""
+    if not path:
+        return
+    suite = pyperf.BenchmarkSuite.load(path)
+    for name, entries in metadata.items():
+        suite.get_benchmark(name).update_metadata(dict(entries))
+    suite.dump(path, replace=True)
 
 
 class CommandBench:
@@ -197,13 +197,7 @@ class CommandBench:
 
     def annotate(self, metadata: Mapping[str, Mapping[str, str | int | float]]) -> None:
         """Store ratios, targets and verdicts as metadata of the benchmarks in ``-o``."""
-        path = self.args.output
-        if not path:
-            return
-        suite = pyperf.BenchmarkSuite.load(path)
-        for name, entries in metadata.items():
-            suite.get_benchmark(name).update_metadata(dict(entries))
-        suite.dump(path, replace=True)
+        annotate_output(self.args.output, metadata)
 
 
 # -- reading results ---------------------------------------------------------------------

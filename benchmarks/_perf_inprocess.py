@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyperf
-from _common import DATA_DIR, LoadWatch
-from _perf import git_commit, machine
+from _common import DATA_DIR, LoadWatch, git_commit
+from _perf import annotate_output, machine
 
 # Bytecode of the workers and of the commands they time, out of the source tree:
 # pyperf gives workers a clean environment (no PYTHONDONTWRITEBYTECODE), as a
@@ -109,17 +109,8 @@ def verdict(met: bool) -> str:
 
 
 def annotate(runner: pyperf.Runner, metadata: Mapping[str, Mapping[str, MetadataValue]]) -> None:
-    """Store derived figures (ratios, targets, verdicts) as benchmark metadata in ``-o``.
-
-    ``metadata`` maps a benchmark name to the entries to add to its runs.
-    """
-    path = runner.args.output
-    if not path:
-        return
-    suite = pyperf.BenchmarkSuite.load(path)
-    for name, entries in metadata.items():
-        suite.get_benchmark(name).update_metadata(dict(entries))
-    suite.dump(path, replace=True)
+    """Store derived figures (ratios, targets, verdicts) as benchmark metadata in ``-o``."""
+    annotate_output(runner.args.output, metadata)
 
 
 class Load:
