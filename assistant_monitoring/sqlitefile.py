@@ -129,16 +129,9 @@ def wait_for_lock(action: Callable[[], T], *, timeout_ms: float | None = None) -
         except sqlite3.OperationalError as error:
             if not is_lock_error(error) or stop_requested():
                 raise
-            now = time.monotonic()
-            # Another thread's wait as long as this one ran out while this one waited
-            # (health's check timed out at 5 s, its thread still waiting, and the exit
-            # flush began a wait of its own): the command has waited the lock out once.
-            gave_up_at, after = _gave_up_at
-            if wait and gave_up_at >= started and after >= wait:
-                raise
-            if now >= deadline:
+            if time.monotonic() >= deadline:
                 if wait:
-                    _gave_up_at[:] = [now, wait]
+                    _gave_up_at[:] = [time.monotonic(), wait]
                 raise
         # A lock SQLite refuses without waiting (to avoid a deadlock) must not spin.
         time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))

@@ -17,11 +17,16 @@ source scripts/_python.sh
 PYTEST_ARGS=()
 SLOW="${ASSISTANT_SLOW_TESTS:-0}"
 BUSY=0
+PARALLEL=(-n auto --dist loadgroup)
 for arg in "$@"; do
     case "$arg" in
         --slow) SLOW=1 ;;
         --busy) BUSY=1 ;;
-        *) PYTEST_ARGS+=("$arg") ;;
+        *)
+            # The user chose the workers, or something xdist cannot do (--pdb, -s).
+            case "$arg" in -n | -n* | --numprocesses* | no:xdist | --pdb | -s) PARALLEL=() ;; esac
+            PYTEST_ARGS+=("$arg")
+            ;;
     esac
 done
 
@@ -50,9 +55,11 @@ if [ "$BUSY" = "1" ]; then
     command -v stress-ng >/dev/null 2>&1 || { echo "error: --busy needs stress-ng (scripts/install-test-tools.sh)" >&2; exit 2; }
     CORES="$(nproc)"
     echo "    (stress-ng --cpu $CORES beside the suite)"
-    stress-ng --cpu "$CORES" --timeout 0 --quiet &
+    # Ended by the trap below; the timeout is for a script killed with SIGKILL.
+    stress-ng --cpu "$CORES" --timeout 3h --quiet &
     STRESS_PID=$!
     trap 'kill "$STRESS_PID" 2>/dev/null || true' EXIT
 fi
 # pytest exits 5 when it collected no test: that fails this script, as it should.
-"$VENV/bin/pytest" -n auto --dist loadgroup "${MARKERS[@]}" "${PYTEST_ARGS[@]}"
+# A -m of your own replaces "not slow" (pytest keeps the last -m).
+"$VENV/bin/pytest" "${PARALLEL[@]}" "${MARKERS[@]}" "${PYTEST_ARGS[@]}"

@@ -76,7 +76,9 @@ def isolated_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 def reset_process_state() -> None:
     """What a command leaves in this process, undone, as a new process would start."""
+    from assistant_monitoring import runs, tracing
     from assistant_monitoring.cli.state import reset_state
+    from assistant_monitoring.gitinfo import current_git_place
     from assistant_monitoring.redact import clear_registered_secrets
     from assistant_monitoring.sqlitefile import (
         DEFAULT_BUSY_TIMEOUT_MS,
@@ -87,6 +89,10 @@ def reset_process_state() -> None:
 
     reset_state()
     clear_registered_secrets()
+    # Read once per process: a new process reads them again.
+    runs._SESSION_ID.clear()
+    current_git_place.cache_clear()
+    tracing._process_parent.clear()
     # Process-wide: a test that stopped a command in process, or loaded a profile
     # with another busy timeout, must not change how the next test waits for locks.
     clear_stop_request()

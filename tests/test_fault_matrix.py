@@ -49,6 +49,10 @@ from tests.helpers.locks import held
 from tests.helpers.readonly import read_only_argv
 
 SECONDS = 60
+# What a held file may add to a command's time: its one wait of DATABASE_BUSY_TIMEOUT
+# (1 s in those cells) and slack for load; a private 5 s timeout, or a wait per step,
+# adds 10 s or more.
+LOCKED_AT_MOST_SECONDS = 1 + 5
 # The first cell of a row runs the whole row: 22 processes, two at a time.
 pytestmark = pytest.mark.timeout(900)
 MAX_STDERR_LINES = 5
@@ -530,6 +534,14 @@ def test_cell(cell: tuple[str, str], matrix: Matrix) -> None:
     outcome = matrix.outcome(command, fault)
     story = f"{' '.join(outcome.argv[-6:])}\n--- stderr ---\n{outcome.stderr}"
     assert outcome.code is not None, f"did not exit within {SECONDS} s: {story}"
+    if fault.endswith("-locked"):
+        # It waits the busy timeout (1 s) once: not a private timeout of its own, not
+        # once per step. Measured against the same command in the "none" row, run on
+        # this worker under the same load, so a busy machine does not trip it.
+        calm = matrix.outcome(command, "none")
+        assert outcome.seconds < calm.seconds + LOCKED_AT_MOST_SECONDS, (
+            f"{outcome.seconds:.1f} s against {calm.seconds:.1f} s unlocked: {story}"
+        )
     assert "Traceback" not in outcome.stderr, story
     assert "unexpected" not in outcome.stderr, story
     lines = [line for line in outcome.stderr.splitlines() if line.strip()]

@@ -32,8 +32,9 @@ BUSY_MS = 1000
 # machine whose cores are all busy (generous: what this catches is a wait of minutes).
 ENDS_WITHIN = BUSY_MS / 1000 + 2 + 12
 # The README says within a second; a process on a busy machine may take a few more to
-# write what it counted and exit (what this catches is a signal ignored for minutes).
-SIGTERM_WITHIN = 10
+# write what it counted and exit. Under 5 s: a wait inside SQLite's own busy handler
+# (5 s, deaf to signals) fails it, as does a signal ignored for minutes.
+SIGTERM_WITHIN = 4.5
 
 
 @pytest.fixture
@@ -351,7 +352,10 @@ def test_a_command_waits_out_a_lock_once_not_at_every_step(
 ) -> None:
     """Found by a hostile try: each step of a command (the first open, a breaker write,
     the run, the exit flush) waited the whole busy timeout again: 2-4x in all."""
-    busy = 6000
+    # Under `monitor health`'s 5 s check timeout: with a longer busy timeout the check's
+    # thread still waits when the exit flush begins its own wait (noticed in issue 22,
+    # not fixed: see the issue's note).
+    busy = 4000
     with held(ready_store, "reader"):
         started = time.monotonic()
         result = run_assistant(
@@ -360,7 +364,7 @@ def test_a_command_waits_out_a_lock_once_not_at_every_step(
         took = time.monotonic() - started
     assert "Traceback" not in result.stderr
     # Less than two waits: the bug waited at least twice. That leaves a whole busy
-    # timeout (6 s) for the process's start-up and work on a busy machine.
+    # timeout (4 s) for the process's start-up and work on a busy machine.
     assert took < 2 * busy / 1000, f"{took:.1f} s: {result.stderr}"
 
 

@@ -376,7 +376,8 @@ def test_an_unreachable_collector_does_not_hold_the_process(
             endpoint,
             OTEL_LOGS_EXPORTER="otlp",
             MONITOR_OTEL_EXIT_TIMEOUT_MS="50",
-            OTEL_EXPORTER_OTLP_TIMEOUT="60",
+            # A minute at least: SDK 1.4x reads seconds, the spec says milliseconds.
+            OTEL_EXPORTER_OTLP_TIMEOUT="60000",
         )
         elapsed = time.monotonic() - started
     finally:

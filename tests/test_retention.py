@@ -15,7 +15,7 @@ import pytest
 from assistant.stubllm import StubLLMServer
 from assistant_monitoring.metrics.retention import DAY, Retention
 from assistant_monitoring.metrics.store import MetricsStore
-from tests.conftest import make_healthy, run_cli
+from tests.conftest import make_healthy, run_assistant, run_cli
 
 NOW = 1_790_000_000.0
 
@@ -228,7 +228,8 @@ def test_two_million_runs_shrink_while_asks_keep_answering(
         worker.start()
         answers = []
         while worker.is_alive():
-            answers.append(run_cli("ask", "hello", DATABASE_BUSY_TIMEOUT="1000"))
+            # Processes of their own: asks beside the retention thread, not in its process.
+            answers.append(run_assistant("ask", "hello", DATABASE_BUSY_TIMEOUT="1000"))
         worker.join()
         store.close()
     assert len(answers) >= 2, "asks ran while retention did"

@@ -17,7 +17,7 @@ import pytest
 
 from assistant.stubllm import StubLLMServer
 from assistant_monitoring.redact import MASK, clear_registered_secrets, redact_text, register_secret
-from tests.conftest import HEALTHY_THRESHOLDS, run_cli, run_main
+from tests.conftest import HEALTHY_THRESHOLDS, run_assistant, run_cli, run_main
 
 KEY = "cfgKey-7Qm2Lx9Vt4Rb8Nw1"  # a key of no known shape: only registration finds it
 PATTERN_KEY = "sk-ant-api03-PaStEdKeY0123456789abcdef"
@@ -186,7 +186,8 @@ def test_a_key_pasted_as_conversation_id_is_never_stored_or_echoed(
 
 def test_a_session_id_that_is_a_secret_is_not_used(stub: StubLLMServer, data_dir: Path) -> None:
     for session in (PATTERN_KEY, KEY):
-        result = run_cli("ask", "hello", ASSISTANT_SESSION_ID=session)
+        # A process each: the session id is read once per process.
+        result = run_assistant("ask", "hello", ASSISTANT_SESSION_ID=session)
         assert result.returncode == 0, result.stderr
         assert session not in result.stdout + result.stderr
         assert files_containing(data_dir, session) == []

@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -262,31 +261,3 @@ def test_a_full_disk_is_named_and_the_data_still_read(tmp_path: Path) -> None:
     assert reader == "reader 1 True"
     assert "the disk is full: free some space" in writer
     assert "disk I/O error" not in writer
-
-
-def test_a_wait_begun_while_another_waited_ends_when_that_one_runs_out() -> None:
-    """Found by issue 22's busy-machine bounds: `monitor health` with a busy timeout
-    longer than its check's 5 s waited twice. The check's thread was still waiting
-    when the exit flush began its own full wait; the flush must give up when the
-    first wait runs out (the rule: a command waits a lock out once)."""
-    from assistant_monitoring.sqlitefile import forget_lock_timeouts, wait_for_lock
-
-    def locked() -> None:
-        raise sqlite3.OperationalError("database is locked")
-
-    forget_lock_timeouts()
-    first_started = time.monotonic()
-
-    def first_wait() -> None:
-        with pytest.raises(sqlite3.OperationalError):
-            wait_for_lock(locked, timeout_ms=3000)
-
-    first = threading.Thread(target=first_wait)
-    first.start()
-    time.sleep(1.5)
-    with pytest.raises(sqlite3.OperationalError):
-        wait_for_lock(locked, timeout_ms=3000)
-    second_ended = time.monotonic() - first_started
-    first.join()
-    # The first ran out at 3 s; waiting in full, the second would have ended at 4.5 s.
-    assert second_ended < 4.2, second_ended
