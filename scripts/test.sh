@@ -38,7 +38,7 @@ echo "==> ruff"
 "$VENV/bin/ruff" format --check .
 echo "==> mypy"
 "$VENV/bin/mypy"
-# The tests start the installed CLI some two thousand times. A shell that sets
+# The tests start the installed CLI hundreds of times. A shell that sets
 # PYTHONDONTWRITEBYTECODE=1 would have each of those recompile every module of the
 # project (~0.1 s each); a user's machine caches bytecode, so the suite does too.
 PYTHONDONTWRITEBYTECODE= "$PY" -m compileall -q assistant assistant_monitoring tests >/dev/null
