@@ -3,7 +3,7 @@
 # external tools the tests drive, then ruff, mypy and pytest on every core.
 # The README's test command; .ci/run runs it with the slow tests included.
 #
-#   scripts/test.sh               everything but the tests marked slow (~5 min, 2 cores)
+#   scripts/test.sh               everything but the tests marked slow (see BENCHMARKS.md)
 #   scripts/test.sh --slow        everything, slow soaks included (what CI runs)
 #   scripts/test.sh --busy        with `stress-ng --cpu N` (N = cores) beside it all:
 #                                 the suite must pass on a machine that is busy
