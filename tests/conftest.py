@@ -277,3 +277,16 @@ def run_cli(
         reset_process_state()
     returncode = code if isinstance(code, int) else (0 if code is None else 1)
     return subprocess.CompletedProcess(list(args), returncode, out.getvalue(), err.getvalue())
+
+
+# The heaviest work first, so that under pytest-xdist the short tests fill both
+# workers at the end instead of one worker finishing a fault-matrix row alone.
+_FIRST = ("tests/test_fault_matrix.py", "tests/test_locks.py", "tests/test_assistant_e2e.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def weight(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return _FIRST.index(path) if path in _FIRST else len(_FIRST)
+
+    items.sort(key=weight)  # stable: each file keeps its order

@@ -43,6 +43,7 @@ def follow_logs(
     first = True  # only the first file is joined at ``start`` or at its end
     inode = -1
     carry = b""
+    drained = False  # read once more since the path was seen to name a new file
     while not should_stop():
         if handle is None:
             handle = _open_first(path, start) if first else open_log_file(path)
@@ -64,7 +65,15 @@ def follow_logs(
             rotated = os.stat(path).st_ino != inode
         except FileNotFoundError:
             rotated = False  # mid-rotation: the new file appears in a moment
+        if rotated and not drained:
+            # Lines can land in our file between the empty read above and the
+            # rotation (found on a busy machine: a dozen lines lost); once the path
+            # names a new file nothing more is written to ours, so one more read
+            # takes the rest.
+            drained = True
+            continue
         if rotated:
+            drained = False
             handle.close()
             carry = b""
             handle = _open_successor(path, inode)
@@ -113,9 +122,15 @@ def _open_successor(path: Path, inode: int) -> BinaryIO | None:
             if os.stat(candidate).st_ino == inode:
                 successor = path if index == 1 else rotated_path(path, index - 1)
                 handle = open_log_file(successor)
-                if handle is not None:
+                if handle is None:
+                    break
+                if os.stat(candidate).st_ino == inode:
                     return handle
-                break
+                # Rotated again between the look and the open: the name now holds
+                # a newer file. Look again from the start.
+                handle.close()
+                index = 1
+                continue
         except FileNotFoundError:
             break
         index += 1
