@@ -207,6 +207,9 @@ def test_bad_options_are_one_line_usage_errors(
         ("--tz", "../../etc/passwd"): "--tz: not a time zone name",
         ("--provider", "cohere"): "--provider: expected one of anthropic, openai",
         ("--since", "today", "--until", "yesterday"): "--since: the window is empty",
+        # Only --until given, before the default start: it is --until that is wrong
+        # (found by tests/test_properties_api.py, which named since for /api/usage).
+        ("--until", "1960-01-01"): "--until: the window is empty",
         ("--json", "--csv"): "--json and --csv: choose one",
         ("--dry-run",): "--dry-run: only with --reprice",
     }

@@ -69,8 +69,9 @@ def metrics(settings: Settings, query: Query) -> dict[str, Any]:
         groups = tuple(g.strip().lower() for g in query[_GROUPS_PARAMETER].split(","))
         unknown = [g for g in groups if g not in GROUPS]
         if unknown:
+            expected = ", ".join(GROUPS)
             raise UsageError(
-                f"group: expected some of {', '.join(GROUPS)}, comma-separated (got '{unknown[0]}')"
+                f"group: expected some of {expected}, comma-separated (got '{shown(unknown[0])}')"
             )
     return metrics_report(
         settings,

@@ -159,8 +159,10 @@ def report_window(
                 first = month_start(first)
             start = day_start(zone, first)
     if start >= end:
+        # Name what the user gave: an --until before the default start is the fault.
+        culprit = since_name if since is not None else until_name
         raise UsageError(
-            f"{since_name}: the window is empty: it must start before it ends "
+            f"{culprit}: the window is empty: it must start before it ends "
             f"({datetime.fromtimestamp(start, zone):%Y-%m-%d %H:%M} is not before "
             f"{datetime.fromtimestamp(end, zone):%Y-%m-%d %H:%M})"
         )
