@@ -16,6 +16,7 @@ from pathlib import Path
 from assistant.errors import MissingApiKey
 from assistant.pipeline import Pipeline
 from assistant.providers import (
+    DeferredProvider,
     Generation,
     GenerationRequest,
     Provider,
@@ -25,7 +26,7 @@ from assistant.providers import (
     make_provider,
 )
 from assistant.storage import Database
-from assistant_monitoring.breaker import BreakerConfig, BreakerRegistry
+from assistant_monitoring.breaker import BreakerConfig, BreakerRegistry, CircuitBreaker
 from assistant_monitoring.endpoints import USERINFO_PROBLEM, has_userinfo, server_address
 from assistant_monitoring.metrics import Instrumentation, LlmCall, MetricsRuntime, start_metrics
 from assistant_monitoring.metrics.retention import Retention
@@ -93,15 +94,24 @@ class AssistantApp:
         runs = RunStore(store_path) if store_path is not None else None
         return cls(settings, runtime, breakers, database, runs, provider)
 
+    @property
+    def llm_breaker(self) -> CircuitBreaker:
+        """The configured provider's circuit breaker (shared by every process)."""
+        return self.breakers.get(f"llm:{self.settings.llm.provider}")
+
     def prepare_provider(self) -> None:
-        """Create the provider now (its SDK import takes ~1 s), outside any stage timing.
+        """Build the provider now (its SDK import takes ~1 s), outside any stage timing.
 
         Without an API key it does nothing: the run then fails in its generate stage,
-        with the clear message, and is recorded as failed like any other.
+        with the clear message, and is recorded as failed like any other. With the
+        provider's breaker open the SDK is not imported at all: the call will be
+        refused, and a refusal should cost what a refusal costs (issue 23).
         """
         if self.provider is None:
             with contextlib.suppress(MissingApiKey):
                 self.provider = make_provider(self.settings)
+        if isinstance(self.provider, DeferredProvider) and not self.llm_breaker.refusing:
+            self.provider.build()
 
     async def generate(
         self, request: GenerationRequest, *, on_text: TextCallback | None = None

@@ -114,6 +114,21 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+# The model the OpenAI-provider tests ask for.
+OPENAI_MODEL = "gpt-4.1"
+
+
+def openai_env(stub_url: str) -> dict[str, str]:
+    """Settings that send ``ask`` to the stub through the OpenAI provider.
+
+    For the tests in which the provider is not what is tested (exports, signals,
+    locks): the pipeline and everything around the call are the same under either
+    provider, and the openai SDK imports in ~0.5 s where anthropic's takes ~1.4 s
+    (BENCHMARKS.md, issue 22). tests/test_assistant_e2e.py runs both providers.
+    """
+    return {"LLM_PROVIDER": "openai", "LLM_MODEL": OPENAI_MODEL, "LLM_BASE_URL": f"{stub_url}/v1"}
+
+
 # Thresholds that make the memory and disk checks pass whatever the machine's state.
 HEALTHY_THRESHOLDS = {
     "HEALTH_DISK_DEGRADED_FREE_PERCENT": "0",

@@ -154,10 +154,18 @@ def test_breaker_opens_after_repeated_5xx_and_the_next_process_fails_fast(
         assert failed.returncode == 1
         assert "unavailable (500) after 2 attempts" in failed.stderr
     served = len(stub.requests)
-    fast = assistant("ask", "hello", **env)
+    # -X importtime's lines on stderr: which modules the refusal imported.
+    fast = assistant("ask", "hello", PYTHONPROFILEIMPORTTIME="1", **env)
     assert fast.returncode == 1
     assert f"llm:{provider} is unavailable: circuit open" in fast.stderr
     assert len(stub.requests) == served, "an open breaker sends nothing"
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in fast.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "assistant.pipeline" in imported, "the import lines were read"
+    assert not imported & {"anthropic", "openai", "httpx"}, "a refusal imports no SDK"
     breakers = json.loads(assistant("monitor", "breakers", "--json").stdout)["breakers"]
     assert {b["service"]: b["state"] for b in breakers}[f"llm:{provider}"] == "open"
     assert [r["error_type"] for r in runs()] == [

@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 
 from assistant.stubllm import StubLLMServer
-from tests.conftest import installed_assistant, metrics_window, subprocess_env
+from tests.conftest import (
+    OPENAI_MODEL,
+    installed_assistant,
+    metrics_window,
+    openai_env,
+    subprocess_env,
+)
 
 pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
@@ -49,11 +55,15 @@ def stub() -> Iterator[StubLLMServer]:
 
 
 def ask(
-    stub: StubLLMServer, endpoint: str, *words: str, **env: str
+    stub: StubLLMServer, endpoint: str, *words: str, provider: str = "openai", **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """One `assistant ask` exporting to ``endpoint`` (given the time to send it all)."""
+    """One `assistant ask` exporting to ``endpoint`` (given the time to send it all).
+
+    Through the OpenAI provider unless the test is about the other's attributes:
+    what these tests check is the trace around the call (see ``openai_env``).
+    """
     variables = {
-        "LLM_BASE_URL": stub.url,
+        **(openai_env(stub.url) if provider == "openai" else {"LLM_BASE_URL": stub.url}),
         "LLM_API_KEY": KEY,
         "LLM_MAX_RETRIES": "0",
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
@@ -105,7 +115,7 @@ def log_lines(data_dir: Path) -> list[dict[str, Any]]:
 def test_one_ask_is_one_trace_with_the_span_tree_and_genai_attributes(
     receiver: OtlpReceiver, stub: StubLLMServer, data_dir: Path
 ) -> None:
-    done = ask(stub, receiver.url, OTEL_SERVICE_NAME="assistant-test")
+    done = ask(stub, receiver.url, provider="anthropic", OTEL_SERVICE_NAME="assistant-test")
     assert done.returncode == 0, done.stderr
     spans = receiver.spans()
     assert len({span.trace_id for span in spans}) == 1, "exactly one trace"
@@ -168,7 +178,7 @@ def test_a_failed_run_marks_the_spans_that_failed(
     done = ask(stub, receiver.url)
     assert done.returncode != 0
     spans = receiver.spans()
-    (chat,) = by_name(spans, "chat claude-haiku-4-5")
+    (chat,) = by_name(spans, f"chat {OPENAI_MODEL}")
     assert chat.status_code == STATUS_ERROR
     assert chat.attributes["error.type"] == "InternalServerError"
     (generate,) = by_name(spans, "stage generate")
@@ -192,7 +202,7 @@ def test_each_attempt_is_a_span_and_a_duration_and_the_retry_an_event(
     done = ask(stub, receiver.url, LLM_MAX_RETRIES="2")
     assert done.returncode == 0, done.stderr
     spans = receiver.spans()
-    attempts = by_name(spans, "chat claude-haiku-4-5")
+    attempts = by_name(spans, f"chat {OPENAI_MODEL}")
     assert [a.attributes.get("error.type") for a in attempts] == ["InternalServerError", None]
     (generate,) = by_name(spans, "stage generate")
     retries = [attrs for name, attrs in generate.events if name == "gen_ai.retry"]
@@ -209,7 +219,7 @@ def test_each_attempt_is_a_span_and_a_duration_and_the_retry_an_event(
         "None",
     ]
     succeeded = next(d for d in durations if "error.type" not in d)
-    assert succeeded["gen_ai.response.model"] == "claude-haiku-4-5"
+    assert succeeded["gen_ai.response.model"] == OPENAI_MODEL
     assert succeeded["server.address"] == "127.0.0.1"
     assert succeeded["server.port"] == stub.port
     (first_chunk,) = receiver.metrics()["gen_ai.client.operation.time_to_first_chunk"]
@@ -345,7 +355,7 @@ def test_content_only_with_log_content_and_redacted(
     secret = "sk-ant-api03-" + "x" * 40
     done = ask(stub, receiver.url, f"my key is {secret}", LOG_CONTENT="true")
     assert done.returncode == 0, done.stderr
-    (chat,) = by_name(receiver.spans(), "chat claude-haiku-4-5")
+    (chat,) = by_name(receiver.spans(), f"chat {OPENAI_MODEL}")
     sent = json.loads(chat.attributes["gen_ai.input.messages"])
     assert sent[0]["role"] == "user"
     text = sent[0]["parts"][0]["content"]
@@ -397,7 +407,7 @@ def test_no_opentelemetry_sdk_is_imported_without_the_variables(
 ) -> None:
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "assistant", "ask", "hello"],
-        env=subprocess_env(LLM_BASE_URL=stub.url, LLM_API_KEY=KEY),
+        env=subprocess_env(**openai_env(stub.url), LLM_API_KEY=KEY),
         capture_output=True,
         text=True,
         timeout=60,
@@ -405,7 +415,7 @@ def test_no_opentelemetry_sdk_is_imported_without_the_variables(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "assistant_monitoring.tracing" in done.stderr
-    # The anthropic SDK imports the OpenTelemetry *API* itself (its own, no-op
+    # An SDK may import the OpenTelemetry *API* itself (anthropic's does: no-op
     # without a global provider); ours are the SDK and the exporter, 200+ ms.
     assert "opentelemetry.sdk" not in done.stderr
     assert "opentelemetry.exporter" not in done.stderr
@@ -425,7 +435,7 @@ def test_sigterm_mid_answer_is_interrupted_in_the_trace_too(
         stderr=subprocess.PIPE,
         text=True,
         env=subprocess_env(
-            LLM_BASE_URL=stub.url,
+            **openai_env(stub.url),
             LLM_API_KEY=KEY,
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
             MONITOR_OTEL_EXIT_TIMEOUT_MS="20000",
@@ -449,7 +459,7 @@ def test_sigterm_mid_answer_is_interrupted_in_the_trace_too(
     assert all(span.status_code != STATUS_ERROR for span in spans)
     (root,) = by_name(spans, "assistant run")
     assert root.attributes["assistant.status"] == "interrupted"
-    (chat,) = by_name(spans, "chat claude-haiku-4-5")
+    (chat,) = by_name(spans, f"chat {OPENAI_MODEL}")
     assert "interrupted" in [name for name, _ in chat.events]
     assert "error.type" not in chat.attributes
     durations = receiver.metrics().get("gen_ai.client.operation.duration", [])
@@ -519,7 +529,7 @@ def test_through_a_real_collector(
         sink.close()
     spans = receiver.spans()
     assert len({span.trace_id for span in spans}) == 1
-    assert tree(spans)["stage generate"] == ["chat claude-haiku-4-5"]
+    assert tree(spans)["stage generate"] == [f"chat {OPENAI_MODEL}"]
     (root,) = by_name(spans, "assistant run")
     traced = [r for _, r in receiver.log_records() if r.trace_id]
     assert traced

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from assistant.stubllm import StubLLMServer
-from tests.conftest import installed_assistant, subprocess_env
+from tests.conftest import installed_assistant, openai_env, subprocess_env
 
 pytest.importorskip(
     "opentelemetry.exporter.otlp.proto.http.trace_exporter",
@@ -98,7 +98,7 @@ class Asked:
 
 def ask(stub: StubLLMServer, refuser: Refuser, data_dir: Path, **env: str) -> Asked:
     variables = {
-        "LLM_BASE_URL": stub.url,
+        **openai_env(stub.url),  # what is tested is the export, not the provider
         "LLM_API_KEY": KEY,
         "LLM_MAX_RETRIES": "0",
         "OTEL_EXPORTER_OTLP_ENDPOINT": refuser.endpoint,

@@ -117,6 +117,11 @@ class CircuitBreaker(AsyncFromSync):
             self._refresh(self.clock(), force=False)
             return machine.due_for_trial(self._state, self.clock())
 
+    @property
+    def refusing(self) -> bool:
+        """Whether a call made now would be refused (open, its retry time not reached)."""
+        return self.state.state == machine.OPEN
+
     def _refresh(self, now: float, *, force: bool) -> None:
         if self.store is None or (not force and now - self._refreshed < _REFRESH_SECONDS):
             return
