@@ -2,33 +2,23 @@
 
 ``AssistantApp.open(settings)`` wires the metrics runtime, circuit breakers, the
 database (instrumented, behind the ``database`` breaker), the run store and the
-pipeline. The LLM provider (and its ~1 s SDK import) is created on the first call
-that needs it, so ``assistant db status`` never pays for it.
+pipeline. The LLM client builds its provider (and imports its SDK, 0.5-1.4 s) on
+the first call that needs it, so ``assistant db status`` never pays for it, and
+neither does an ``ask`` that the provider's open breaker refuses.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.errors import MissingApiKey
 from assistant.pipeline import Pipeline
-from assistant.providers import (
-    DeferredProvider,
-    Generation,
-    GenerationRequest,
-    Provider,
-    RetryPolicy,
-    TextCallback,
-    call_model,
-    make_provider,
-)
-from assistant.storage import Database
-from assistant_monitoring.breaker import BreakerConfig, BreakerRegistry, CircuitBreaker
-from assistant_monitoring.endpoints import USERINFO_PROBLEM, has_userinfo, server_address
-from assistant_monitoring.metrics import Instrumentation, LlmCall, MetricsRuntime, start_metrics
+from assistant.providers import Provider
+from assistant.providers.client import LlmClient
+from assistant.storage import ConversationRepository, Database
+from assistant_monitoring.breaker import BreakerConfig, BreakerRegistry
+from assistant_monitoring.metrics import Instrumentation, MetricsRuntime, start_metrics
 from assistant_monitoring.metrics.retention import Retention
 from assistant_monitoring.otel import start_otel
 from assistant_monitoring.runs import RunRecord, RunStore
@@ -44,12 +34,17 @@ class AssistantApp:
     breakers: BreakerRegistry
     database: Database
     runs: RunStore | None
-    provider: Provider | None = None
-    last_llm_call: LlmCall | None = None
+    llm: LlmClient
     pipeline: Pipeline = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pipeline = Pipeline(self)
+        self.pipeline = Pipeline(
+            settings=self.settings,
+            instrumentation=self.instrumentation,
+            repository=ConversationRepository(self.database),
+            llm=self.llm,
+            record_run=self.record_run,
+        )
 
     @property
     def instrumentation(self) -> Instrumentation:
@@ -92,59 +87,8 @@ class AssistantApp:
             raise
         await _apply_conversation_retention(settings, database)
         runs = RunStore(store_path) if store_path is not None else None
-        return cls(settings, runtime, breakers, database, runs, provider)
-
-    @property
-    def llm_breaker(self) -> CircuitBreaker:
-        """The configured provider's circuit breaker (shared by every process)."""
-        return self.breakers.get(f"llm:{self.settings.llm.provider}")
-
-    def prepare_provider(self) -> None:
-        """Build the provider now (its SDK import takes ~1 s), outside any stage timing.
-
-        Without an API key it does nothing: the run then fails in its generate stage,
-        with the clear message, and is recorded as failed like any other. With the
-        provider's breaker open the SDK is not imported at all: the call will be
-        refused, and a refusal should cost what a refusal costs (issue 23).
-        """
-        if self.provider is None:
-            with contextlib.suppress(MissingApiKey):
-                self.provider = make_provider(self.settings)
-        if isinstance(self.provider, DeferredProvider) and not self.llm_breaker.refusing:
-            self.provider.build()
-
-    async def generate(
-        self, request: GenerationRequest, *, on_text: TextCallback | None = None
-    ) -> tuple[Generation, LlmCall]:
-        """One resilient LLM call with the configured provider."""
-        if self.provider is None:
-            self.provider = make_provider(self.settings)
-        llm = self.settings.llm
-        self.last_llm_call = None
-
-        def keep(call: LlmCall) -> None:
-            self.last_llm_call = call
-
-        return await call_model(
-            self.provider,
-            request,
-            breaker=self.breakers.get(f"llm:{self.provider.name}"),
-            instrumentation=self.instrumentation,
-            policy=RetryPolicy(
-                max_retries=llm.max_retries, max_total_seconds=llm.max_retry_seconds
-            ),
-            # With userinfo in LLM_BASE_URL the key was never sent (see endpoints.py):
-            # a 401 is about those credentials, and checking LLM_API_KEY would not help.
-            key_hint=USERINFO_PROBLEM
-            if has_userinfo(llm.base_url)
-            else self.settings.hint("LLM_API_KEY", verb="check"),
-            on_text=on_text,
-            on_call=keep,
-            model_known=request.model == llm.model
-            or self.instrumentation.prices.knows(request.model),
-            server=server_address(self.provider.name, llm.base_url),
-            record_content=self.settings.logging.log_content,
-        )
+        llm = LlmClient(settings, breakers, runtime.instrumentation, provider)
+        return cls(settings, runtime, breakers, database, runs, llm)
 
     def record_run(self, run: RunRecord) -> None:
         """Store a run's trace; a failure is logged and counted, never raised."""
@@ -166,8 +110,7 @@ class AssistantApp:
 
     async def close(self) -> None:
         """Close the provider client and the databases (metrics flush at exit)."""
-        if self.provider is not None:
-            await self.provider.close()
+        await self.llm.close()
         await self.database.close()
         if self.runs is not None:
             self.runs.close()

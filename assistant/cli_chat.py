@@ -66,7 +66,7 @@ def ask(
     async def run() -> Answer:
         app = await AssistantApp.open(settings)
         try:
-            app.prepare_provider()
+            app.llm.prepare()
             return await app.pipeline.handle(
                 question,
                 conversation_id=conversation,
@@ -195,7 +195,7 @@ def chat(
         app.runtime.start_periodic_flush(settings.monitoring.flush_interval_seconds)
         session = _ChatSession(app, runner, conversation, model, no_stream)
         try:
-            app.prepare_provider()
+            app.llm.prepare()
             if interactive:
                 typer.echo(f"assistant chat · {settings.llm.model} · {_CHAT_HELP}", err=True)
             session.loop(interactive)

@@ -94,7 +94,8 @@ def check(
 
     Example: assistant -e production db check --json
     """
-    from assistant_monitoring.dbcheck import check_managed, managed_databases
+    from assistant_monitoring.dbcheck import check_managed
+    from assistant_monitoring.inventory import managed_databases
 
     settings = current_state().load().settings
     busy = settings.database.busy_timeout_ms
@@ -186,7 +187,7 @@ def backup(
     import sys
 
     from assistant_monitoring.backup import make_backup
-    from assistant_monitoring.dbcheck import managed_databases
+    from assistant_monitoring.inventory import managed_databases
 
     settings = current_state().load().settings
     target = destination or settings.backup_dir
@@ -250,7 +251,7 @@ def restore(
 
     Example: assistant db restore ~/.local/share/assistant/backups/assistant-backup-20261202T040000Z
     """
-    from assistant_monitoring.dbcheck import managed_databases
+    from assistant_monitoring.inventory import managed_databases
     from assistant_monitoring.restore import restore as restore_backup
 
     settings = current_state().load().settings
@@ -341,7 +342,7 @@ def vacuum_command(
 
     Example: assistant db vacuum
     """
-    from assistant_monitoring.dbcheck import managed_databases
+    from assistant_monitoring.inventory import managed_databases
     from assistant_monitoring.vacuum import vacuum_all
 
     settings = current_state().load().settings

@@ -26,8 +26,9 @@ from assistant_monitoring.runs import RunRecord, StageRecord, session_id
 from assistant_monitoring.tracing import AttributeValue, span
 
 if TYPE_CHECKING:
-    from assistant.app import AssistantApp
-    from assistant_monitoring.metrics import LlmCall
+    from assistant.providers.client import LlmClient
+    from assistant_monitoring.metrics import Instrumentation, LlmCall
+    from assistant_monitoring.settings import Settings
 
 T = TypeVar("T")
 
@@ -46,9 +47,21 @@ class Answer:
 class Pipeline:
     """Runs one user message through the stages."""
 
-    def __init__(self, app: AssistantApp) -> None:
-        self.app = app
-        self.repository = ConversationRepository(app.database)
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        instrumentation: Instrumentation,
+        repository: ConversationRepository,
+        llm: LlmClient,
+        record_run: Callable[[RunRecord], None],
+    ) -> None:
+        self.settings = settings
+        self.instrumentation = instrumentation
+        self.repository = repository
+        self.llm = llm
+        # Stores a run's trace; never raises (a run that cannot be recorded is logged).
+        self.record_run = record_run
 
     async def handle(
         self,
@@ -60,7 +73,7 @@ class Pipeline:
         on_text: TextCallback | None = None,
     ) -> Answer:
         """Answer ``text``; raises the user-facing error of the stage that failed."""
-        settings = self.app.settings
+        settings = self.settings
         _refuse_secrets(model, conversation_id)
         model = model or settings.llm.model
         # The configured secrets (LLM_API_KEY, MONITOR_TOKEN, a URL's password) never
@@ -90,18 +103,17 @@ class Pipeline:
             "assistant.message.id": message_id,
         }
         with (
-            span(
-                self.app.instrumentation.tracer, "assistant run", attributes=root_attributes
-            ) as root,
+            span(self.instrumentation.tracer, "assistant run", attributes=root_attributes) as root,
             log_context(conversation_id=conversation, message_id=message_id, run_id=run.id),
         ):
             run.trace_id, run.span_id = root.context.trace_id, root.context.span_id
             # Written now as `running`, so a process killed outright leaves a trace
             # (shown as abandoned later) instead of no run at all.
-            self.app.record_run(run)
+            self.record_run(run)
             clock = time.perf_counter()
+            calls: list[LlmCall] = []  # the LLM call's record, there even when it failed
             try:
-                async with self.app.instrumentation.pipeline_run():
+                async with self.instrumentation.pipeline_run():
                     history = await self._stage(
                         run, clock, "context", lambda: self._context(conversation, is_new)
                     )
@@ -111,7 +123,7 @@ class Pipeline:
                         run,
                         clock,
                         "generate",
-                        lambda: self._generate(history, text, model, stream, on_text),
+                        lambda: self._generate(history, text, model, stream, on_text, calls),
                     )
                     self._note_generation(run, generation, call)
                     await self._stage(
@@ -121,8 +133,8 @@ class Pipeline:
                         lambda: self._persist(conversation, is_new, message_id, text, generation),
                     )
             except BaseException as error:
-                if self.app.last_llm_call is not None and run.failed_stage == "generate":
-                    run.retries = self.app.last_llm_call.retries
+                if calls and run.failed_stage == "generate":
+                    run.retries = calls[-1].retries
                 if is_interruption(error):
                     # Stopped from outside (SIGTERM, Ctrl-C): not a failure of anything.
                     run.status = "interrupted"
@@ -152,9 +164,9 @@ class Pipeline:
     ) -> T:
         started = time.perf_counter()
         try:
-            with span(self.app.instrumentation.tracer, f"stage {name}") as stage_span:
+            with span(self.instrumentation.tracer, f"stage {name}") as stage_span:
                 stage_span.set_attribute("assistant.stage", name)
-                async with self.app.instrumentation.stage(name):
+                async with self.instrumentation.stage(name):
                     result = await work()
         except BaseException as error:
             interrupted = is_interruption(error)
@@ -178,16 +190,16 @@ class Pipeline:
         if is_new:
             return []
         await self.repository.get(conversation)  # ConversationNotFound for a bad id
-        limit = self.app.settings.llm.history_messages
+        limit = self.settings.llm.history_messages
         return await self.repository.recent_messages(conversation, limit) if limit else []
 
     async def _classify(self, text: str) -> list[Classification]:
-        features = self.app.settings.features
+        features = self.settings.features
         return await classify(
             text,
             parallel=features.parallel_classification,
             timeout=features.classifier_timeout_ms / 1000,
-            instrumentation=self.app.instrumentation,
+            instrumentation=self.instrumentation,
         )
 
     async def _generate(
@@ -197,8 +209,9 @@ class Pipeline:
         model: str,
         stream: bool,
         on_text: TextCallback | None,
+        calls: list[LlmCall],
     ) -> tuple[Generation, LlmCall]:
-        settings = self.app.settings
+        settings = self.settings
         # History stored by an older version may still hold a configured secret.
         messages = [ChatMessage(m.role, redact_configured(m.content)) for m in history]
         messages.append(ChatMessage("user", text))
@@ -211,7 +224,7 @@ class Pipeline:
             system=redact_configured(system) if system else system,
             stream=stream,
         )
-        return await self.app.generate(request, on_text=on_text)
+        return await self.llm.generate(request, on_text=on_text, on_call=calls.append)
 
     async def _persist(
         self, conversation: str, is_new: bool, message_id: str, text: str, generation: Generation
@@ -262,7 +275,7 @@ class Pipeline:
             error_type=run.error_type,
             failed_stage=run.failed_stage,
         )
-        self.app.record_run(run)
+        self.record_run(run)
 
 
 def _refuse_secrets(model: str | None, conversation_id: str | None) -> None:

@@ -361,7 +361,7 @@ def evaluate_and_record(
     from assistant_monitoring.metrics.retention import Retention
     from assistant_monitoring.timeparse import parse_duration
     from assistant_monitoring.usage.budget import budget_statuses
-    from assistant_monitoring.usage.zones import resolve_zone
+    from assistant_monitoring.zones import resolve_zone
 
     now = time.time()
     seconds = parse_duration(settings.alerts.window, option="ALERT_WINDOW").total_seconds()

@@ -66,8 +66,8 @@ from assistant_monitoring.backupfolder import (
     read_manifest,
     verify,
 )
-from assistant_monitoring.dbcheck import Managed, applied_migrations, newer_than_known
 from assistant_monitoring.durable import fsync_directory, sha256_of, write_atomically
+from assistant_monitoring.inventory import Managed, applied_migrations, newer_than_known
 from assistant_monitoring.sqlitefile import (
     Subject,
     diagnose,
@@ -311,7 +311,7 @@ def _checked_entry(managed: Managed, target: Path, destination: Path) -> FileEnt
 
 
 def _rows(path: Path) -> dict[str, int]:
-    from assistant_monitoring.dbcheck import row_count, table_names
+    from assistant_monitoring.inventory import row_count, table_names
 
     conn = open_immutable(path)  # our own copy: nothing else writes it
     try:

@@ -353,7 +353,7 @@ def verify(folder: Path, *, known: dict[str, frozenset[str] | None] | None = Non
     """The manifest of ``folder``, once everything in it was checked (see the module doc).
 
     ``known``: the migrations this version knows per role (a newer schema is refused);
-    by default as :func:`assistant_monitoring.dbcheck.known_migrations` says.
+    by default as :func:`assistant_monitoring.inventory.known_migrations` says.
     """
     if is_leftover_name(folder.name) or folder.name.endswith(".partial"):
         raise BackupError(
@@ -377,7 +377,7 @@ def verify_contents(
         )
     check_entries(folder, manifest)
     if known is None:
-        from assistant_monitoring.dbcheck import known_migrations
+        from assistant_monitoring.inventory import known_migrations
 
         known = {entry.role: known_migrations(entry.role) for entry in manifest.files}
     for entry in manifest.files:

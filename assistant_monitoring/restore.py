@@ -52,8 +52,8 @@ from pathlib import Path
 
 from assistant_monitoring import killpoints
 from assistant_monitoring.backupfolder import BackupError, FileEntry, Manifest, verify
-from assistant_monitoring.dbcheck import Managed
 from assistant_monitoring.durable import NO_SPACE_ERRNOS, copy_durably, free_bytes, fsync_directory
+from assistant_monitoring.inventory import Managed
 from assistant_monitoring.restorejournal import (
     JOURNAL_NAME,
     SIDES,

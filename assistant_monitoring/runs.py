@@ -31,8 +31,8 @@ from assistant_monitoring.errors import UsageError, shown
 from assistant_monitoring.metrics import pending
 from assistant_monitoring.metrics.store import MetricsStore, StoreError
 from assistant_monitoring.redact import holds_secret, redact_text
+from assistant_monitoring.rollup import account
 from assistant_monitoring.sqlitefile import present
-from assistant_monitoring.usage.buckets import account
 
 _COLUMNS = (
     "id, started_at, finished_at, conversation_id, message_id, status, duration_ms, stages, "

@@ -121,7 +121,7 @@ def _read(uri: str, path: str, start: float, now: float, today: Today) -> Today:
         (newest,) = conn.execute("SELECT max(name) FROM schema_migrations").fetchone()
         if newest is not None and newest > LATEST_STORE_MIGRATION:
             raise Unreadable(f"{path} was written by a newer version of assistant ({newest})")
-        # The usage rollup (usage/buckets.py): local midnight is on a quarter hour.
+        # The usage rollup (rollup.py): local midnight is on a quarter hour.
         row = conn.execute(
             "SELECT total(cost_usd), sum(runs), sum(errors), sum(priced_runs), "
             "sum(unpriced_runs) FROM usage_buckets WHERE bucket >= ?",
@@ -201,8 +201,8 @@ def fast_main(argv: Sequence[str]) -> int | None:
         return None
     profile, template, tz = parsed
     try:
-        from assistant_monitoring.profiles import RawLayers
-        from assistant_monitoring.usage.zones import resolve_zone
+        from assistant_monitoring.settings.profiles import RawLayers
+        from assistant_monitoring.zones import resolve_zone
 
         layers = RawLayers(profile)
         data_dir = layers.data_dir()

@@ -11,7 +11,7 @@ import sqlite3
 
 from assistant_monitoring.backup import open_source, present
 from assistant_monitoring.backupfolder import BackupError
-from assistant_monitoring.dbcheck import Managed
+from assistant_monitoring.inventory import Managed
 from assistant_monitoring.sqlitefile import connect, diagnose, is_valid, refuse_before_open
 
 __all__ = ["vacuum", "vacuum_all"]

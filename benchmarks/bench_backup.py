@@ -42,7 +42,7 @@ from _common import ASSISTANT
 from _perf import CommandBench, Target, command_env, machine, median, summary, verdict
 
 from assistant_monitoring.backup import make_backup
-from assistant_monitoring.dbcheck import Managed
+from assistant_monitoring.inventory import Managed
 from assistant_monitoring.metrics.store import MetricsStore
 from assistant_monitoring.sqlitefile import Subject
 

@@ -162,7 +162,7 @@ def cached_snapshot(ctx: Context) -> None:
 
 
 def render(ctx: Context) -> None:
-    from assistant_monitoring.dashboard import render_frame
+    from assistant_monitoring.cli.dashboard_view import render_frame
 
     render_frame(ctx.snapshot, width=WIDTH, height=HEIGHT, profile=ctx.settings.profile)
 
@@ -170,7 +170,7 @@ def render(ctx: Context) -> None:
 def render_and_print(ctx: Context) -> None:
     from rich.console import Console
 
-    from assistant_monitoring.dashboard import render_frame
+    from assistant_monitoring.cli.dashboard_view import render_frame
 
     console = Console(
         file=io.StringIO(), width=WIDTH, height=HEIGHT, force_terminal=False, color_system=None

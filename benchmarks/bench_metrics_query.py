@@ -333,8 +333,8 @@ def _time_query(period: str) -> Callable[[int], float]:
 
 def _time_build(period: str) -> Callable[[int], float]:
     def time_func(loops: int) -> float:
-        from assistant_monitoring.metrics.pricing import PriceTable
         from assistant_monitoring.metrics.report import build_report
+        from assistant_monitoring.pricing import PriceTable
 
         window, table, elapsed = _window(period)[3], PriceTable(), 0.0
         for _ in range(loops):

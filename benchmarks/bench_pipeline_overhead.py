@@ -268,7 +268,7 @@ class ModeApp:
         )
         self.loop = asyncio.new_event_loop()
         self.app = self.loop.run_until_complete(AssistantApp.open(self.settings))
-        self.app.prepare_provider()  # the SDK import, outside any timing
+        self.app.llm.prepare()  # the SDK import, outside any timing
         self.count = 0
         self.runs: list[Any] = []
 

@@ -43,12 +43,12 @@ from typing import Any
 from _common import ASSISTANT, PYTHON
 from _perf import CommandBench, Target, command_env, machine, median, summary, verdict
 
-from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.metrics.store import MetricsStore
-from assistant_monitoring.usage.buckets import rebuild
+from assistant_monitoring.pricing import PriceTable
+from assistant_monitoring.rollup import rebuild
 from assistant_monitoring.usage.periods import Window
 from assistant_monitoring.usage.report import query_usage
-from assistant_monitoring.usage.zones import resolve_zone
+from assistant_monitoring.zones import resolve_zone
 
 NOW = time.time()
 DAY = 86400.0

@@ -38,6 +38,8 @@ echo "==> ruff"
 "$VENV/bin/ruff" format --check .
 echo "==> mypy"
 "$VENV/bin/mypy"
+echo "==> import layers (lint-imports; the contracts are in pyproject.toml)"
+"$VENV/bin/lint-imports" --no-cache --no-logo
 # The tests start the installed CLI hundreds of times. A shell that sets
 # PYTHONDONTWRITEBYTECODE=1 would have each of those recompile every module of the
 # project (~0.1 s each); a user's machine caches bytecode, so the suite does too.

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from assistant_monitoring.backup import backups_in, make_backup, prune, verify
-from assistant_monitoring.dbcheck import managed_databases
+from assistant_monitoring.inventory import managed_databases
 from assistant_monitoring.settings import load_settings
 from tests.conftest import run_cli, subprocess_env
 from tests.helpers.dbfiles import table_hashes

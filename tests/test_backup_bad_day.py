@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from assistant_monitoring.backup import backups_in, make_backup, verify
-from assistant_monitoring.dbcheck import managed_databases
+from assistant_monitoring.inventory import managed_databases
 from assistant_monitoring.settings import load_settings
 from tests.conftest import installed_assistant, run_assistant, subprocess_env
 from tests.helpers.dbfiles import corrupt_a_table_page

@@ -21,7 +21,7 @@ import pytest
 
 from assistant.stubllm import StubLLMServer
 from assistant_monitoring.errors import UsageError
-from assistant_monitoring.metrics.pricing import PriceTable, load_price_file
+from assistant_monitoring.pricing import PriceTable, load_price_file
 from tests.conftest import run_main
 
 

@@ -14,7 +14,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from assistant.cli import app
-from assistant_monitoring.dashboard import render_frame, sparkline, take_snapshot
+from assistant_monitoring.cli.dashboard_view import render_frame, sparkline
+from assistant_monitoring.dashboard import take_snapshot
 from assistant_monitoring.metrics.instrument import Instrumentation
 from assistant_monitoring.metrics.registry import MetricsRegistry
 from assistant_monitoring.runs import RunRecord, RunStore, StageRecord

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from assistant_monitoring.metrics.instrument import Instrumentation
-from assistant_monitoring.metrics.pricing import ModelPrice, PriceTable
 from assistant_monitoring.metrics.registry import MetricsRegistry
+from assistant_monitoring.pricing import ModelPrice, PriceTable
 
 
 class FakeClock:

@@ -25,7 +25,7 @@ import pytest
 
 from assistant.stubllm import StubLLMServer
 from assistant_monitoring.errors import UsageError
-from assistant_monitoring.metrics.pricing import ModelPrice, PriceTable, load_price_file
+from assistant_monitoring.pricing import ModelPrice, PriceTable, load_price_file
 from tests.conftest import installed_assistant, run_main, subprocess_env
 
 # The documented limits (README, MONITOR_PRICES_FILE): a contract, so written out here.
@@ -34,7 +34,7 @@ MAX_PRICE_USD_PER_MTOK = 10_000.0
 
 
 def test_the_limits_are_the_documented_ones() -> None:
-    from assistant_monitoring.metrics import pricing
+    from assistant_monitoring import pricing
 
     assert getattr(pricing, "MAX_PRICE_FILE_BYTES", None) == MAX_PRICE_FILE_BYTES
     assert getattr(pricing, "MAX_PRICE_USD_PER_MTOK", None) == MAX_PRICE_USD_PER_MTOK

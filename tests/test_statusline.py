@@ -42,13 +42,13 @@ OURS = {
     "assistant_monitoring",
     "assistant_monitoring._lazy",
     "assistant_monitoring.errors",
-    "assistant_monitoring.profiles",
+    "assistant_monitoring.settings.profiles",
     "assistant_monitoring.settings",
     "assistant_monitoring.settings.envfile",
     "assistant_monitoring.statusline",
     "assistant_monitoring.timeparse",
     "assistant_monitoring.usage",
-    "assistant_monitoring.usage.zones",
+    "assistant_monitoring.zones",
 }
 SLOW_STDLIB = {"typing", "dataclasses", "pathlib", "inspect", "asyncio", "urllib.parse"}
 

@@ -20,10 +20,10 @@ import pytest
 
 from assistant_monitoring.errors import UsageError
 from assistant_monitoring.gitinfo import find_git_place
-from assistant_monitoring.metrics.pricing import PriceTable
+from assistant_monitoring.pricing import PriceTable
 from assistant_monitoring.runs import RunRecord, RunStore
 from assistant_monitoring.usage.periods import named_window, parse_bound
-from assistant_monitoring.usage.zones import offset_segments
+from assistant_monitoring.zones import offset_segments
 from tests.conftest import run_cli, run_main
 
 NEW_YORK = ZoneInfo("America/New_York")

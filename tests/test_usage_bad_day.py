@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.metrics.store import MetricsStore
-from assistant_monitoring.usage.buckets import REBUILD
+from assistant_monitoring.pricing import PriceTable
+from assistant_monitoring.rollup import REBUILD
 from tests.conftest import run_assistant, run_main
 from tests.test_usage import WINDOW, seed, utc
 
@@ -185,7 +185,7 @@ def test_reprice_that_fails_halfway_changes_nothing(
 def test_reprice_refuses_a_table_that_would_store_non_finite_costs(data_dir: Path) -> None:
     """A table built in code skips the file's checks: reprice checks it before writing."""
     from assistant_monitoring.errors import UsageError
-    from assistant_monitoring.metrics.pricing import DEFAULT_PRICES, ModelPrice
+    from assistant_monitoring.pricing import DEFAULT_PRICES, ModelPrice
     from assistant_monitoring.usage.reprice import reprice
 
     seed(data_dir, *HISTORY)

@@ -54,7 +54,8 @@ def dashboard(
     """
     from rich.live import Live
 
-    from assistant_monitoring.dashboard import HealthProbe, render_frame, take_snapshot
+    from assistant_monitoring.cli.dashboard_view import render_frame
+    from assistant_monitoring.dashboard import HealthProbe, take_snapshot
     from assistant_monitoring.timeparse import parse_duration
 
     parse_duration(period, option="--period")  # a bad period fails before the screen opens

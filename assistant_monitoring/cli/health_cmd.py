@@ -113,7 +113,7 @@ def _health(
             assert console is not None
             if watch is not None:
                 console.clear()
-            from assistant_monitoring.health.render import render_health
+            from assistant_monitoring.cli.health_view import render_health
 
             render_health(report, console, title=title)
         if watch is None:

@@ -76,6 +76,6 @@ def metrics(
     if not report["has_data"]:
         typer.echo(f"No data for {report['label']} ({settings.monitoring_db_path}).")
         return
-    from assistant_monitoring.metrics.render import render_report
+    from assistant_monitoring.cli.metrics_view import render_report
 
     render_report(report, current_state().console())

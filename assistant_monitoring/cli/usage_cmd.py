@@ -110,18 +110,18 @@ def usage(
         typer.echo(json.dumps(answer.as_json(breakdown=breakdown), indent=2, allow_nan=False))
         return
     if as_csv:
-        from assistant_monitoring.usage.render import usage_csv
+        from assistant_monitoring.cli.usage_view import usage_csv
 
         typer.echo(usage_csv(answer, breakdown=breakdown), nl=False)
         return
-    from assistant_monitoring.usage.render import render_usage
+    from assistant_monitoring.cli.usage_view import render_usage
 
     render_usage(answer, state.console(), breakdown=breakdown)
 
 
 def _reprice(settings: Settings, *, dry_run: bool, as_json: bool) -> None:
-    from assistant_monitoring.metrics.pricing import PriceTable
     from assistant_monitoring.metrics.store import MetricsStore
+    from assistant_monitoring.pricing import PriceTable
     from assistant_monitoring.usage.reprice import RepriceResult, reprice
 
     path = settings.monitoring_db_path

@@ -1,6 +1,6 @@
-"""The terminal dashboard (`assistant monitor dashboard`)."""
+"""The terminal dashboard's data (`assistant monitor dashboard`); its view is
+:mod:`assistant_monitoring.cli.dashboard_view`."""
 
 from assistant_monitoring.dashboard.data import HealthProbe, Snapshot, take_snapshot
-from assistant_monitoring.dashboard.render import render_frame, sparkline
 
-__all__ = ["HealthProbe", "Snapshot", "render_frame", "sparkline", "take_snapshot"]
+__all__ = ["HealthProbe", "Snapshot", "take_snapshot"]

@@ -85,7 +85,7 @@ def _read_store(snapshot: Snapshot, settings: Settings, start: float, end: float
     from assistant_monitoring.runs import RunStore
     from assistant_monitoring.usage.budget import period_spend
     from assistant_monitoring.usage.periods import named_window
-    from assistant_monitoring.usage.zones import resolve_zone
+    from assistant_monitoring.zones import resolve_zone
 
     store = MetricsStore(settings.monitoring_db_path, read_only_ok=True)
     try:

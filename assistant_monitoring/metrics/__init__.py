@@ -3,7 +3,6 @@
 from assistant_monitoring.metrics.exposition import render_exposition
 from assistant_monitoring.metrics.families import AssistantMetrics, declare_families
 from assistant_monitoring.metrics.instrument import Instrumentation, LlmAttempt, LlmCall, Timer
-from assistant_monitoring.metrics.pricing import ModelPrice, PriceTable
 from assistant_monitoring.metrics.query import WindowData, query_window
 from assistant_monitoring.metrics.registry import Counter, Gauge, Histogram, MetricsRegistry
 from assistant_monitoring.metrics.runtime import (
@@ -13,6 +12,7 @@ from assistant_monitoring.metrics.runtime import (
     stop_metrics,
 )
 from assistant_monitoring.metrics.store import MetricsStore, StoreError
+from assistant_monitoring.pricing import ModelPrice, PriceTable
 
 __all__ = [
     "AssistantMetrics",

@@ -28,8 +28,8 @@ from assistant_monitoring.metrics.families import (
     AssistantMetrics,
     declare_families,
 )
-from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.metrics.registry import MetricsRegistry
+from assistant_monitoring.pricing import PriceTable
 from assistant_monitoring.syncasync import AsyncFromSync
 from assistant_monitoring.tracing import Tracer
 

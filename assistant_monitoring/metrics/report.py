@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assistant_monitoring.metrics.families import TOKEN_TYPES
-from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.metrics.query import SeriesAggregate, WindowData
+from assistant_monitoring.pricing import PriceTable
 
 GROUPS = ("pipeline", "stages", "classifiers", "llm", "database", "system", "errors")
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}

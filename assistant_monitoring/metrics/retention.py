@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant_monitoring.killpoints import reached
-from assistant_monitoring.usage.buckets import KEEP_DAYS as USAGE_KEEP_DAYS
+from assistant_monitoring.rollup import KEEP_DAYS as USAGE_KEEP_DAYS
 
 DAY = 86400.0
 MINUTE_RETENTION_SECONDS = 48 * 3600.0

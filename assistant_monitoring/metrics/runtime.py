@@ -204,7 +204,7 @@ def start_metrics(
     global _runtime
     if _runtime is not None:
         return _runtime
-    from assistant_monitoring.metrics.pricing import PriceTable
+    from assistant_monitoring.pricing import PriceTable
 
     instrumentation = Instrumentation(prices=PriceTable.with_overrides(prices_file))
     store = MetricsStore(store_path, retention=retention) if store_path else None

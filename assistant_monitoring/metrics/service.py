@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assistant_monitoring.errors import UsageError
-from assistant_monitoring.metrics.pricing import PriceTable
 from assistant_monitoring.metrics.query import WindowData, query_window
 from assistant_monitoring.metrics.report import GROUPS, build_report
 from assistant_monitoring.metrics.store import MetricsStore
+from assistant_monitoring.pricing import PriceTable
 from assistant_monitoring.settings import Settings
 from assistant_monitoring.sqlitefile import present
 from assistant_monitoring.timeparse import parse_duration, parse_since

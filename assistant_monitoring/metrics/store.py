@@ -38,6 +38,7 @@ from assistant_monitoring.metrics import pending
 from assistant_monitoring.metrics.registry import AnyFamily, SeriesDelta
 from assistant_monitoring.metrics.retention import Pass, Retention, prune
 from assistant_monitoring.metrics.sketch import encode_counts, encode_dense, merge_dense
+from assistant_monitoring.rollup import REBUILD as USAGE_REBUILD
 from assistant_monitoring.sqlitefile import (
     Diagnosis,
     Subject,
@@ -48,7 +49,6 @@ from assistant_monitoring.sqlitefile import (
     open_read_only,
     prepare_to_open,
 )
-from assistant_monitoring.usage.buckets import REBUILD as USAGE_REBUILD
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 RESOLUTIONS = (MINUTE, HOUR, DAY)
@@ -196,7 +196,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
     (
-        # The usage rollup (assistant_monitoring/usage/buckets.py), backfilled from
+        # The usage rollup (assistant_monitoring/rollup.py), backfilled from
         # the runs already recorded.
         "m006_usage_buckets",
         """

@@ -1,8 +1,8 @@
 """Environment profiles: layered, pydantic-validated settings with the source of every value.
 
-Names are re-exported lazily, so ``assistant_monitoring.settings.envfile`` can be
-imported (by :mod:`assistant_monitoring.profiles`, for ``monitor statusline``)
-without importing pydantic.
+Names are re-exported lazily, so the standard-library-only modules here
+(``envfile``, ``profiles``) can be imported for ``monitor statusline`` without
+importing pydantic.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ TYPE_CHECKING = False  # not typing's: importing typing costs the statusline ~5 
 if TYPE_CHECKING:
     from typing import Any
 
-    from assistant_monitoring.profiles import PROFILE_DEFAULTS, PROFILES
     from assistant_monitoring.settings.loader import LoadedSettings, load_settings
     from assistant_monitoring.settings.model import (
         DatabaseSettings,
@@ -23,10 +22,11 @@ if TYPE_CHECKING:
         MonitoringSettings,
         Settings,
     )
+    from assistant_monitoring.settings.profiles import PROFILE_DEFAULTS, PROFILES
 
 _EXPORTS = {
-    "PROFILES": "assistant_monitoring.profiles",
-    "PROFILE_DEFAULTS": "assistant_monitoring.profiles",
+    "PROFILES": "assistant_monitoring.settings.profiles",
+    "PROFILE_DEFAULTS": "assistant_monitoring.settings.profiles",
     "LoadedSettings": "assistant_monitoring.settings.loader",
     "load_settings": "assistant_monitoring.settings.loader",
     "DatabaseSettings": "assistant_monitoring.settings.model",

@@ -28,12 +28,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from assistant_monitoring.errors import SettingsError
-from assistant_monitoring.profiles import (
-    PROFILE_DEFAULTS,
-    default_data_dir,
-    find_env_file,
-    resolve_profile,
-)
 from assistant_monitoring.redact import (
     redact_text,
     register_header_secrets,
@@ -46,6 +40,12 @@ from assistant_monitoring.settings.model import (
     Settings,
     env_names,
     is_secret,
+)
+from assistant_monitoring.settings.profiles import (
+    PROFILE_DEFAULTS,
+    default_data_dir,
+    find_env_file,
+    resolve_profile,
 )
 
 SOURCE_DEFAULT = "default"

@@ -195,7 +195,7 @@ class MonitoringSettings(_Group):
         # non-finite cost) before anything runs or writes. The loader adds
         # "(got ...)"; PriceFileProblem is a ValueError worded for that.
         if value is not None:
-            from assistant_monitoring.metrics.pricing import read_price_file
+            from assistant_monitoring.pricing import read_price_file
 
             read_price_file(value)
         return value
@@ -211,7 +211,7 @@ class MonitoringSettings(_Group):
         if not value or not value.strip():
             return None
         from assistant_monitoring.errors import UsageError
-        from assistant_monitoring.usage.zones import resolve_zone
+        from assistant_monitoring.zones import resolve_zone
 
         try:
             resolve_zone(value.strip(), option="MONITOR_TIMEZONE")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from assistant_monitoring.usage.buckets import bucket_of
+from assistant_monitoring.rollup import bucket_of
 from assistant_monitoring.usage.periods import Window, named_window
 
 PERIODS = {"day": "today", "month": "this-month"}

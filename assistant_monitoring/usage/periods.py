@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta, tzinfo
 
 from assistant_monitoring.errors import UsageError, shown
 from assistant_monitoring.timeparse import duration_or_none
-from assistant_monitoring.usage.zones import local_midnight
+from assistant_monitoring.zones import local_midnight
 
 PERIOD_GROUPS = ("hourly", "daily", "weekly", "monthly")
 KEY_GROUPS = ("session", "model", "conversation", "repo")

@@ -4,7 +4,7 @@ One SQL ``GROUP BY`` does the work: by local day (or hour) in the report's zone,
 by session, conversation, repository or model, and always by provider and model
 underneath, so that cache savings can be priced per model and ``--breakdown`` costs
 nothing extra. Periods, models and repositories are summed from the usage rollup
-(:mod:`assistant_monitoring.usage.buckets`, 15-minute buckets: a window that does
+(:mod:`assistant_monitoring.rollup`, 15-minute buckets: a window that does
 not start on a quarter hour starts at the one before, and the report says so);
 sessions and conversations from the runs table. The local day of a bucket is its
 start plus the zone's offset then, a ``CASE`` over the (rare) offset changes in the
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from assistant_monitoring.metrics.pricing import PriceTable
-from assistant_monitoring.usage.buckets import BILLED_TOKENS, bucket_of
+from assistant_monitoring.pricing import PriceTable
+from assistant_monitoring.rollup import BILLED_TOKENS, bucket_of
 from assistant_monitoring.usage.periods import (
     PERIOD_GROUPS,
     Window,
@@ -34,7 +34,7 @@ from assistant_monitoring.usage.periods import (
     next_month,
     week_start,
 )
-from assistant_monitoring.usage.zones import Segment, offset_segments, zone_name
+from assistant_monitoring.zones import Segment, offset_segments, zone_name
 
 _EPOCH = date(1970, 1, 1)
 # The aggregate columns in Totals' field order: over the runs, and over the rollup.

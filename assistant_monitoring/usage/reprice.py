@@ -35,14 +35,14 @@ from typing import Any
 
 from assistant_monitoring.errors import UsageError, shown
 from assistant_monitoring.killpoints import reached
-from assistant_monitoring.metrics.pricing import (
+from assistant_monitoring.metrics.store import MetricsStore
+from assistant_monitoring.pricing import (
     MAX_PRICE_USD_PER_MTOK,
     PRICE_NAMES,
     ModelPrice,
     PriceTable,
 )
-from assistant_monitoring.metrics.store import MetricsStore
-from assistant_monitoring.usage.buckets import BILLED_TOKENS
+from assistant_monitoring.rollup import BILLED_TOKENS
 
 _STALE = f"({BILLED_TOKENS}) > 0 AND price_version IS NOT ?"
 # The largest finite double: a stored cost beyond it is +-inf (NaN comes back as NULL).

@@ -9,12 +9,12 @@ from datetime import tzinfo
 from typing import Any
 
 from assistant_monitoring.errors import MonitoringError, UsageError, shown
-from assistant_monitoring.metrics.pricing import PriceTable
+from assistant_monitoring.pricing import PriceTable
 from assistant_monitoring.sqlitefile import present
 from assistant_monitoring.usage.budget import BudgetStatus, budget_statuses
 from assistant_monitoring.usage.periods import GROUPS, report_window
 from assistant_monitoring.usage.report import Totals, UsageReport, query_usage
-from assistant_monitoring.usage.zones import resolve_zone
+from assistant_monitoring.zones import resolve_zone
 
 _PROVIDERS = ("anthropic", "openai")
 # How errors name each input: the CLI's options; the HTTP API passes its parameters.

@@ -16,7 +16,7 @@ from rich.text import Text
 from assistant_monitoring.usage.budget import BudgetStatus
 from assistant_monitoring.usage.report import Totals
 from assistant_monitoring.usage.service import UsageAnswer
-from assistant_monitoring.usage.zones import zone_name
+from assistant_monitoring.zones import zone_name
 
 _BAR_WIDTH = 24
 _MIN_BAR = 6

@@ -10,8 +10,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from assistant_monitoring.cli.metrics_view import fmt_ratio, fmt_seconds
 from assistant_monitoring.dashboard.data import Snapshot
-from assistant_monitoring.metrics.render import fmt_ratio, fmt_seconds
 
 _BARS = " ▁▂▃▄▅▆▇█"
 _STATUS_STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red"}

@@ -14,6 +14,9 @@ interrupted), and taken out again if a final run is ever recorded anew. A runnin
 (or abandoned) run is not counted. Sessions and conversations are not in the rollup
 (unbounded keys): those reports read the runs table. The rollup outlives the runs
 (``KEEP_DAYS``), so monthly reports cover a year while runs are kept 30 days.
+
+A module of its own, below the metrics store (which creates the table and backfills
+it), the run store (which keeps it in step) and the usage reports (which read it).
 """
 
 from __future__ import annotations

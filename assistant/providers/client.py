@@ -1,0 +1,101 @@
+"""The configured model, as the pipeline calls it: breaker, retries, metrics and spans.
+
+:class:`LlmClient` owns the provider (built on first use: its SDK import costs
+0.5-1.4 s) and the provider's circuit breaker, and answers one request through
+:func:`~assistant.providers.calling.call_model`. The call's record (retries,
+timings, cost) goes to whoever asked, through ``on_call``, the moment the call
+starts, so a caller still has it when the call fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+from assistant.errors import MissingApiKey
+from assistant.providers import (
+    DeferredProvider,
+    Generation,
+    GenerationRequest,
+    Provider,
+    RetryPolicy,
+    TextCallback,
+    call_model,
+    make_provider,
+)
+from assistant_monitoring.breaker import BreakerRegistry, CircuitBreaker
+from assistant_monitoring.endpoints import USERINFO_PROBLEM, has_userinfo, server_address
+from assistant_monitoring.metrics import Instrumentation, LlmCall
+from assistant_monitoring.settings import Settings
+
+
+class LlmClient:
+    """One resilient LLM call at a time with the configured provider."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        breakers: BreakerRegistry,
+        instrumentation: Instrumentation,
+        provider: Provider | None = None,
+    ) -> None:
+        self.settings = settings
+        self.breakers = breakers
+        self.instrumentation = instrumentation
+        self.provider = provider
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The configured provider's circuit breaker (shared by every process)."""
+        return self.breakers.get(f"llm:{self.settings.llm.provider}")
+
+    def prepare(self) -> None:
+        """Build the provider now (its SDK import), outside any stage timing.
+
+        Without an API key it does nothing: the run then fails in its generate stage,
+        with the clear message, and is recorded as failed like any other. With the
+        provider's breaker open the SDK is not imported at all: the call will be
+        refused, and a refusal should cost what a refusal costs.
+        """
+        if self.provider is None:
+            with contextlib.suppress(MissingApiKey):
+                self.provider = make_provider(self.settings)
+        if isinstance(self.provider, DeferredProvider) and not self.breaker.refusing:
+            self.provider.build()
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        on_text: TextCallback | None = None,
+        on_call: Callable[[LlmCall], None] | None = None,
+    ) -> tuple[Generation, LlmCall]:
+        """One call: the answer and its record, or the error (``on_call`` saw the record)."""
+        if self.provider is None:
+            self.provider = make_provider(self.settings)
+        llm = self.settings.llm
+        return await call_model(
+            self.provider,
+            request,
+            breaker=self.breakers.get(f"llm:{self.provider.name}"),
+            instrumentation=self.instrumentation,
+            policy=RetryPolicy(
+                max_retries=llm.max_retries, max_total_seconds=llm.max_retry_seconds
+            ),
+            # With userinfo in LLM_BASE_URL the key was never sent (see endpoints.py):
+            # a 401 is about those credentials, and checking LLM_API_KEY would not help.
+            key_hint=USERINFO_PROBLEM
+            if has_userinfo(llm.base_url)
+            else self.settings.hint("LLM_API_KEY", verb="check"),
+            on_text=on_text,
+            on_call=on_call,
+            model_known=request.model == llm.model
+            or self.instrumentation.prices.knows(request.model),
+            server=server_address(self.provider.name, llm.base_url),
+            record_content=self.settings.logging.log_content,
+        )
+
+    async def close(self) -> None:
+        """Close the provider's SDK client, if one was built."""
+        if self.provider is not None:
+            await self.provider.close()
