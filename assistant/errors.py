@@ -8,6 +8,7 @@ pages people); ``service`` names the breaker it belongs to.
 from __future__ import annotations
 
 from assistant_monitoring.errors import EXIT_FAILURE, EXIT_USAGE, MonitoringError
+from assistant_monitoring.servicenames import llm_service
 
 
 class AssistantError(MonitoringError):
@@ -37,7 +38,7 @@ class ProviderError(AssistantError):
         super().__init__(message)
         self.provider = provider
         self.status = status
-        self.service = f"llm:{provider}"
+        self.service = llm_service(provider)
 
 
 class MissingApiKey(ProviderError):

@@ -26,6 +26,7 @@ from assistant.providers import (
 from assistant_monitoring.breaker import BreakerRegistry, CircuitBreaker
 from assistant_monitoring.endpoints import USERINFO_PROBLEM, has_userinfo, server_address
 from assistant_monitoring.metrics import Instrumentation, LlmCall
+from assistant_monitoring.servicenames import llm_service
 from assistant_monitoring.settings import Settings
 
 
@@ -47,7 +48,7 @@ class LlmClient:
     @property
     def breaker(self) -> CircuitBreaker:
         """The configured provider's circuit breaker (shared by every process)."""
-        return self.breakers.get(f"llm:{self.settings.llm.provider}")
+        return self.breakers.get(llm_service(self.settings.llm.provider))
 
     def prepare(self) -> None:
         """Build the provider now (its SDK import), outside any stage timing.
@@ -77,7 +78,7 @@ class LlmClient:
         return await call_model(
             self.provider,
             request,
-            breaker=self.breakers.get(f"llm:{self.provider.name}"),
+            breaker=self.breakers.get(llm_service(self.provider.name)),
             instrumentation=self.instrumentation,
             policy=RetryPolicy(
                 max_retries=llm.max_retries, max_total_seconds=llm.max_retry_seconds

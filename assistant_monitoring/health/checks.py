@@ -31,6 +31,7 @@ from assistant_monitoring.endpoints import (
 from assistant_monitoring.health.model import CheckOutcome, Status
 from assistant_monitoring.health.monitor import HealthCheck
 from assistant_monitoring.schemas import newer_migrations
+from assistant_monitoring.servicenames import llm_service
 from assistant_monitoring.settings import Settings
 from assistant_monitoring.sqlitefile import present
 
@@ -470,7 +471,7 @@ def builtin_checks(settings: Settings, *, timeout_cap: float | None = None) -> l
     return [
         HealthCheck("database", database, timeout, True, "database", "responseTime", "datastore"),
         HealthCheck(
-            "llm", llm_api, timeout + 1, True, f"llm:{llm.provider}", "responseTime", "system"
+            "llm", llm_api, timeout + 1, True, llm_service(llm.provider), "responseTime", "system"
         ),
         HealthCheck("memory", memory, timeout, True, "memory", "utilization", "system"),
         HealthCheck("disk", disk, timeout, True, "disk", "free", "system"),

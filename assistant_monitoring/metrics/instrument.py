@@ -30,6 +30,7 @@ from assistant_monitoring.metrics.families import (
 )
 from assistant_monitoring.metrics.registry import MetricsRegistry
 from assistant_monitoring.pricing import PriceTable
+from assistant_monitoring.servicenames import llm_service
 from assistant_monitoring.syncasync import AsyncFromSync
 from assistant_monitoring.tracing import Tracer
 
@@ -340,7 +341,7 @@ class Instrumentation:
                     call.price_version = self.prices.version
                     m.llm_cost.labels(provider, model).inc(call.cost)
             if _is_error(error):
-                m.errors.labels(type(error).__name__, f"llm:{provider}").inc()
+                m.errors.labels(type(error).__name__, llm_service(provider)).inc()
             for listener in self.llm_listeners:
                 listener(call, error)
         except Exception as failure:
