@@ -74,11 +74,19 @@ class LlmClient:
         """One call: the answer and its record, or the error (``on_call`` saw the record)."""
         if self.provider is None:
             self.provider = make_provider(self.settings)
+        breaker = self.breakers.get(llm_service(self.provider.name))
+        if isinstance(self.provider, DeferredProvider) and not breaker.refusing:
+            # Not built yet: the breaker refused when prepare() looked, and lets calls
+            # through now. Built here, before the call: the SDK import is then no
+            # attempt's duration or time to first token, and an SDK that fails to
+            # import is not the provider's answer to a half-open trial (an error the
+            # breaker ignores counts as one that succeeded, and would close it).
+            self.provider.build()
         llm = self.settings.llm
         return await call_model(
             self.provider,
             request,
-            breaker=self.breakers.get(llm_service(self.provider.name)),
+            breaker=breaker,
             instrumentation=self.instrumentation,
             policy=RetryPolicy(
                 max_retries=llm.max_retries, max_total_seconds=llm.max_retry_seconds
