@@ -188,6 +188,10 @@ def test_an_sdk_that_fails_to_import_is_not_a_successful_half_open_trial(
     assert errors[-1].startswith("error: unexpected ImportError: openai is broken"), errors
     assert "Traceback" not in result.stderr
     assert KEY not in result.stdout + result.stderr
+    refused, broken = runs()
+    assert refused["error_type"] == "CircuitOpenError"
+    assert (broken["status"], broken["failed_stage"]) == ("failure", "generate")
+    assert broken["error_type"] == "ImportError"
     state, trips = breaker_row(data_dir)
     # No answer came from the provider: the breaker still waits for a real trial.
     assert state != "closed", "an SDK import failure closed the breaker"
@@ -255,3 +259,28 @@ def test_the_client_imports_the_sdk_before_the_call_is_timed_or_judged(
     assert call.ttft is not None
     assert call.ttft < 1.0, "the SDK import was timed as the call's"
     assert breaker_row(data_dir)[0] == "closed", "the trial succeeded"
+
+
+def test_ask_with_an_sdk_that_fails_to_import_is_a_failed_run(
+    data_dir: Path, stub: StubLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like a missing key: the run fails in its generate stage and is recorded so."""
+    sdk = shadow_sdk(tmp_path, _BROKEN_SDK)
+    env = {**openai_env(stub.url), "LLM_API_KEY": KEY, "PYTHONPATH": str(sdk)}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = run_assistant("ask", "hello")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: unexpected ImportError: openai is broken in this environment (test) "
+        "(run with --debug for the traceback)"
+    ]
+    assert not stub.requests
+    (run,) = runs()
+    assert run["status"] == "failure"
+    assert run["failed_stage"] == "generate"
+    assert run["error_type"] == "ImportError"
+    with sqlite3.connect(data_dir / "monitoring.db") as conn:
+        rows = conn.execute("SELECT state, failures FROM breakers WHERE service = ?", (SERVICE,))
+        assert rows.fetchall() in ([], [("closed", 0)]), "the provider was never asked"

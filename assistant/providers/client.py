@@ -53,16 +53,18 @@ class LlmClient:
     def prepare(self) -> None:
         """Build the provider now (its SDK import), outside any stage timing.
 
-        Without an API key it does nothing: the run then fails in its generate stage,
-        with the clear message, and is recorded as failed like any other. With the
-        provider's breaker open the SDK is not imported at all: the call will be
-        refused, and a refusal should cost what a refusal costs.
+        Without an API key, or with an SDK that fails to import, it does nothing: the
+        run then fails in its generate stage (which tries again), with the error, and
+        is recorded as failed like any other. With the provider's breaker open the
+        SDK is not imported at all: the call will be refused, and a refusal should
+        cost what a refusal costs.
         """
         if self.provider is None:
             with contextlib.suppress(MissingApiKey):
                 self.provider = make_provider(self.settings)
         if isinstance(self.provider, DeferredProvider) and not self.breaker.refusing:
-            self.provider.build()
+            with contextlib.suppress(ImportError):
+                self.provider.build()
 
     async def generate(
         self,
