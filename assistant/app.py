@@ -23,6 +23,7 @@ from assistant_monitoring.metrics.retention import Retention
 from assistant_monitoring.otel import start_otel
 from assistant_monitoring.runs import RunRecord, RunStore
 from assistant_monitoring.settings import Settings
+from assistant_monitoring.statuses import RunStatus
 
 
 @dataclass
@@ -95,7 +96,7 @@ class AssistantApp:
         if self.runs is None:
             return
         try:
-            if not self.runs.record(run) and run.status != "running":
+            if not self.runs.record(run) and run.status != RunStatus.RUNNING:
                 from loguru import logger
 
                 logger.warning(

@@ -23,6 +23,7 @@ from assistant_monitoring.gitinfo import current_git_place
 from assistant_monitoring.logs import log_context, log_pipeline_summary
 from assistant_monitoring.redact import holds_secret, redact_configured, redact_text
 from assistant_monitoring.runs import RunRecord, StageRecord, session_id
+from assistant_monitoring.statuses import RunStatus
 from assistant_monitoring.tracing import AttributeValue, span
 
 if TYPE_CHECKING:
@@ -137,16 +138,16 @@ class Pipeline:
                     run.retries = calls[-1].retries
                 if is_interruption(error):
                     # Stopped from outside (SIGTERM, Ctrl-C): not a failure of anything.
-                    run.status = "interrupted"
+                    run.status = RunStatus.INTERRUPTED
                     run.error_type = "Interrupted"
                     run.error_message = f"interrupted by {interruption()}"
                 else:
-                    run.status = "failure"
+                    run.status = RunStatus.FAILURE
                     run.error_type = type(error).__name__
                     run.error_message = str(error)
                 raise
             else:
-                run.status = "success"
+                run.status = RunStatus.SUCCESS
                 if settings.logging.log_content:
                     run.response = generation.text
             finally:
@@ -173,7 +174,7 @@ class Pipeline:
             run.stages.append(
                 StageRecord(
                     name,
-                    "interrupted" if interrupted else "failure",
+                    RunStatus.INTERRUPTED if interrupted else RunStatus.FAILURE,
                     _ms(started - clock),
                     _ms(time.perf_counter() - started),
                     "Interrupted" if interrupted else type(error).__name__,
@@ -182,7 +183,9 @@ class Pipeline:
             run.failed_stage = name
             raise
         run.stages.append(
-            StageRecord(name, "success", _ms(started - clock), _ms(time.perf_counter() - started))
+            StageRecord(
+                name, RunStatus.SUCCESS, _ms(started - clock), _ms(time.perf_counter() - started)
+            )
         )
         return result
 

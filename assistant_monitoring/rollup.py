@@ -24,9 +24,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from assistant_monitoring.statuses import FINAL_STATUSES, RunStatus
+
 BUCKET_SECONDS = 900
 KEEP_DAYS = 400  # a year of monthly reports, and then some
-FINAL = ("success", "failure", "interrupted")
+FINAL = FINAL_STATUSES
 
 # The run columns the rollup sums, in the order of SUMS.
 RUN_COLUMNS = (
@@ -84,8 +86,8 @@ def _row(values: tuple[Any, ...], sign: int) -> list[Any]:
     used = sum(tokens) - tokens[2]  # tokens[2] is reasoning: part of output already
     figures = [
         1,
-        int(status == "failure"),
-        int(status == "interrupted"),
+        int(status == RunStatus.FAILURE),
+        int(status == RunStatus.INTERRUPTED),
         *tokens,
         cost or 0.0,
         int(cost is not None),

@@ -33,6 +33,7 @@ from assistant_monitoring.metrics.store import MetricsStore, StoreError
 from assistant_monitoring.redact import holds_secret, redact_text
 from assistant_monitoring.rollup import account
 from assistant_monitoring.sqlitefile import present
+from assistant_monitoring.statuses import RunStatus
 
 _COLUMNS = (
     "id, started_at, finished_at, conversation_id, message_id, status, duration_ms, stages, "
@@ -48,7 +49,7 @@ _INSERT = (
     f"INSERT OR REPLACE INTO pipeline_runs ({_COLUMNS}) VALUES ({','.join('?' * len(_NAMES))})"
 )
 # What a run row can say, and what `monitor runs --status` can ask for.
-STATUSES = ("running", "success", "failure", "interrupted", "abandoned")
+STATUSES = tuple(RunStatus)
 _ABANDON_SLACK_SECONDS = 60.0
 _SLOWEST_STREAM_TOKENS_PER_SECOND = 10.0
 _RUN_ID = re.compile("[A-Za-z0-9_-]{1,64}")  # what may name a pending file
@@ -124,7 +125,7 @@ class RunRecord:
     finished_at: float = 0.0
     conversation_id: str | None = None
     message_id: str | None = None
-    status: str = "running"
+    status: str = RunStatus.RUNNING
     duration_ms: float = 0.0
     stages: list[StageRecord] = field(default_factory=list)
     classifiers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -326,8 +327,8 @@ class RunStore:
             if isinstance(value, str):
                 setattr(run, name, redact_text(value))
         cutoff = self._cutoff()
-        if run.status == "running" and cutoff is not None and run.started_at < cutoff:
-            run.status = "abandoned"
+        if run.status == RunStatus.RUNNING and cutoff is not None and run.started_at < cutoff:
+            run.status = RunStatus.ABANDONED
         return run
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from assistant_monitoring.metrics.labels import (
     one_of,
 )
 from assistant_monitoring.metrics.registry import Counter, Gauge, Histogram, MetricsRegistry
+from assistant_monitoring.statuses import FINAL_STATUSES, LlmStatus
 
 # OpenTelemetry GenAI semantic-convention boundaries.
 GENAI_DURATION_BUCKETS = tuple(round(0.01 * 2**k, 6) for k in range(14))  # 0.01 .. 81.92 s
@@ -47,8 +48,8 @@ DB_OPERATIONS = ("select", "insert", "update", "delete", "other")
 # output, so they are no type here: summing the types must give the tokens billed.
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 # How a run or a stage ended: exactly one of these, everywhere (metrics, runs, logs).
-RUN_STATUSES = ("success", "failure", "interrupted")
-LLM_STATUSES = ("success", "error", "rejected", "circuit_open", "interrupted")
+RUN_STATUSES = FINAL_STATUSES
+LLM_STATUSES = tuple(LlmStatus)
 PROVIDERS = ("anthropic", "openai")
 
 _RUN = {"status": one_of(*RUN_STATUSES)}

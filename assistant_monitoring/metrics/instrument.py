@@ -31,6 +31,7 @@ from assistant_monitoring.metrics.families import (
 from assistant_monitoring.metrics.registry import MetricsRegistry
 from assistant_monitoring.pricing import PriceTable
 from assistant_monitoring.servicenames import llm_service
+from assistant_monitoring.statuses import LlmStatus, RunStatus
 from assistant_monitoring.syncasync import AsyncFromSync
 from assistant_monitoring.tracing import Tracer
 
@@ -108,10 +109,10 @@ class Timer(AsyncFromSync):
         return timed
 
 
-def _status(error: BaseException | None) -> str:
+def _status(error: BaseException | None) -> RunStatus:
     if error is None:
-        return "success"
-    return "interrupted" if is_interruption(error) else "failure"
+        return RunStatus.SUCCESS
+    return RunStatus.INTERRUPTED if is_interruption(error) else RunStatus.FAILURE
 
 
 def _is_error(error: BaseException | None) -> bool:
@@ -164,7 +165,7 @@ class LlmCall(AsyncFromSync):
         self.retries = 0
         self.cost: float | None = None
         self.price_version: str | None = None
-        self.status = "success"
+        self.status: str = LlmStatus.SUCCESS
 
     def first_token(self) -> None:
         """Mark the arrival of the first streamed token (only the first call counts)."""
@@ -208,8 +209,8 @@ class LlmCall(AsyncFromSync):
         tb: TracebackType | None,
     ) -> None:
         self.duration = self._owner.clock() - self._start
-        if exc is not None and self.status == "success":
-            self.status = "interrupted" if is_interruption(exc) else "error"
+        if exc is not None and self.status == LlmStatus.SUCCESS:
+            self.status = LlmStatus.INTERRUPTED if is_interruption(exc) else LlmStatus.ERROR
         self._owner._record_llm(self, exc)
 
 
