@@ -76,6 +76,10 @@ class Pipeline:
         """Answer ``text``; raises the user-facing error of the stage that failed."""
         settings = self.settings
         _refuse_secrets(model, conversation_id)
+        # The SDK import, before the run starts, when the breaker lets the call through:
+        # a chat whose breaker was open when it started, and lets calls through now,
+        # would otherwise time it as this run's generate stage.
+        self.llm.prepare()
         model = model or settings.llm.model
         # The configured secrets (LLM_API_KEY, MONITOR_TOKEN, a URL's password) never
         # belong in a conversation: masked before the model sees them (so it cannot

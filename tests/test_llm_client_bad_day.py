@@ -178,6 +178,28 @@ def refused_then_let_through(
     return subprocess.CompletedProcess(["chat"], process.returncode, out, err), mark
 
 
+def test_chat_imports_the_sdk_outside_the_run_once_the_breaker_lets_calls_through(
+    data_dir: Path, stub: StubLLMServer, tmp_path: Path
+) -> None:
+    result, mark = refused_then_let_through(
+        data_dir, stub, shadow_sdk(tmp_path, _SLOW_SDK), "reset"
+    )
+    assert result.returncode == 1, result.stderr  # the first message failed
+    assert "circuit open" in result.stderr
+    assert "stub model answering: second" in result.stdout
+    assert mark.exists(), "the client was built once the breaker let calls through"
+    refused, answered = runs()
+    assert refused["error_type"] == "CircuitOpenError"
+    assert answered["status"] == "success"
+    stages = {stage["name"]: stage["duration_ms"] for stage in answered["stages"]}
+    # The import took IMPORT_SECONDS; the stub answers in milliseconds.
+    limit_ms = IMPORT_SECONDS * 1000 * 2 / 3
+    assert stages["generate"] < limit_ms, f"the SDK import was timed as generate: {stages}"
+    assert answered["ttft_ms"] < limit_ms, "the SDK import was timed as time to first token"
+    assert answered["duration_ms"] < limit_ms
+    assert KEY not in result.stdout + result.stderr
+
+
 def test_an_sdk_that_fails_to_import_is_not_a_successful_half_open_trial(
     data_dir: Path, stub: StubLLMServer, tmp_path: Path
 ) -> None:
