@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sqlite3
 import subprocess
 import time
@@ -306,3 +307,53 @@ def test_ask_with_an_sdk_that_fails_to_import_is_a_failed_run(
     with sqlite3.connect(data_dir / "monitoring.db") as conn:
         rows = conn.execute("SELECT state, failures FROM breakers WHERE service = ?", (SERVICE,))
         assert rows.fetchall() in ([], [("closed", 0)]), "the provider was never asked"
+
+
+# An `openai` that fails to import after a while (a SIGTERM arrives meanwhile).
+_SLOW_BROKEN_SDK = """
+import os, time
+open(os.environ["IMPORT_MARK"], "w").write("importing")
+time.sleep(float(os.environ["IMPORT_SECONDS"]))
+raise ImportError("openai is broken in this environment (test)")
+"""
+
+
+def test_sigterm_during_the_late_sdk_import_ends_the_chat_as_interrupted(
+    data_dir: Path, stub: StubLLMServer, tmp_path: Path
+) -> None:
+    """Seen before the fix: exit 1, "unexpected RuntimeError: Event loop stopped
+    before Future completed", and the run recorded as an ImportError failure."""
+    open_breaker(data_dir)
+    mark = tmp_path / "imported"
+    env = {
+        **openai_env(stub.url),
+        "LLM_API_KEY": KEY,
+        "PYTHONPATH": str(shadow_sdk(tmp_path, _SLOW_BROKEN_SDK)),
+        "IMPORT_MARK": str(mark),
+        "IMPORT_SECONDS": str(IMPORT_SECONDS),
+    }
+    process = chat(env)
+    try:
+        say(process, "first")
+        wait_for_runs(data_dir, 1, process)
+        make_due_for_trial(data_dir)
+        time.sleep(1.2)  # the chat re-reads shared breaker state once a second
+        say(process, "second")
+        deadline = time.monotonic() + 60
+        while not mark.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.02)
+        assert mark.exists(), "the SDK import began"
+        process.send_signal(signal.SIGTERM)
+        # The loop acts once the (synchronous) import is over: bounded by it.
+        _, err = process.communicate(timeout=IMPORT_SECONDS + 30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, err
+    assert "RuntimeError" not in err
+    assert not stub.requests
+    refused, stopped = runs()
+    assert refused["error_type"] == "CircuitOpenError"
+    assert stopped["status"] == "interrupted"
+    assert breaker_row(data_dir)[0] != "closed"
