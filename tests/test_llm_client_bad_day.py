@@ -239,7 +239,7 @@ def test_the_client_imports_the_sdk_before_the_call_is_timed_or_judged(
     def slow_build() -> Provider:  # what importing the SDK costs, then the real client
         from assistant.providers.openai_provider import OpenAIProvider
 
-        time.sleep(1.5)
+        time.sleep(IMPORT_SECONDS)
         built.append("openai")
         return OpenAIProvider(api_key=KEY, base_url=f"{stub.url}/v1", timeout=30)
 
@@ -280,7 +280,7 @@ def test_the_client_imports_the_sdk_before_the_call_is_timed_or_judged(
     assert built == ["openai"]
     (call,) = calls
     assert call.ttft is not None
-    assert call.ttft < 1.0, "the SDK import was timed as the call's"
+    assert call.ttft < IMPORT_SECONDS * 2 / 3, "the SDK import was timed as the call's"
     assert breaker_row(data_dir)[0] == "closed", "the trial succeeded"
 
 

@@ -62,9 +62,15 @@ class LlmClient:
         if self.provider is None:
             with contextlib.suppress(MissingApiKey):
                 self.provider = make_provider(self.settings)
-        if isinstance(self.provider, DeferredProvider) and not self.breaker.refusing:
+        provider = self.provider
+        # Built already (each message of a chat prepares): no breaker state to read.
+        if (
+            isinstance(provider, DeferredProvider)
+            and not provider.built
+            and not self.breaker.refusing
+        ):
             with contextlib.suppress(ImportError):
-                self.provider.build()
+                provider.build()
 
     async def generate(
         self,
@@ -76,14 +82,15 @@ class LlmClient:
         """One call: the answer and its record, or the error (``on_call`` saw the record)."""
         if self.provider is None:
             self.provider = make_provider(self.settings)
-        breaker = self.breakers.get(llm_service(self.provider.name))
-        if isinstance(self.provider, DeferredProvider) and not breaker.refusing:
+        provider = self.provider
+        breaker = self.breakers.get(llm_service(provider.name))
+        if isinstance(provider, DeferredProvider) and not provider.built and not breaker.refusing:
             # Not built yet: the breaker refused when prepare() looked, and lets calls
             # through now. Built here, before the call: the SDK import is then no
             # attempt's duration or time to first token, and an SDK that fails to
             # import is not the provider's answer to a half-open trial (an error the
             # breaker ignores counts as one that succeeded, and would close it).
-            self.provider.build()
+            provider.build()
         llm = self.settings.llm
         return await call_model(
             self.provider,
