@@ -20,7 +20,7 @@ from assistant_monitoring.settings import Settings
 class DeferredProvider:
     """The configured provider, its SDK imported and its client built on first use.
 
-    Importing an SDK costs 0.8-1.9 s of CPU (BENCHMARKS.md, issue 23). A call the
+    Importing an SDK costs 0.5-1.4 s (BENCHMARKS.md, "The test suite"). A call the
     circuit breaker refuses never reaches :meth:`generate`, so an ``ask`` refused
     by an open breaker never pays for it; :meth:`build` does it ahead of time, so
     the import stays outside the generate stage's timing when the call will be made.
