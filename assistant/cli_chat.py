@@ -66,7 +66,7 @@ def ask(
     async def run() -> Answer:
         app = await AssistantApp.open(settings)
         try:
-            app.llm.prepare()
+            # (The pipeline builds the LLM client before the run starts: see handle.)
             return await app.pipeline.handle(
                 question,
                 conversation_id=conversation,
@@ -195,6 +195,8 @@ def chat(
         app.runtime.start_periodic_flush(settings.monitoring.flush_interval_seconds)
         session = _ChatSession(app, runner, conversation, model, no_stream)
         try:
+            # The SDK import now, while the user types the first line (each message
+            # prepares again, which is free once the client is built).
             app.llm.prepare()
             if interactive:
                 typer.echo(f"assistant chat · {settings.llm.model} · {_CHAT_HELP}", err=True)
