@@ -115,6 +115,19 @@ def runs() -> list[dict[str, Any]]:
     return list(reversed(json.loads(result.stdout)["runs"]))  # oldest first
 
 
+def sdk_env(stub: StubLLMServer, sdk: Path, mark: Path, **extra: str) -> dict[str, str]:
+    """A chat on the OpenAI provider whose ``openai`` is the shadow module in ``sdk``
+    (it touches ``mark`` when its import begins and takes IMPORT_SECONDS)."""
+    return {
+        **openai_env(stub.url),
+        "LLM_API_KEY": KEY,
+        "PYTHONPATH": str(sdk),
+        "IMPORT_MARK": str(mark),
+        "IMPORT_SECONDS": str(IMPORT_SECONDS),
+        **extra,
+    }
+
+
 def chat(env: dict[str, str]) -> subprocess.Popen[str]:
     from tests.conftest import subprocess_env
 
@@ -151,14 +164,7 @@ def refused_then_let_through(
     message is sent. Returns the chat's outcome and the file the SDK's import marks."""
     open_breaker(data_dir)
     mark = data_dir.parent / "imported"
-    env = {
-        **openai_env(stub.url),
-        "LLM_API_KEY": KEY,
-        "LLM_MAX_RETRIES": "0",
-        "PYTHONPATH": str(sdk),
-        "IMPORT_MARK": str(mark),
-        "IMPORT_SECONDS": str(IMPORT_SECONDS),
-    }
+    env = sdk_env(stub, sdk, mark, LLM_MAX_RETRIES="0")
     process = chat(env)
     try:
         say(process, "first")
@@ -325,13 +331,7 @@ def test_sigterm_during_the_late_sdk_import_ends_the_chat_as_interrupted(
     before Future completed", and the run recorded as an ImportError failure."""
     open_breaker(data_dir)
     mark = tmp_path / "imported"
-    env = {
-        **openai_env(stub.url),
-        "LLM_API_KEY": KEY,
-        "PYTHONPATH": str(shadow_sdk(tmp_path, _SLOW_BROKEN_SDK)),
-        "IMPORT_MARK": str(mark),
-        "IMPORT_SECONDS": str(IMPORT_SECONDS),
-    }
+    env = sdk_env(stub, shadow_sdk(tmp_path, _SLOW_BROKEN_SDK), mark)
     process = chat(env)
     try:
         say(process, "first")
