@@ -44,7 +44,7 @@ from pathlib import Path
 import pytest
 
 from assistant.stubllm import StubLLMServer
-from tests.conftest import HEALTHY_THRESHOLDS, REPO_ROOT, installed_assistant
+from tests.conftest import HEALTHY_THRESHOLDS, REPO_ROOT, installed_assistant, openai_env
 from tests.helpers.locks import held
 from tests.helpers.readonly import read_only_argv
 
@@ -304,9 +304,7 @@ def _base_env(stub_url: str) -> dict[str, str]:
         # The OpenAI provider: a fault in a file meets the same pipeline under either
         # provider (tests/test_assistant_e2e.py runs both), and the openai SDK imports
         # in 0.8 s of CPU where anthropic's takes 1.9 s: 40 asking cells, 45 s saved.
-        LLM_PROVIDER="openai",
-        LLM_MODEL="gpt-4.1",
-        LLM_BASE_URL=f"{stub_url}/v1",
+        **openai_env(stub_url),
         LLM_API_KEY="sk-test-0000000000000000",
         LLM_MAX_RETRIES="0",
         MONITOR_FLUSH_INTERVAL="1",

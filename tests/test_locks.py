@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from assistant.stubllm import StubLLMServer
-from tests.conftest import installed_assistant, run_assistant, subprocess_env
+from tests.conftest import installed_assistant, openai_env, run_assistant, subprocess_env
 from tests.helpers.locks import held
 
 BUSY_MS = 1000
@@ -42,9 +42,8 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubLLMServer]:
     with StubLLMServer() as server:
         # The OpenAI provider: a lock meets the same pipeline under either provider,
         # and its SDK imports in 0.8 s of CPU where anthropic's takes 1.9 s.
-        monkeypatch.setenv("LLM_PROVIDER", "openai")
-        monkeypatch.setenv("LLM_MODEL", "gpt-4.1")
-        monkeypatch.setenv("LLM_BASE_URL", f"{server.url}/v1")
+        for name, value in openai_env(server.url).items():
+            monkeypatch.setenv(name, value)
         monkeypatch.setenv("LLM_API_KEY", "sk-test-0000000000000000")
         monkeypatch.setenv("DATABASE_BUSY_TIMEOUT", str(BUSY_MS))
         yield server
